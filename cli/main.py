@@ -1,11 +1,60 @@
 """The ``calosim`` command: parse arguments, call one library function, print."""
 
+import json
+import sys
+
 import click
 
 from calosim import __version__
+from calosim.backends import BACKEND_NAMES, BackendUnavailable
+from calosim.errors import CalosimError
+
+BACKEND_OPTION = click.option("--backend", type=click.Choice(BACKEND_NAMES), default="numba", show_default=True,
+                              help="where the computation runs: numpy (reference), numba (CPU), cupy (NVIDIA GPU)")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="calosim")
 def main():
-    """calosim: train and sample GAN fast simulations of calorimeter showers (CaloGAN and relatives)."""
+    """calosim: train and sample GAN fast simulations of calorimeter showers (CaloGAN and relatives).
+
+    Every layer has a hand-written forward and backward pass, run by a NumPy reference backend, Numba CPU
+    kernels or CuPy CUDA kernels. Start with `calosim info` and `calosim selftest`.
+    """
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+def info(as_json):
+    """Versions, available backends (and why not), threads and GPU devices."""
+    from calosim.info import format_info, machine_info
+
+    details = machine_info()
+    click.echo(json.dumps(details, indent=2) if as_json else format_info(details))
+
+
+@main.command()
+@BACKEND_OPTION
+@click.option("--seed", default=0, show_default=True, help="seed of the random inputs and directions")
+def selftest(backend, seed):
+    """Audit a backend: every layer's and loss's gradient against float64 finite differences, and (for
+    numba and cupy) every layer against the NumPy reference in float32. Exits 1 if anything fails."""
+    from calosim.selftest import format_rows, run_selftest
+
+    try:
+        rows = run_selftest(backend, seed)
+    except BackendUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_rows(rows))
+    sys.exit(0 if all(r.passed for r in rows) else 1)
+
+
+def run_library_call(fn, *args, **kwargs):
+    """Call library code, turning user-facing errors into one line without a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except (CalosimError, BackendUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# Commands defined in their own modules are registered below.

@@ -1,0 +1,61 @@
+"""What calosim can use on this machine: versions, backends (and why not), threads, GPU devices."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+
+from calosim import __version__
+from calosim.backends import backend_status
+
+
+def _version(module: str) -> str:
+    try:
+        return importlib.import_module(module).__version__
+    except ImportError:
+        return "not installed"
+
+
+def _gpu_devices() -> list[str]:
+    try:
+        import cupy
+    except ImportError:
+        return []
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        return [cupy.cuda.runtime.getDeviceProperties(i)["name"].decode() for i in range(count)]
+    except Exception as exc:  # noqa: BLE001 - any driver failure means "no device", said as such
+        return [f"none usable ({exc})"]
+
+
+def _numba_threads() -> str:
+    try:
+        import numba
+    except ImportError:
+        return "-"
+    return str(numba.get_num_threads())
+
+
+def machine_info() -> dict:
+    return {
+        "calosim": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "numba_threads": _numba_threads(),
+        "versions": {m: _version(m) for m in ("numpy", "numba", "h5py", "click", "cupy")},
+        "backends": backend_status(),
+        "gpu_devices": _gpu_devices(),
+    }
+
+
+def format_info(info: dict) -> str:
+    lines = [f"calosim {info['calosim']} on Python {info['python']} ({info['platform']})",
+             f"CPU: {info['cpu']}, {info['cpu_count']} cores, numba threads: {info['numba_threads']}",
+             "packages: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+             "backends:"]
+    lines += [f"  {name:<6} {state}" for name, state in info["backends"].items()]
+    lines.append("GPU devices: " + (", ".join(info["gpu_devices"]) or "none"))
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""Element-wise activations and the per-pixel channel softmax."""
+
+from __future__ import annotations
+
+from calosim.layers.base import Layer
+
+
+class LeakyReLU(Layer):
+    """max(x, 0) + alpha * min(x, 0)."""
+
+    def __init__(self, alpha: float = 0.3, name: str | None = None):
+        super().__init__(name or "leakyrelu")
+        self.alpha = float(alpha)
+
+    def forward(self, x, training: bool = True):
+        self._x = x  # the input is retained (its sign picks the slope)
+        return self.backend.leaky_relu(x, self.alpha)
+
+    def backward(self, dy):
+        return self.backend.leaky_relu_backward(self._x, dy, self.alpha)
+
+
+class ReLU(LeakyReLU):
+    def __init__(self, name: str | None = None):
+        super().__init__(0.0, name=name or "relu")
+
+
+class Sigmoid(Layer):
+    def forward(self, x, training: bool = True):
+        xp = self.backend.xp
+        # split by sign so that exp never overflows
+        e = xp.exp(-xp.abs(x))
+        self._y = xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))  # the output is retained
+        return self._y
+
+    def backward(self, dy):
+        return dy * self._y * (1.0 - self._y)
+
+
+class Tanh(Layer):
+    def forward(self, x, training: bool = True):
+        self._y = self.backend.xp.tanh(x)  # the output is retained
+        return self._y
+
+    def backward(self, dy):
+        return dy * (1.0 - self._y * self._y)
+
+
+class ChannelSoftmax(Layer):
+    """Softmax over the last axis (the channels of each pixel)."""
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name or "channelsoftmax")
+
+    def forward(self, x, training: bool = True):
+        xp = self.backend.xp
+        e = xp.exp(x - x.max(axis=-1, keepdims=True))
+        self._y = e / e.sum(axis=-1, keepdims=True)  # the output is retained
+        return self._y
+
+    def backward(self, dy):
+        y = self._y
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))

@@ -1,0 +1,117 @@
+"""Layer, Parameter and Sequential: the contract every op follows.
+
+A layer is built once for a per-sample input shape on a backend, then ``forward`` keeps what ``backward``
+needs (said in a comment in each layer) and ``backward`` returns dL/dx and stores dL/dparam in each
+``Parameter.grad`` (overwritten, not accumulated: every optimiser step follows one backward).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calosim.layers.init import get_initializer
+
+
+class Parameter:
+    """A trainable array on the backend, with its gradient after a backward pass."""
+
+    __slots__ = ("name", "value", "grad")
+
+    def __init__(self, name: str, value):
+        self.name = name
+        self.value = value
+        self.grad = None
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name}, shape={tuple(self.value.shape)})"
+
+
+class Layer:
+    """Base class. Subclasses implement ``_build``, ``forward`` and ``backward``."""
+
+    def __init__(self, name: str | None = None):
+        self.name = name or type(self).__name__.lower()
+        self.params: dict[str, Parameter] = {}
+        self.state: dict[str, object] = {}  # non-trainable arrays saved with the model (BatchNorm statistics)
+        self.backend = None
+        self.input_shape: tuple | None = None
+        self.output_shape: tuple | None = None
+
+    # --------------------------------------------------------------- construction
+    def build(self, input_shape, backend, rng: np.random.Generator):
+        """Create parameters for per-sample ``input_shape``; returns the per-sample output shape."""
+        self.backend = backend
+        self.input_shape = tuple(input_shape) if not _is_shape_list(input_shape) else input_shape
+        self.output_shape = self._build(self.input_shape, rng)
+        return self.output_shape
+
+    def _build(self, input_shape, rng):
+        return input_shape
+
+    def add_param(self, name: str, shape, init, rng, fan_in: int = 0, fan_out: int = 0) -> Parameter:
+        value = get_initializer(init)(rng, tuple(shape), fan_in, fan_out)
+        param = Parameter(f"{self.name}/{name}", self.backend.asarray(value))
+        self.params[name] = param
+        return param
+
+    # --------------------------------------------------------------- passes
+    def forward(self, x, training: bool = True):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- state
+    def sublayers(self) -> list["Layer"]:
+        return []
+
+    def walk(self):
+        """This layer and every layer inside it, depth first."""
+        yield self
+        for layer in self.sublayers():
+            yield from layer.walk()
+
+    def parameters(self) -> list[Parameter]:
+        return [p for layer in self.walk() for p in layer.params.values()]
+
+    def num_params(self) -> int:
+        return int(sum(int(np.prod(p.value.shape)) for p in self.parameters()))
+
+    def check_input(self, x, ndim_extra: int | None = None) -> None:
+        """Fail early, with the layer's name, when ``x`` does not have the built per-sample shape."""
+        if tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(
+                f"{self.name}: expected input (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
+            )
+
+
+def _is_shape_list(shape) -> bool:
+    return isinstance(shape, list) and len(shape) > 0 and isinstance(shape[0], (tuple, list))
+
+
+class Sequential(Layer):
+    """A chain of single-input layers; names its children ``<name>.<index>.<child>``."""
+
+    def __init__(self, layers: list[Layer], name: str | None = None):
+        super().__init__(name or "sequential")
+        self.layers = list(layers)
+
+    def _build(self, input_shape, rng):
+        shape = input_shape
+        for index, layer in enumerate(self.layers):
+            layer.name = f"{self.name}.{index}.{layer.name}"
+            shape = layer.build(shape, self.backend, rng)
+        return shape
+
+    def forward(self, x, training: bool = True):
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def sublayers(self) -> list[Layer]:
+        return self.layers

@@ -1,0 +1,178 @@
+"""The audit a user runs on their own machine: every layer's and loss's gradient against finite
+differences (float64), and every backend's results against the NumPy specification (float32).
+
+The same cases drive the test suite (tests/test_gradients.py, tests/test_layer_parity.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from calosim import layers as L
+from calosim import losses
+from calosim.backends import get_backend
+from calosim.gradcheck import check_function, check_layer
+
+GRADIENT_TOLERANCE = 1e-6  # float64 central differences
+PARITY_TOLERANCE = 1e-5  # float32, max |a - b| / max |reference|
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    name: str
+    make: Callable[[], L.Layer]
+    input_shapes: tuple  # per-sample; a tuple of shapes means a multi-input layer
+    batch: int = 4
+    training: bool = True
+
+    @property
+    def multi_input(self) -> bool:
+        return isinstance(self.input_shapes[0], tuple)
+
+    def inputs(self, rng: np.random.Generator) -> list[np.ndarray] | np.ndarray:
+        shapes = self.input_shapes if self.multi_input else (self.input_shapes,)
+        # values kept away from 0 so that no finite-difference step crosses a ReLU kink
+        arrays = [_away_from_zero(rng.standard_normal((self.batch, *s))) for s in shapes]
+        return arrays if self.multi_input else arrays[0]
+
+    def build(self, backend, seed: int = 0) -> L.Layer:
+        layer = self.make()
+        shapes = list(self.input_shapes) if self.multi_input else self.input_shapes
+        layer.build(shapes, backend, np.random.default_rng(seed))
+        return layer
+
+
+def _away_from_zero(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * (0.1 + np.abs(x))
+
+
+def _bn_inference() -> L.Layer:
+    return L.BatchNorm(name="batchnorm_inference")
+
+
+LAYER_CASES: tuple[LayerCase, ...] = (
+    LayerCase("dense", lambda: L.Dense(7), (5,)),
+    LayerCase("dense_nobias_3d", lambda: L.Dense(4, use_bias=False), (3, 6)),
+    LayerCase("lc2d_2x2", lambda: L.LocallyConnected2D(3, 2), (5, 7, 2)),
+    LayerCase("lc2d_3x3_stride_1x2_nobias", lambda: L.LocallyConnected2D(2, 3, (1, 2), use_bias=False), (6, 9, 3)),
+    LayerCase("lc2d_2x2_stride2_batch1", lambda: L.LocallyConnected2D(2, 2, 2), (5, 6, 3), batch=1),
+    LayerCase("conv2d_same_2x2", lambda: L.Conv2D(3, 2, padding="same"), (5, 6, 2)),
+    LayerCase("conv2d_valid_3x3_stride2", lambda: L.Conv2D(2, 3, 2), (7, 8, 2)),
+    LayerCase("conv2d_same_5x5", lambda: L.Conv2D(2, 5, padding="same"), (7, 7, 1)),
+    LayerCase("zeropad2d", lambda: L.ZeroPad2D(((1, 2), (0, 1))), (3, 4, 2)),
+    LayerCase("upsampling2d", lambda: L.UpSampling2D((4, 1)), (3, 5, 1)),
+    LayerCase("avgpool2d", lambda: L.AveragePooling2D((2, 3)), (5, 7, 2)),
+    LayerCase("reshape", lambda: L.Reshape((6, 2)), (3, 4)),
+    LayerCase("flatten", lambda: L.Flatten(), (3, 4, 2)),
+    LayerCase("concat", lambda: L.Concat(axis=-1), ((3, 4, 1), (3, 4, 2))),
+    LayerCase("batchnorm_train", lambda: L.BatchNorm(), (3, 4, 2), batch=5),
+    LayerCase("batchnorm_inference", _bn_inference, (3, 4, 2), training=False),
+    LayerCase("relu", lambda: L.ReLU(), (3, 5)),
+    LayerCase("leakyrelu", lambda: L.LeakyReLU(0.3), (3, 5)),
+    LayerCase("sigmoid", lambda: L.Sigmoid(), (6,)),
+    LayerCase("tanh", lambda: L.Tanh(), (6,)),
+    LayerCase("channel_softmax", lambda: L.ChannelSoftmax(), (3, 2, 4)),
+    LayerCase("minibatch_discrimination", lambda: L.MinibatchDiscrimination(3, 4), (6,), batch=5),
+    LayerCase("dropout", lambda: L.Dropout(0.3), (4, 5)),
+    LayerCase("inpainting_attention", lambda: L.InpaintingAttention(), ((4, 5, 1), (4, 5, 1))),
+)
+
+
+def _bce(x):
+    targets = (np.arange(x.size).reshape(x.shape) % 2).astype(float)
+    return losses.bce_with_logits(x, targets, np)
+
+
+def _mae(x):
+    return losses.mean_absolute_error(x, np.linspace(-1.0, 1.0, x.size).reshape(x.shape), np)
+
+
+def _critic(x):
+    loss, d_real, d_fake = losses.wasserstein_critic_loss(x[: len(x) // 2], x[len(x) // 2 :], np)
+    return loss, np.concatenate([d_real, d_fake])
+
+
+LOSS_CASES: tuple[tuple[str, Callable], ...] = (
+    ("bce_with_logits", _bce),
+    ("mean_absolute_error", _mae),
+    ("wasserstein_critic", _critic),
+)
+
+
+@dataclass
+class CheckRow:
+    op: str
+    check: str
+    max_rel_error: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.max_rel_error) and self.max_rel_error < self.tolerance)
+
+
+def gradient_check(case: LayerCase, backend_name: str, seed: int = 0):
+    """Gradient check of one layer case on ``backend_name`` in float64."""
+    backend = get_backend(backend_name, "float64")
+    rng = np.random.default_rng(seed)
+    layer = case.build(backend, seed)
+    if not case.training:
+        _randomise_statistics(layer, backend, rng)
+    return check_layer(layer, case.inputs(rng), backend, rng, training=case.training, name=case.name)
+
+
+def _randomise_statistics(layer, backend, rng):
+    for sub in layer.walk():
+        for key, value in sub.state.items():
+            sub.state[key] = backend.asarray(np.abs(rng.standard_normal(value.shape)) + 0.5)
+
+
+def parity_error(case: LayerCase, backend_name: str, seed: int = 0) -> float:
+    """Largest relative difference of forward output, input gradients and parameter gradients, float32."""
+    reference, other = get_backend("numpy", "float32"), get_backend(backend_name, "float32")
+    results = []
+    for backend in (reference, other):
+        rng = np.random.default_rng(seed)
+        layer = case.build(backend, seed)
+        inputs = case.inputs(rng)
+        xs = [backend.asarray(x) for x in inputs] if case.multi_input else backend.asarray(inputs)
+        y = layer.forward(xs, case.training)
+        dy = backend.asarray(rng.standard_normal(y.shape))
+        dx = layer.backward(dy)
+        arrays = [y, *(dx if case.multi_input else [dx]), *(p.grad for p in layer.parameters())]
+        results.append([np.asarray(backend.to_numpy(a), dtype=np.float64) for a in arrays])
+    return max(_rel(a, b) for a, b in zip(results[1], results[0]))
+
+
+def _rel(value: np.ndarray, reference: np.ndarray) -> float:
+    scale = max(float(np.abs(reference).max(initial=0.0)), 1e-30)
+    return float(np.abs(value - reference).max(initial=0.0)) / scale
+
+
+def run_selftest(backend_name: str, seed: int = 0) -> list[CheckRow]:
+    """Every check for ``backend_name``: gradients (float64) and, for non-reference backends, parity (float32)."""
+    get_backend(backend_name)  # fails early, with the reason, when the backend cannot run here
+    rows = []
+    for case in LAYER_CASES:
+        result = gradient_check(case, backend_name, seed)
+        rows.append(CheckRow(case.name, "gradient float64", result.max_rel_error, GRADIENT_TOLERANCE))
+        if backend_name != "numpy":
+            rows.append(CheckRow(case.name, "parity float32", parity_error(case, backend_name, seed), PARITY_TOLERANCE))
+    rng = np.random.default_rng(seed)
+    for name, fn in LOSS_CASES:
+        result = check_function(fn, rng.standard_normal(8), rng, name=name)
+        rows.append(CheckRow(name, "gradient float64", result.max_rel_error, GRADIENT_TOLERANCE))
+    return rows
+
+
+def format_rows(rows: list[CheckRow]) -> str:
+    width = max(len(r.op) for r in rows)
+    lines = [f"{'op':<{width}}  {'check':<16}  {'max rel error':>13}  result"]
+    for r in rows:
+        lines.append(f"{r.op:<{width}}  {r.check:<16}  {r.max_rel_error:>13.2e}  {'pass' if r.passed else 'FAIL'}")
+    failed = sum(not r.passed for r in rows)
+    lines.append(f"{len(rows) - failed} passed, {failed} failed")
+    return "\n".join(lines)
