@@ -4,6 +4,6 @@ Every layer of calosim calls these primitives; the NumPy backend is the readable
 and the others must agree with it (see tests/test_backend_parity.py).
 """
 
-from calosim.backends.base import Backend, BackendUnavailable, backend_status, get_backend, BACKEND_NAMES
+from calosim.backends.base import BACKEND_NAMES, Backend, BackendUnavailable, backend_status, get_backend
 
 __all__ = ["Backend", "BackendUnavailable", "backend_status", "get_backend", "BACKEND_NAMES"]

@@ -29,7 +29,7 @@ _BACKEND_CLASSES = {
     "cupy": ("calosim.backends.cupy_backend", "CupyBackend"),
 }
 
-_INSTANCES: dict[tuple[str, str], "Backend"] = {}
+_INSTANCES: dict[tuple[str, str], Backend] = {}
 
 
 class BackendUnavailable(RuntimeError):

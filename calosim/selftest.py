@@ -6,8 +6,8 @@ The same cases drive the test suite (tests/test_gradients.py, tests/test_layer_p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -58,3 +58,9 @@ def run_library_call(fn, *args, **kwargs):
 
 
 # Commands defined in their own modules are registered below.
+
+from calosim.cli.data_cmd import data  # noqa: E402
+from calosim.cli.simulate_cmd import simulate  # noqa: E402
+
+main.add_command(data)
+main.add_command(simulate)

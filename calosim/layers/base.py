@@ -62,7 +62,7 @@ class Layer:
         raise NotImplementedError
 
     # --------------------------------------------------------------- state
-    def sublayers(self) -> list["Layer"]:
+    def sublayers(self) -> list[Layer]:
         return []
 
     def walk(self):
@@ -73,6 +73,15 @@ class Layer:
 
     def parameters(self) -> list[Parameter]:
         return [p for layer in self.walk() for p in layer.params.values()]
+
+    def gemm_shapes(self, batch: int) -> list[tuple[int, int, int, int]]:
+        """The matrix products of one forward pass as (count, M, K, N): count products of (M, K) x (K, N)."""
+        return [shape for layer in self.sublayers() for shape in layer.gemm_shapes(batch)]
+
+    def flops(self, batch: int) -> int:
+        """Floating-point operations of one forward pass over ``batch`` samples, counted from the products
+        (2 M K N each); element-wise work is not counted."""
+        return int(sum(2 * count * m * k * n for count, m, k, n in self.gemm_shapes(batch)))
 
     def num_params(self) -> int:
         return int(sum(int(np.prod(p.value.shape)) for p in self.parameters()))

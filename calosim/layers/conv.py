@@ -51,6 +51,11 @@ class Conv2D(Layer):
             self.add_param("bias", (self.filters,), self.bias_init, rng)
         return (ho, wo, self.filters)
 
+    def gemm_shapes(self, batch):
+        kh, kw, ci, co = self.params["kernel"].value.shape
+        ho, wo, _ = self.output_shape
+        return [(1, batch * ho * wo, kh * kw * ci, co)]
+
     def _padded(self, x):
         if self.pad == ((0, 0), (0, 0)):
             return x

@@ -6,6 +6,8 @@ shape ending in F_in (for example (K, F_in)); the matrix product acts on the las
 
 from __future__ import annotations
 
+import numpy as np
+
 from calosim.layers.base import Layer
 
 
@@ -24,6 +26,10 @@ class Dense(Layer):
         if self.use_bias:
             self.add_param("bias", (self.units,), self.bias_init, rng)
         return (*input_shape[:-1], self.units)
+
+    def gemm_shapes(self, batch):
+        rows = batch * int(np.prod(self.input_shape[:-1], dtype=np.int64))
+        return [(1, rows, self.input_shape[-1], self.units)]
 
     def forward(self, x, training: bool = True):
         self.check_input(x)

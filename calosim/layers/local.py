@@ -41,6 +41,10 @@ class LocallyConnected2D(Layer):
             self.add_param("bias", (ho, wo, self.filters), self.bias_init, rng)
         return (ho, wo, self.filters)
 
+    def gemm_shapes(self, batch):
+        ho, wo, patch, co = self.params["kernel"].value.shape
+        return [(ho * wo, batch, patch, co)]
+
     def forward(self, x, training: bool = True):
         self.check_input(x)
         self._x = x  # retained for the weight gradient

@@ -25,6 +25,9 @@ class MinibatchDiscrimination(Layer):
         self.add_param("kernel", (input_shape[0], width), self.kernel_init, rng, input_shape[0], width)
         return (self.n_kernels,)
 
+    def gemm_shapes(self, batch):
+        return [(1, batch, self.input_shape[0], self.n_kernels * self.kernel_dim)]
+
     def forward(self, x, training: bool = True):
         self.check_input(x)
         be = self.backend
