@@ -113,6 +113,18 @@ class Backend(ABC):
     def avgpool2d(self, x, pool):
         """Non-overlapping average pooling of axes 1, 2 with window and stride ``pool`` (floor mode)."""
 
+    @abstractmethod
+    def pad2d_backward(self, dy, pad):
+        """Adjoint of :meth:`pad2d`: the interior of dy."""
+
+    @abstractmethod
+    def upsample2d_backward(self, dy, factor):
+        """Adjoint of :meth:`upsample2d`: sums over each ``factor`` block."""
+
+    @abstractmethod
+    def avgpool2d_backward(self, dy, pool, x_shape):
+        """Adjoint of :meth:`avgpool2d`: dy / (p_h p_w) spread over each window; cells past the last window get 0."""
+
     # ----------------------------------------------------------------- batch normalisation
     @abstractmethod
     def batchnorm_forward(self, x, gamma, beta, eps):
@@ -130,6 +142,14 @@ class Backend(ABC):
     @abstractmethod
     def leaky_relu_backward(self, x, dy, alpha):
         """dL/dx of :meth:`leaky_relu` (the input ``x`` is retained, not the output)."""
+
+    @abstractmethod
+    def channel_softmax(self, x):
+        """Softmax over the last axis."""
+
+    @abstractmethod
+    def channel_softmax_backward(self, y, dy):
+        """dL/dx of :meth:`channel_softmax` from its output ``y`` (retained)."""
 
     # ----------------------------------------------------------------- minibatch discrimination
     @abstractmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+
 from calosim.backends.base import BackendUnavailable
 from calosim.backends.numpy_backend import NumpyBackend, conv_output_size
 from calosim.kernels import cuda_loader
@@ -273,7 +274,7 @@ class CupyBackend(NumpyBackend):
         return y
 
     def upsample2d_backward(self, dy, factor):
-        """Adjoint of :meth:`upsample2d` (window sums); not in the backend interface."""
+        """Adjoint of :meth:`upsample2d` (window sums)."""
         (dy,) = self._operands(dy)
         n, ho, wo, c = dy.shape
         fh, fw = factor
@@ -293,7 +294,7 @@ class CupyBackend(NumpyBackend):
         return y
 
     def avgpool2d_backward(self, dy, pool, x_shape):
-        """Adjoint of :meth:`avgpool2d` onto ``x_shape``; not in the backend interface."""
+        """Adjoint of :meth:`avgpool2d` onto ``x_shape``."""
         (dy,) = self._operands(dy)
         n, h, w, c = x_shape
         ph, pw = pool

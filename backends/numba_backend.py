@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 import numpy as np
+
 from calosim.backends.base import BackendUnavailable
 from calosim.backends.numpy_backend import NumpyBackend, conv_output_size
 

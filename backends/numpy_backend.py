@@ -120,6 +120,22 @@ class NumpyBackend(Backend):
         x = x[:, : ho * ph, : wo * pw, :]
         return x.reshape(n, ho, ph, wo, pw, c).mean(axis=(2, 4))
 
+    def pad2d_backward(self, dy, pad):
+        (top, bottom), (left, right) = pad
+        return self.xp.ascontiguousarray(dy[:, top : dy.shape[1] - bottom, left : dy.shape[2] - right, :])
+
+    def upsample2d_backward(self, dy, factor):
+        n, h, w, c = dy.shape
+        fh, fw = factor
+        return dy.reshape(n, h // fh, fh, w // fw, fw, c).sum(axis=(2, 4))
+
+    def avgpool2d_backward(self, dy, pool, x_shape):
+        ph, pw = pool
+        _, ho, wo, _ = dy.shape
+        dx = self.xp.zeros(x_shape, dtype=dy.dtype)
+        dx[:, : ho * ph, : wo * pw, :] = self.upsample2d(dy * dy.dtype.type(1.0 / (ph * pw)), pool)
+        return dx
+
     # ----------------------------------------------------------------- batch normalisation
     def batchnorm_forward(self, x, gamma, beta, eps):
         axes = tuple(range(x.ndim - 1))
@@ -143,6 +159,13 @@ class NumpyBackend(Backend):
 
     def leaky_relu_backward(self, x, dy, alpha):
         return self.xp.where(x > 0, dy, dy * dy.dtype.type(alpha))
+
+    def channel_softmax(self, x):
+        e = self.xp.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def channel_softmax_backward(self, y, dy):
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
     # ----------------------------------------------------------------- minibatch discrimination
     def mbd_forward(self, m):

@@ -53,11 +53,8 @@ class ChannelSoftmax(Layer):
         super().__init__(name or "channelsoftmax")
 
     def forward(self, x, training: bool = True):
-        xp = self.backend.xp
-        e = xp.exp(x - x.max(axis=-1, keepdims=True))
-        self._y = e / e.sum(axis=-1, keepdims=True)  # the output is retained
+        self._y = self.backend.channel_softmax(x)  # the output is retained
         return self._y
 
     def backward(self, dy):
-        y = self._y
-        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+        return self.backend.channel_softmax_backward(self._y, dy)

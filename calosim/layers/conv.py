@@ -75,6 +75,4 @@ class Conv2D(Layer):
         if self.use_bias:
             self.params["bias"].grad = dy.sum(axis=(0, 1, 2))
         dxp = be.conv2d_backward_data(dy, kernel.value, xp.shape, self.stride)
-        (top, bottom), (left, right) = self.pad
-        dx = dxp[:, top : dxp.shape[1] - bottom, left : dxp.shape[2] - right, :]
-        return be.xp.ascontiguousarray(dx)
+        return dxp if self.pad == ((0, 0), (0, 0)) else be.pad2d_backward(dxp, self.pad)

@@ -29,9 +29,7 @@ class ZeroPad2D(Layer):
         return self.backend.pad2d(x, self.pad)  # nothing retained
 
     def backward(self, dy):
-        (top, bottom), (left, right) = self.pad
-        dx = dy[:, top : dy.shape[1] - bottom, left : dy.shape[2] - right, :]
-        return self.backend.xp.ascontiguousarray(dx)
+        return self.backend.pad2d_backward(dy, self.pad)
 
 
 class UpSampling2D(Layer):
@@ -50,9 +48,7 @@ class UpSampling2D(Layer):
         return self.backend.upsample2d(x, self.size)  # nothing retained
 
     def backward(self, dy):
-        n, h, w, c = dy.shape
-        fh, fw = self.size
-        return dy.reshape(n, h // fh, fh, w // fw, fw, c).sum(axis=(2, 4))
+        return self.backend.upsample2d_backward(dy, self.size)
 
 
 class AveragePooling2D(Layer):
@@ -73,15 +69,7 @@ class AveragePooling2D(Layer):
         return self.backend.avgpool2d(x, self.pool)  # nothing retained
 
     def backward(self, dy):
-        xp = self.backend.xp
-        ph, pw = self.pool
-        n = dy.shape[0]
-        h, w, c = self.input_shape
-        scale = dy.dtype.type(1.0 / (ph * pw))
-        dx = xp.zeros((n, h, w, c), dtype=dy.dtype)
-        ho, wo = dy.shape[1], dy.shape[2]
-        dx[:, : ho * ph, : wo * pw, :] = self.backend.upsample2d(dy * scale, self.pool)
-        return dx
+        return self.backend.avgpool2d_backward(dy, self.pool, (dy.shape[0], *self.input_shape))
 
 
 class Reshape(Layer):

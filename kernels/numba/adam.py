@@ -7,8 +7,9 @@ The scalars arrive in the arrays' dtype, so float32 parameters are updated in fl
 from __future__ import annotations
 
 import numpy as np
-from calosim.kernels.numba import FASTMATH
 from numba import njit, prange
+
+from calosim.kernels.numba import FASTMATH
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)

@@ -8,8 +8,9 @@ thread count), accumulated in float64 and reduced serially.
 from __future__ import annotations
 
 import numpy as np
-from calosim.kernels.numba import FASTMATH
 from numba import njit, prange
+
+from calosim.kernels.numba import FASTMATH
 
 CHUNKS = 64
 

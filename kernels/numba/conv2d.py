@@ -8,8 +8,9 @@ order (k_h, k_w, c_in). Every array is C-contiguous.
 
 from __future__ import annotations
 
-from calosim.kernels.numba import FASTMATH
 from numba import njit, prange
+
+from calosim.kernels.numba import FASTMATH
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)

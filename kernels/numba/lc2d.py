@@ -9,8 +9,9 @@ input row i*S_h + k_h, starting at column j*S_w: the kernels read those runs in 
 from __future__ import annotations
 
 import numpy as np
-from calosim.kernels.numba import FASTMATH
 from numba import njit, prange
+
+from calosim.kernels.numba import FASTMATH
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)

@@ -7,8 +7,9 @@ o[i, k] = sum_j exp(-sum_d |m[i, k, d] - m[j, k, d]|) (j = i included).
 from __future__ import annotations
 
 import numpy as np
-from calosim.kernels.numba import FASTMATH
 from numba import njit, prange
+
+from calosim.kernels.numba import FASTMATH
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
