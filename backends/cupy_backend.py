@@ -256,7 +256,7 @@ class CupyBackend(NumpyBackend):
         return y
 
     def pad2d_backward(self, dy, pad):
-        """Adjoint of :meth:`pad2d` (a crop); not in the backend interface (ZeroPad2D slices instead)."""
+        """Adjoint of :meth:`pad2d` (a crop)."""
         (dy,) = self._operands(dy)
         (top, bottom), (left, right) = pad
         n, h_pad, w_pad, c = dy.shape
@@ -360,7 +360,7 @@ class CupyBackend(NumpyBackend):
         return _elementwise("leaky_relu_backward")(x, dy, dy.dtype.type(alpha))
 
     def channel_softmax(self, x):
-        """Softmax over the last axis (the attention layer's per-pixel weights); not in the interface."""
+        """Softmax over the last axis (the attention layer's per-pixel weights)."""
         (x,) = self._operands(x)
         c = x.shape[-1]
         y = self.xp.empty_like(x)
@@ -368,7 +368,7 @@ class CupyBackend(NumpyBackend):
         return y
 
     def channel_softmax_backward(self, y, dy):
-        """dL/dx of :meth:`channel_softmax` from its output ``y``; not in the interface."""
+        """dL/dx of :meth:`channel_softmax` from its output ``y``."""
         y, dy = self._operands(y, dy)
         _expect(dy.shape, y.shape, "channel_softmax_backward dy")
         c = y.shape[-1]
