@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
+from importlib import metadata
 
 from calosim import __version__
 from calosim.backends import backend_status
 
 
-def _version(module: str) -> str:
+def _version(distribution: str) -> str:
     try:
-        return importlib.import_module(module).__version__
-    except ImportError:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def _cupy_version() -> str:
+    for distribution in ("cupy-cuda13x", "cupy-cuda12x", "cupy"):
+        version = _version(distribution)
+        if version != "not installed":
+            return version
+    return "not installed"
 
 
 def _gpu_devices() -> list[str]:
@@ -45,7 +53,7 @@ def machine_info() -> dict:
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "numba_threads": _numba_threads(),
-        "versions": {m: _version(m) for m in ("numpy", "numba", "h5py", "click", "cupy")},
+        "versions": {**{d: _version(d) for d in ("numpy", "numba", "h5py", "click")}, "cupy": _cupy_version()},
         "backends": backend_status(),
         "gpu_devices": _gpu_devices(),
     }
