@@ -1,0 +1,381 @@
+"""Read and write shower files: the CaloGAN HDF5 layout and the CaloChallenge layout.
+
+CaloGAN layout (one dataset per layer, reference section 1):
+    layer_<i>   (N, R_i, C_i)  MeV     one per layer of the geometry (CaloGAN: (3, 96), (12, 12), (12, 6))
+    overflow    (N, n_layers)  MeV     optional: energy outside each layer's cells
+    energy      (N, 1)         GeV     incident energy
+CaloChallenge layout (arXiv:2410.21611):
+    showers            (N, V)  MeV     voxels, layers concatenated in depth order, each (alpha, r) row-major
+    incident_energies  (N, 1)  MeV     incident energy -- MeV in the challenge files; read_showers converts
+                                       it to GeV in Showers.energy and write_showers back to MeV
+    overflow           (N, n_layers) MeV   optional, a calosim extension (keeps CaloGAN -> CaloChallenge lossless)
+The CaloChallenge layout does not say its geometry: calosim stores it as the JSON attribute ``geometry``;
+for challenge files without it, pass ``binning=`` (a binning XML path or a Geometry).
+
+Every file calosim writes carries the attributes format, units, geometry (JSON), particle, seed,
+calosim_version and producer, plus whatever the caller adds. Writes go to a temporary file in the target's
+directory, renamed over the target at the end. Every problem with an input file raises one DataError naming
+the file: not HDF5 or corrupt, missing dataset, wrong shape, mismatched lengths, NaN / infinite / negative
+cells, incident energy <= 0 or not finite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from calosim._version import __version__
+from calosim.data.showers import Showers
+from calosim.errors import DataError
+from calosim.geometry import Geometry, calochallenge_geometry, calogan_geometry
+
+CALOGAN = "calogan"
+CALOCHALLENGE = "calochallenge"
+FORMATS = (CALOGAN, CALOCHALLENGE)
+
+UNITS = {
+    CALOGAN: "layer_*/overflow: MeV (deposited), energy: GeV (incident)",
+    CALOCHALLENGE: "showers/overflow: MeV (deposited), incident_energies: MeV (incident)",
+}
+
+# File attributes that become Showers fields rather than entries of Showers.attrs.
+_FIELD_ATTRS = ("geometry", "particle", "format", "units", "_json_attrs")
+
+
+def _open(path) -> h5py.File:
+    """Open an HDF5 file for reading, or raise one DataError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a shower file")
+    try:
+        if not h5py.is_hdf5(path):
+            raise DataError(f"{path}: not an HDF5 file")
+        return h5py.File(path, "r")
+    except DataError:
+        raise
+    except Exception as exc:  # h5py raises OSError and friends for truncated / corrupt files
+        raise DataError(f"{path}: cannot open as HDF5 (corrupt or truncated?): {exc}") from None
+
+
+def _format_of(f: h5py.File, path) -> str:
+    if "showers" in f and "incident_energies" in f:
+        return CALOCHALLENGE
+    if "layer_0" in f:
+        return CALOGAN
+    names = ", ".join(sorted(f.keys())) or "none"
+    raise DataError(f"{path}: neither a CaloGAN file (needs layer_0 ... and energy) nor a CaloChallenge file "
+                    f"(needs showers and incident_energies); datasets found: {names}")
+
+
+def detect_format(path) -> str:
+    """"calogan" or "calochallenge" from the datasets a file holds (DataError if neither)."""
+    with _open(path) as f:
+        return _format_of(f, path)
+
+
+def _attr_value(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray):
+        return [_attr_value(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _read_attrs(f: h5py.File) -> dict:
+    attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+    for key in attrs.pop("_json_attrs", []) or []:
+        if key in attrs and isinstance(attrs[key], str):
+            try:
+                attrs[key] = json.loads(attrs[key])
+            except ValueError:
+                pass
+    return attrs
+
+
+def _as_binning(binning) -> Geometry:
+    if isinstance(binning, Geometry):
+        return binning
+    return calochallenge_geometry(binning)
+
+
+class ShowerFile:
+    """An open shower file of either format; reads row ranges without loading the rest.
+
+    Use as a context manager (or call close()). ``len(f)`` is N; ``f.read(start, stop)`` returns Showers.
+    """
+
+    def __init__(self, path, binning=None, validate: bool = True):
+        self.path = Path(path)
+        self.validate = validate
+        self._f = _open(self.path)
+        try:
+            self._setup(binning)
+        except Exception:
+            self._f.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------------------------------
+    def _dataset(self, name: str) -> h5py.Dataset:
+        obj = self._f.get(name)
+        if obj is None:
+            raise DataError(f"{self.path}: missing dataset {name!r} ({self.format} format)")
+        if not isinstance(obj, h5py.Dataset):
+            raise DataError(f"{self.path}: {name!r} is a group, not a dataset")
+        return obj
+
+    def _setup(self, binning):
+        f = self._f
+        self.format = _format_of(f, self.path)
+        self.attrs = _read_attrs(f)
+        self.particle = str(self.attrs.get("particle", "unknown"))
+        geometry = None
+        if binning is not None:
+            geometry = _as_binning(binning)
+        if "geometry" in self.attrs:
+            g = self.attrs["geometry"]
+            try:
+                g = json.loads(g) if isinstance(g, str) else g
+            except ValueError:
+                g = None
+            if isinstance(g, dict) and "layers" in g:
+                if geometry is None:
+                    try:
+                        geometry = Geometry.from_dict(g)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise DataError(f"{self.path}: unreadable geometry attribute ({exc})") from None
+            else:  # free text (e.g. the Geant4 files' description of the detector): keep it under another name
+                self.attrs["geometry_description"] = self.attrs["geometry"]
+        self.attrs = {k: v for k, v in self.attrs.items() if k not in _FIELD_ATTRS}
+
+        if self.format == CALOGAN:
+            if geometry is None:
+                geometry = self._infer_calogan_geometry()
+            self._cells = [self._dataset(layer.name) for layer in geometry.layers]
+            self._energy = self._dataset("energy")
+            for ds, layer in zip(self._cells, geometry.layers):
+                if ds.ndim != 3 or tuple(ds.shape[1:]) != layer.shape:
+                    raise DataError(f"{self.path}: dataset {layer.name!r} has shape {ds.shape}; "
+                                    f"expected (N, {layer.shape[0]}, {layer.shape[1]})")
+        else:
+            if geometry is None:
+                raise DataError(f"{self.path}: CaloChallenge file without a geometry attribute; pass the "
+                                "binning XML (binning=... / --binning)")
+            self._cells = [self._dataset("showers")]
+            self._energy = self._dataset("incident_energies")
+            ds = self._cells[0]
+            if ds.ndim != 2 or ds.shape[1] != geometry.n_cells:
+                raise DataError(f"{self.path}: dataset 'showers' has shape {ds.shape}; the binning "
+                                f"{geometry.name!r} has {geometry.n_cells} voxels")
+        self.geometry = geometry
+        e = self._energy
+        if not (e.ndim == 1 or (e.ndim == 2 and e.shape[1] == 1)):
+            raise DataError(f"{self.path}: dataset {e.name.lstrip('/')!r} has shape {e.shape}; expected (N, 1)")
+        self._overflow = None
+        if "overflow" in f:
+            self._overflow = self._dataset("overflow")
+            if self._overflow.shape[1:] != (geometry.n_layers,):
+                raise DataError(f"{self.path}: dataset 'overflow' has shape {self._overflow.shape}; "
+                                f"expected (N, {geometry.n_layers})")
+        lengths = {ds.name.lstrip("/"): ds.shape[0] for ds in self._cells + [e]
+                   + ([self._overflow] if self._overflow is not None else [])}
+        if len(set(lengths.values())) != 1:
+            desc = ", ".join(f"{k}: {v}" for k, v in lengths.items())
+            raise DataError(f"{self.path}: datasets have mismatched lengths ({desc})")
+        self.n = int(e.shape[0])
+
+    def _infer_calogan_geometry(self) -> Geometry:
+        from calosim.geometry import LayerGeometry
+
+        names = []
+        while f"layer_{len(names)}" in self._f:
+            names.append(f"layer_{len(names)}")
+        shapes = []
+        for name in names:
+            ds = self._dataset(name)
+            if ds.ndim != 3:
+                raise DataError(f"{self.path}: dataset {name!r} has shape {ds.shape}; expected (N, rows, cols)")
+            shapes.append(tuple(ds.shape[1:]))
+        reference = calogan_geometry()
+        if len(shapes) == reference.n_layers:
+            return reference  # a 3-layer file without a geometry attribute is CaloGAN (shapes checked next)
+        return Geometry("unknown", tuple(LayerGeometry(n, s, (1.0, 1.0)) for n, s in zip(names, shapes)))
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._f.close()
+
+    def _read(self, ds: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+        try:
+            return np.asarray(ds[start:stop], dtype=np.float32)
+        except Exception as exc:
+            raise DataError(f"{self.path}: cannot read dataset {ds.name.lstrip('/')!r} rows {start}:{stop} "
+                            f"(corrupt?): {exc}") from None
+
+    def read(self, start: int = 0, stop: int | None = None) -> Showers:
+        """Showers of rows [start, stop) as float32 (MeV cells, GeV energy)."""
+        start, stop, _ = slice(start, stop).indices(self.n)
+        stop = max(start, stop)
+        energy = self._read(self._energy, start, stop).reshape(-1)
+        if self.format == CALOCHALLENGE:
+            energy = (self._energy[start:stop].astype(np.float64).reshape(-1) / 1000.0).astype(np.float32)
+            layers = self.geometry.unflatten(self._read(self._cells[0], start, stop))
+            layers = [np.ascontiguousarray(layer) for layer in layers]
+        else:
+            layers = [self._read(ds, start, stop) for ds in self._cells]
+        overflow = None if self._overflow is None else self._read(self._overflow, start, stop)
+        showers = Showers(layers, energy, self.geometry, overflow, self.particle, dict(self.attrs))
+        if self.validate:
+            check_showers(showers, self.path, offset=start)
+        return showers
+
+
+def check_showers(showers: Showers, source="showers", offset: int = 0) -> None:
+    """Raise DataError (naming ``source``) for NaN / infinite / negative cells or overflow, an incident
+    energy <= 0 or not finite, wrong shapes or mismatched lengths."""
+    n = len(showers)
+    g = showers.geometry
+    if showers.energy.ndim != 1:
+        raise DataError(f"{source}: energy has shape {showers.energy.shape}; expected (N,)")
+    if len(showers.layers) != g.n_layers:
+        raise DataError(f"{source}: {len(showers.layers)} layers for the {g.n_layers}-layer geometry {g.name!r}")
+    for arr, layer in zip(showers.layers, g.layers):
+        if arr.shape != (n,) + layer.shape:
+            raise DataError(f"{source}: {layer.name} has shape {arr.shape}; expected ({n}, "
+                            f"{layer.shape[0]}, {layer.shape[1]})")
+    if showers.overflow is not None and showers.overflow.shape != (n, g.n_layers):
+        raise DataError(f"{source}: overflow has shape {showers.overflow.shape}; expected ({n}, {g.n_layers})")
+    arrays = [(layer.name, arr) for layer, arr in zip(g.layers, showers.layers)]
+    if showers.overflow is not None:
+        arrays.append(("overflow", showers.overflow))
+    for name, arr in arrays:
+        flat = arr.reshape(n, -1)
+        bad = ~np.isfinite(flat)
+        if bad.any():
+            row = int(np.nonzero(bad.any(axis=1))[0][0]) + offset
+            raise DataError(f"{source}: {name} holds NaN or infinite cells (first in shower {row})")
+        neg = flat < 0
+        if neg.any():
+            row = int(np.nonzero(neg.any(axis=1))[0][0]) + offset
+            raise DataError(f"{source}: {name} holds negative cells (first in shower {row}, "
+                            f"min {float(flat.min()):.4g} MeV)")
+    e = showers.energy
+    bad = ~np.isfinite(e) | (e <= 0)
+    if bad.any():
+        row = int(np.nonzero(bad)[0][0])
+        raise DataError(f"{source}: incident energy out of range (must be finite and > 0): {float(e[row])} GeV "
+                        f"in shower {row + offset}")
+
+
+def open_showers(path, binning=None, validate: bool = True) -> ShowerFile:
+    """Open a shower file (either format) for reading row ranges; see ShowerFile."""
+    return ShowerFile(path, binning=binning, validate=validate)
+
+
+def read_showers(path, start: int = 0, stop: int | None = None, binning=None, validate: bool = True) -> Showers:
+    """Read rows [start, stop) of a CaloGAN or CaloChallenge file (format detected) as float32 Showers.
+
+    binning: for CaloChallenge files without a geometry attribute, a binning XML path or a Geometry.
+    """
+    with open_showers(path, binning=binning, validate=validate) as f:
+        return f.read(start, stop)
+
+
+def _write_attr(f: h5py.File, key: str, value, json_keys: list) -> None:
+    if isinstance(value, (str, bool, int, float, np.generic)):
+        f.attrs[key] = value
+        return
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        f.attrs[key] = value
+        return
+    if (isinstance(value, (list, tuple)) and value
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        f.attrs[key] = np.asarray(value)
+        return
+    f.attrs[key] = json.dumps(value)
+    json_keys.append(key)
+
+
+def write_showers(path, showers: Showers, format: str = CALOGAN, compression: str | None = "gzip",
+                  **attrs) -> Path:
+    """Write ``showers`` to ``path`` in ``format`` ("calogan" or "calochallenge"), float32, atomically.
+
+    File attributes: showers.attrs, then ``attrs`` (e.g. seed=..., producer=...), then the ones calosim
+    always sets: format, units, geometry (JSON), particle, calosim_version; seed and producer default to
+    "unknown" and "calosim <version>" when nobody gave them. Values that HDF5 cannot hold (dicts, mixed lists,
+    None) are stored as JSON and decoded again by read_showers.
+    """
+    if format not in FORMATS:
+        raise DataError(f"{path}: unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    path = Path(path)
+    check_showers(showers, source=f"{path} (data to write)")
+    g = showers.geometry
+    if format == CALOGAN and len({layer.name for layer in g.layers}) != g.n_layers:
+        raise DataError(f"{path}: layer names of geometry {g.name!r} are not unique")
+    meta = {"seed": "unknown", "producer": f"calosim {__version__}"}
+    meta.update(showers.attrs)
+    meta.update(attrs)
+    meta.update(format=format, units=UNITS[format], geometry=json.dumps(g.to_dict()), particle=showers.particle,
+                calosim_version=__version__)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise DataError(f"{path}: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    n = len(showers)
+    kw = {"compression": compression} if compression else {}
+
+    def chunks(shape):
+        return (max(1, min(n, 1000)),) + tuple(shape[1:]) if n else None
+
+    try:
+        with h5py.File(tmp, "w") as f:
+            if format == CALOGAN:
+                for layer, arr in zip(g.layers, showers.layers):
+                    f.create_dataset(layer.name, data=np.asarray(arr, np.float32), chunks=chunks(arr.shape), **kw)
+                f.create_dataset("energy", data=np.asarray(showers.energy, np.float32).reshape(n, 1), **kw)
+            else:
+                flat = np.asarray(g.flatten(showers.layers), np.float32)
+                f.create_dataset("showers", data=flat, chunks=chunks(flat.shape), **kw)
+                # float64: float32 GeV * 1000 is exact in float64, so GeV -> MeV -> GeV is lossless
+                f.create_dataset("incident_energies",
+                                 data=np.asarray(showers.energy, np.float64).reshape(n, 1) * 1000.0, **kw)
+            if showers.overflow is not None:
+                f.create_dataset("overflow", data=np.asarray(showers.overflow, np.float32), **kw)
+            json_keys: list = []
+            for key, value in meta.items():
+                _write_attr(f, key, value, json_keys)
+            if json_keys:
+                f.attrs["_json_attrs"] = json_keys
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, (OSError, ValueError, TypeError)):
+            raise DataError(f"{path}: cannot write: {exc}") from None
+        raise
+    return path
+
+
+def convert(src, dst, format: str, binning=None, **attrs) -> Path:
+    """Read ``src`` (either format) and write it to ``dst`` in ``format``; lossless for float32 data."""
+    showers = read_showers(src, binning=binning)
+    return write_showers(dst, showers, format=format, **attrs)

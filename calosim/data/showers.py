@@ -1,0 +1,58 @@
+"""The in-memory shower container every reader returns and every writer takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calosim.geometry import Geometry
+
+
+@dataclass
+class Showers:
+    """N showers in a layered geometry.
+
+    layers:   per layer (N, R_l, C_l) float32, deposited energy in MeV
+    energy:   (N,) float32, incident energy in GeV (CaloChallenge files store MeV; readers convert)
+    geometry: the per-layer shapes and cell sizes
+    overflow: (N, n_layers) float32 MeV deposited outside each layer's cells, or None when unknown
+    particle: "e+", "gamma", "pi+", ... ("unknown" when the file does not say)
+    attrs:    free-form metadata (file attributes, JSON-able values)
+    """
+
+    layers: list[np.ndarray]
+    energy: np.ndarray
+    geometry: Geometry
+    overflow: np.ndarray | None = None
+    particle: str = "unknown"
+    attrs: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.energy.shape[0])
+
+    def subset(self, index) -> Showers:
+        """Showers at ``index`` (an int, slice, integer array or boolean mask); arrays are indexed copies or views."""
+        if isinstance(index, (int, np.integer)):
+            index = slice(int(index), int(index) + 1) if index != -1 else slice(-1, None)
+        return Showers(
+            layers=[layer[index] for layer in self.layers],
+            energy=self.energy[index],
+            geometry=self.geometry,
+            overflow=None if self.overflow is None else self.overflow[index],
+            particle=self.particle,
+            attrs=dict(self.attrs),
+        )
+
+    def layer_energies(self) -> np.ndarray:
+        """(N, n_layers) float64 MeV: the sum of each layer's cells (overflow excluded)."""
+        return np.stack([layer.reshape(layer.shape[0], -1).sum(axis=1, dtype=np.float64)
+                         for layer in self.layers], axis=1)
+
+    def total_energy(self) -> np.ndarray:
+        """(N,) float64 MeV: the sum of all cells of all layers (overflow excluded, as in CaloGAN's E_tot)."""
+        return self.layer_energies().sum(axis=1)
+
+    def flat(self) -> np.ndarray:
+        """(N, V) float32 MeV: the layers flattened by ``geometry.flatten``."""
+        return self.geometry.flatten(self.layers)
