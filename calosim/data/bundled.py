@@ -1,9 +1,11 @@
 """Shower samples shipped inside the package, so that calosim runs on a fresh machine with no download.
 
 eplus: eplus_geant4_4k.h5 -- rows 0..3999 (the first 4000) of the Geant4 file geant4/eplus_train.h5
-       (10000 e+, uniform 1-100 GeV, CaloGAN geometry). Rows 4000..9999 of that file were NOT bundled and stay
-       held out for evaluation (HELD_OUT_ROWS). float32, gzip; the source file's attributes are kept and
-       ``source``, ``source_rows`` and ``held_out_rows`` say where the sample came from.
+       (10000 e+, uniform 1-100 GeV, CaloGAN geometry), for training.
+eplus-test: eplus_geant4_test2k.h5 -- rows 4000..5999 of the same file, never used for training: the
+       held-out reference that the quickstart evaluates generated showers against.
+Rows 6000..9999 were not bundled. float32, gzip; the source file's attributes are kept and ``source``,
+``source_rows`` and ``held_out_rows`` say where each sample came from.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ BUNDLED = {
         "particle": "e+",
         "description": "4000 Geant4 e+ showers, 1-100 GeV, CaloGAN geometry (rows 0-3999 of geant4/eplus_train.h5)",
     },
+    "eplus-test": {
+        "file": "eplus_geant4_test2k.h5",
+        "particle": "e+",
+        "description": "2000 held-out Geant4 e+ showers for evaluation (rows 4000-5999 of geant4/eplus_train.h5)",
+    },
 }
 SOURCE_ROWS = range(0, 4000)
-HELD_OUT_ROWS = range(4000, 10000)  # of geant4/eplus_train.h5: never shipped, use them for evaluation
+HELD_OUT_ROWS = range(4000, 10000)  # of geant4/eplus_train.h5: never trained on, use them for evaluation
+TEST_ROWS = range(4000, 6000)  # the bundled held-out sample
 
 
 def bundled_path(name: str = "eplus") -> Path:
