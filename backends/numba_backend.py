@@ -22,6 +22,20 @@ LC2D_TRANSPOSE_MIN_BATCH = 8
 # From this batch size on, an LC2D weight gradient is one BLAS product per position, (P, N) x (N, C_out), on
 # patches gathered by im2col (measured 3-6x faster than the per-position loop from N = 8 on CaloGAN shapes).
 LC2D_BLAS_WEIGHT_MIN_BATCH = 4
+# Element-wise kernels run in parallel only from this many cells on (memory bound below; a parallel launch
+# then costs more than it saves).
+ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 20
+
+
+def _threading_layer_default() -> None:
+    """Numba's 'workqueue' layer unless the user chose one: OpenMP's spinning threads idle after a kernel
+    compete with BLAS's threads on the same cores (measured: small products several times slower)."""
+    import os
+
+    import numba
+
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"
 
 
 def _c(a, dtype):
@@ -43,6 +57,7 @@ class NumbaBackend(NumpyBackend):
     def __init__(self, dtype: str = "float32"):
         super().__init__(dtype)
         self.check_available()
+        _threading_layer_default()
         from calosim.kernels.numba import activations, adam, batchnorm, conv2d, lc2d, mbd
 
         self._k_lc2d, self._k_conv2d, self._k_bn = lc2d, conv2d, batchnorm
@@ -183,14 +198,17 @@ class NumbaBackend(NumpyBackend):
     def leaky_relu(self, x, alpha):
         x = _c(x, x.dtype)
         y = np.empty_like(x)
-        self._k_act.leaky_relu(x.reshape(-1), x.dtype.type(alpha), y.reshape(-1))
+        kernel = self._k_act.leaky_relu if x.size >= ELEMENTWISE_PARALLEL_MIN_SIZE else self._k_act.leaky_relu_serial
+        kernel(x.reshape(-1), x.dtype.type(alpha), y.reshape(-1))
         return y
 
     def leaky_relu_backward(self, x, dy, alpha):
         dt = dy.dtype
         x, dy = _c(x, dt), _c(dy, dt)
         dx = np.empty_like(dy)
-        self._k_act.leaky_relu_backward(x.reshape(-1), dy.reshape(-1), dt.type(alpha), dx.reshape(-1))
+        big = x.size >= ELEMENTWISE_PARALLEL_MIN_SIZE
+        kernel = self._k_act.leaky_relu_backward if big else self._k_act.leaky_relu_backward_serial
+        kernel(x.reshape(-1), dy.reshape(-1), dt.type(alpha), dx.reshape(-1))
         return dx
 
     # ----------------------------------------------------------------- minibatch discrimination
@@ -217,5 +235,7 @@ class NumbaBackend(NumpyBackend):
         if grad.shape != param.shape:
             raise ValueError(f"adam: gradient {grad.shape} does not fit parameter {param.shape}")
         t = param.dtype.type
-        self._k_adam.adam_update(param.reshape(-1), _c(grad, param.dtype).reshape(-1), m.reshape(-1),
-                                 v.reshape(-1), t(lr_t), t(beta1), t(beta2), t(eps), t(1.0 - beta1), t(1.0 - beta2))
+        big = param.size >= ELEMENTWISE_PARALLEL_MIN_SIZE
+        kernel = self._k_adam.adam_update if big else self._k_adam.adam_update_serial
+        kernel(param.reshape(-1), _c(grad, param.dtype).reshape(-1), m.reshape(-1), v.reshape(-1),
+               t(lr_t), t(beta1), t(beta2), t(eps), t(1.0 - beta1), t(1.0 - beta2))

@@ -20,12 +20,15 @@ e+ / gamma:
   distributed weights) drawn from a core + tail + halo radial profile, each of the form
   F(r) = 1 - (1 + (r/R)^2)^(-g) (g = 1 is GFlash's 2 r R^2 / (r^2 + R^2)^2); the halo stands for the wide-angle
   photons of the shower. Spots outside the +-240 mm cells go to overflow.
-pi+:
-- the first nuclear interaction at depth ~ Exp(lambda_I); before it a MIP track (Moyal-distributed energy loss
-  per layer); after it an EM component (fraction f_em = 1 - (E / 1 GeV)^(k - 1), k = 0.82, fluctuated) with
-  the EM profile, and a hadronic component with a Gamma profile in lambda_I units, seen with a visible fraction
-  of ~0.6 (non-compensation); whatever lies beyond 480 mm leaks. Both are spread with their own (wider) lateral
-  profiles.
+pi+ (tuned on rows 0-1999 of geant4/piplus_train.h5; see calosim.data.simulate_validation):
+- the first nuclear interaction at depth ~ Exp(380 mm) (about a quarter pass without one, as in Geant4); before
+  it a MIP track of 0.69 MeV/mm (median; Moyal-fluctuated per layer), on the axis with a tiny offset (it sits on
+  a cell boundary) plus 25% in delta-ray spots of a few mm; after it an EM component (f_em = 1 - (E / 1 GeV)^
+  (k - 1), k = 0.82, Gaussian fluctuation 0.33) with the EM profile, and a hadronic component with a Gamma
+  profile in lambda units seen with a visible fraction ~0.55 (non-compensation); what lies beyond 480 mm
+  leaks. The hadronic part has wide per-layer lateral profiles, and a backsplash of slow particles
+  (~1% of the visible hadronic energy, falling off with the distance from layer 0) spread widely over layer 0.
+  Known shortfalls: the response distribution has too long an upper tail, sparsity_1/2 and E_ratio_0 differ.
 
 Notation: N showers; energies in MeV inside, incident energy in GeV at the interface.
 """
@@ -68,16 +71,20 @@ class Radial:
     g_halo: float = 0.5
 
 
-# Tuned against geant4/{eplus,gamma}_train.h5 (mean f_l and sigma_l per layer within 10%).
-EM_RADIAL = Radial(r_core=(2.2, 9.0, 30.0), r_tail=(9.0, 22.0, 80.0), p_tail=(0.18, 0.30, 0.45),
-                   r_halo=(60.0, 45.0, 60.0), p_halo=(0.02, 0.04, 0.50), g_halo=0.5)
-HAD_RADIAL = Radial(r_core=(10.0, 14.0, 20.0), r_tail=(40.0, 55.0, 70.0), p_tail=(0.35, 0.40, 0.45),
-                    r_halo=(80.0, 100.0, 120.0), p_halo=(0.06, 0.08, 0.10), g_halo=0.6)
+# Tuned against rows 0-1999 of geant4/{eplus,gamma}_train.h5 (mean f_l and sigma_l per layer within 10%).
+EM_RADIAL = Radial(r_core=(2.86, 9.0, 39.0), r_tail=(11.7, 22.0, 80.0), p_tail=(0.18, 0.30, 0.346),
+                   r_halo=(60.0, 34.6, 60.0), p_halo=(0.02, 0.04, 0.50), g_halo=0.5)
+HAD_RADIAL = Radial(r_core=(22.0, 40.0, 11.8), r_tail=(114.3, 157.0, 31.8), p_tail=(0.77, 0.88, 0.315),
+                    r_halo=(135.2, 219.7, 71.0), p_halo=(0.078, 0.08, 0.077), g_halo=0.6)
 
-EM_SPOT_MEV = 25.0  # energy per spot (sets the granularity: sparsity and E_ratio)
-HAD_SPOT_MEV = 60.0
+# spot energies (MeV) per layer: they set the granularity (sparsity, E_ratio) and the shower-to-shower
+# fluctuations of the lateral widths
+EM_SPOT_MEV = (32.5, 32.5, 25.0)
+HAD_SPOT_MEV = (78.0, 71.0, 60.0)
+SPOT_SHAPE = 1.54  # Gamma shape of the spot weights
 MAX_SPOTS_PER_LAYER = 4000
-HALO_SPOT_MEV = 0.8
+HALO_SPOT_MEV = 0.8  # at 10 GeV incident; scales as (E / 10 GeV)^HALO_SPOT_POWER
+HALO_SPOT_POWER = 0.0
 EM_ALBEDO = np.array([0.0022, 0.0, 0.0])  # fraction of the shower energy added to each halo
 
 
@@ -159,8 +166,9 @@ def _em_params(e_mev, rng, shift=0.0):
     return alpha, beta
 
 
-EM_T_SHIFT = {"e+": 0.1, "gamma": -0.1}  # X0, added to GFlash T (tuned)
-EM_RESPONSE = 0.997
+EM_T_SHIFT = {"e+": 0.1, "gamma": -0.17}  # X0, added to GFlash T (tuned)
+EM_RESPONSE = 1.002  # effective: also makes up for the halo spots lost beyond +-240 mm (tuned)
+EM_RESPONSE_SIGMA = 0.002
 
 
 def _em_profile(key, e_mev, rng, start_mm=None):
@@ -169,7 +177,7 @@ def _em_profile(key, e_mev, rng, start_mm=None):
         start_mm = np.zeros_like(e_mev)
         if key == "gamma":
             start_mm = rng.exponential(9.0 / 7.0 * X0_MM, e_mev.size)
-    resp = EM_RESPONSE * (1 + 0.004 * rng.standard_normal(e_mev.size))
+    resp = EM_RESPONSE * (1 + EM_RESPONSE_SIGMA * rng.standard_normal(e_mev.size))
     return _gamma_profile(start_mm, X0_MM, alpha, beta, e_mev * resp)
 
 
@@ -189,14 +197,18 @@ def _radius(rng, n, radial: Radial, layer: int, halo: bool = False):
     return r_scale * np.sqrt(u / (1.0 - u))
 
 
-def _deposit(layer_e, radial: Radial, spot_mev, rng, geometry, out, overflow, centre=None, albedo=None):
+def _deposit(layer_e, radial: Radial, spot_mev, rng, geometry, out, overflow, centre=None, albedo=None,
+             halo_spot=None):
     """Add spots to ``out`` (list of (N, R, C) float64) for layer energies ``layer_e`` (N, 3) MeV, of which
-    ``albedo`` (N, 3) MeV (if given) more is added to the halos."""
+    ``albedo`` (N, 3) MeV (if given) more is added to the halos. ``spot_mev``: per-layer spot energy (3,);
+    ``halo_spot``: (N,) halo spot energy (default HALO_SPOT_MEV)."""
     n = layer_e.shape[0]
+    if halo_spot is None:
+        halo_spot = np.full(n, HALO_SPOT_MEV)
     for li, lg in enumerate(geometry.layers):
-        # core + tail as spots of ~spot_mev; the halo as many small spots of ~HALO_SPOT_MEV
-        for part, frac, e_spot in (("main", 1.0 - radial.p_halo[li], spot_mev),
-                                   ("halo", radial.p_halo[li], HALO_SPOT_MEV)):
+        # core + tail as spots of ~spot_mev; the halo as many small spots
+        for part, frac, e_spot in (("main", 1.0 - radial.p_halo[li], spot_mev[li]),
+                                   ("halo", radial.p_halo[li], halo_spot)):
             e_l = layer_e[:, li] * frac
             if part == "halo" and albedo is not None:
                 e_l = e_l + albedo[:, li]
@@ -205,7 +217,7 @@ def _deposit(layer_e, radial: Radial, spot_mev, rng, geometry, out, overflow, ce
             if total == 0:
                 continue
             owner = np.repeat(np.arange(n), counts)
-            w = rng.gamma(2.0, 1.0, total)
+            w = rng.gamma(SPOT_SHAPE, 1.0, total)
             wsum = np.bincount(owner, weights=w, minlength=n)
             energy = w * (e_l / np.where(wsum > 0, wsum, 1.0))[owner]
             r = _radius(rng, total, radial, li, halo=part == "halo")
@@ -231,6 +243,10 @@ def _bin(r, owner, energy, centre, lg, li, rng, out, overflow):
     out[li] += np.bincount(flat, weights=energy[inside], minlength=n * rows * cols).reshape(n, rows, cols)
 
 
+def _halo_spot(e_gev):
+    return HALO_SPOT_MEV * np.power(np.maximum(e_gev, 0.1) / 10.0, HALO_SPOT_POWER)
+
+
 def _simulate_batch(key, e_gev, rng, geometry):
     n = e_gev.size
     e_mev = e_gev * 1000.0
@@ -241,7 +257,8 @@ def _simulate_batch(key, e_gev, rng, geometry):
         # wide-angle photons (and albedo) of the whole shower reach layer 0's and layer 2's outskirts
         albedo = EM_ALBEDO[None, :] * layer_e.sum(axis=1, keepdims=True)
         layer_e[:, 1] -= albedo.sum(axis=1)
-        _deposit(layer_e, EM_RADIAL, EM_SPOT_MEV, rng, geometry, out, overflow, albedo=albedo)
+        _deposit(layer_e, EM_RADIAL, EM_SPOT_MEV, rng, geometry, out, overflow, albedo=albedo,
+                 halo_spot=_halo_spot(e_gev))
     else:
         _pion(e_mev, rng, geometry, out, overflow)
     return [o.astype(np.float32) for o in out], overflow.astype(np.float32)
@@ -249,13 +266,24 @@ def _simulate_batch(key, e_gev, rng, geometry):
 
 # pions ----------------------------------------------------------------------------------------------------
 PION = {
-    "lambda_mm": LAMBDA_MM,
-    "visible": 0.42,      # visible fraction of the hadronic component (e/h > 1)
+    "lambda_mm": 380.0,   # pion interaction length in the mix (fraction without interaction: exp(-480/lambda))
+    "mip_mev_mm": 0.69,   # median MIP loss per mm (all deposits counted: delta rays, relativistic rise)
+    "mip_width": 0.075,   # Landau width (relative, for the 347 mm of layer 1; scales as thickness^-0.2)
+    "mip_delta": 0.25,    # fraction of the MIP loss in delta-ray spots around the track
     "k": 0.82,            # f_em = 1 - (E / 1 GeV)^(k - 1)
-    "had_alpha": 1.6,     # hadronic Gamma profile (lambda units)
-    "had_beta": 1.3,
+    "f_em_sigma": 0.33,   # Gaussian fluctuation of f_em
+    "visible": 0.546,     # visible fraction of the hadronic component (e/h > 1)
     "vis_sigma": 0.25,    # lognormal fluctuation of the visible energy
+    "had_alpha": 2.08,    # hadronic Gamma profile (lambda units)
+    "had_beta": 0.77,
+    "backsplash": 0.0118,  # fraction of the visible hadronic energy thrown back into layer 0 ...
+    "backsplash_mm": 130.0,  # ... falling off exponentially with the distance of the interaction from it
+    "bs_sigma": 0.88,     # lognormal fluctuation of the backsplash
+    "bs_spot_mev": 0.3,
+    "centre_mm": 4.4,     # the hadronic shower's centre wanders off axis a little
 }
+HAD_SPOT_MEV_HALO = 0.38
+BACKSPLASH_RADIAL = Radial((40.0,) * 3, (120.0,) * 3, (0.5,) * 3, (150.0,) * 3, (0.0,) * 3, 1.0)
 
 
 def _moyal(rng, n):
@@ -264,37 +292,73 @@ def _moyal(rng, n):
     return -np.log(np.maximum(z * z, 1e-12))
 
 
+def _mip(z_int, e_gev, rng, geometry, out, overflow):
+    """The pion's ionisation track up to the interaction point (or through): a Landau-fluctuated loss per
+    layer, most of it on the track (which sits on a cell boundary: a tiny offset decides the side) and a
+    fraction as delta-ray spots of a few mm around it."""
+    p = PION
+    n = z_int.size
+    offset = rng.normal(0.0, 0.3, (n, 2))
+    slope = rng.normal(0.0, 1.0, (n, 2)) * (5e-3 / np.maximum(e_gev, 1.0))[:, None]
+    all_idx = np.arange(n)
+    for li, lg in enumerate(geometry.layers):
+        a, b = LAYER_EDGES_MM[li], LAYER_EDGES_MM[li + 1]
+        path = np.clip(z_int, a, b) - a
+        width = p["mip_width"] * (347.0 / max(b - a, 1.0)) ** 0.2
+        de = p["mip_mev_mm"] * path * np.maximum(1 + width * (_moyal(rng, n) - 0.787), 0.5) * (path > 0)
+        zc = 0.5 * (a + np.minimum(np.maximum(z_int, a), b))
+        pos = offset + slope * zc[:, None]
+        hit = de > 0
+        if not hit.any():
+            continue
+        idx = all_idx[hit]
+        _bin(np.zeros(idx.size), idx, de[hit] * (1 - p["mip_delta"]), pos, lg, li, rng, out, overflow)
+        # delta rays: ~4 MeV spots, exponential weights, radii with F(r) = r^2 / (r^2 + 1.5^2)
+        e_d = de[hit] * p["mip_delta"]
+        counts = np.clip(np.ceil(e_d / 4.0), 1, 200).astype(np.int64)
+        owner = np.repeat(idx, counts)
+        w = rng.exponential(1.0, owner.size)
+        wsum = np.bincount(owner, weights=w, minlength=n)
+        energy = w * (de * p["mip_delta"] / np.where(wsum > 0, wsum, 1.0))[owner]
+        u = rng.random(owner.size)
+        _bin(1.5 * np.sqrt(u / (1 - u)), owner, energy, pos, lg, li, rng, out, overflow)
+
+
 def _pion(e_mev, rng, geometry, out, overflow):
     n = e_mev.size
     p = PION
+    e_gev = e_mev / 1000.0
     z_int = rng.exponential(p["lambda_mm"], n)
-    # MIP track up to the interaction point: per-layer Landau-fluctuated deposit at the axis
-    mip = np.zeros((n, 3))
-    for li, (a, b) in enumerate(zip(LAYER_EDGES_MM[:-1], LAYER_EDGES_MM[1:])):
-        path = np.clip(z_int, a, b) - a
-        mip[:, li] = MIP_MEV_PER_MM * path * np.maximum(1 + 0.12 * _moyal(rng, n), 0.3) * (path > 0)
-    mip_radial = Radial((1.5,) * 3, (6.0,) * 3, (0.1,) * 3, (20.0,) * 3, (0.02,) * 3, 1.0)
-    _deposit(mip, mip_radial, 30.0, rng, geometry, out, overflow)
+    _mip(z_int, e_gev, rng, geometry, out, overflow)
     interacts = z_int < DEPTH_MM
     if not interacts.any():
         return
     idx = np.nonzero(interacts)[0]
-    e_avail = np.maximum(e_mev[idx] - MIP_MEV_PER_MM * z_int[idx], 0.1 * e_mev[idx])
+    m = idx.size
+    zi = z_int[idx]
+    e_avail = np.maximum(e_mev[idx] - p["mip_mev_mm"] * zi, 0.1 * e_mev[idx])
     f_em_mean = 1.0 - np.power(np.maximum(e_avail / 1000.0, 1.0), p["k"] - 1.0)
-    f_em = np.clip(f_em_mean + 0.15 * rng.standard_normal(idx.size), 0.0, 0.95)
-    vis = np.exp(p["vis_sigma"] * rng.standard_normal(idx.size) - 0.5 * p["vis_sigma"] ** 2)
+    f_em = np.clip(f_em_mean + p["f_em_sigma"] * rng.standard_normal(m), 0.0, 0.95)
+    vis = np.exp(p["vis_sigma"] * rng.standard_normal(m) - 0.5 * p["vis_sigma"] ** 2)
     e_em = e_avail * f_em
     e_had = e_avail * (1 - f_em) * p["visible"] * vis
-    em_prof = _em_profile("e+", np.maximum(e_em, 1.0), rng, start_mm=z_int[idx]) * (e_em > 1.0)[:, None]
-    alpha = np.full(idx.size, p["had_alpha"]) * np.exp(0.2 * rng.standard_normal(idx.size))
-    beta = np.full(idx.size, p["had_beta"])
-    had_prof = _gamma_profile(z_int[idx], p["lambda_mm"], alpha, beta, e_had)
-    # the hadronic shower's centre wanders off axis a little
-    centre = rng.normal(0.0, 4.0, (idx.size, 2))
-    sub_out = [np.zeros((idx.size,) + s) for s in geometry.shapes]
-    sub_ovf = np.zeros((idx.size, 3))
-    _deposit(_layer_sums(em_prof), EM_RADIAL, EM_SPOT_MEV, rng, geometry, sub_out, sub_ovf, centre)
-    _deposit(_layer_sums(had_prof), HAD_RADIAL, HAD_SPOT_MEV, rng, geometry, sub_out, sub_ovf, centre)
+    em_prof = _em_profile("e+", np.maximum(e_em, 1.0), rng, start_mm=zi) * (e_em > 1.0)[:, None]
+    alpha = np.full(m, p["had_alpha"]) * np.exp(0.2 * rng.standard_normal(m))
+    beta = np.full(m, p["had_beta"])
+    had_prof = _gamma_profile(zi, p["lambda_mm"], alpha, beta, e_had)
+    centre = rng.normal(0.0, p["centre_mm"], (m, 2))
+    sub_out = [np.zeros((m,) + s) for s in geometry.shapes]
+    sub_ovf = np.zeros((m, 3))
+    _deposit(_layer_sums(em_prof), EM_RADIAL, EM_SPOT_MEV, rng, geometry, sub_out, sub_ovf, centre,
+             halo_spot=_halo_spot(e_gev[idx]))
+    _deposit(_layer_sums(had_prof), HAD_RADIAL, HAD_SPOT_MEV, rng, geometry, sub_out, sub_ovf, centre,
+             halo_spot=np.full(m, HAD_SPOT_MEV_HALO))
+    # backsplash: slow neutrons and photons from the interaction reach layer 0, spread wide
+    bs = np.zeros((m, 3))
+    bs[:, 0] = (p["backsplash"] * e_had * np.exp(-np.maximum(zi - LAYER_EDGES_MM[1], 0.0) / p["backsplash_mm"])
+                * np.exp(p["bs_sigma"] * rng.standard_normal(m) - 0.5 * p["bs_sigma"] ** 2))
+    bs_spot = (p["bs_spot_mev"],) * 3
+    _deposit(bs, BACKSPLASH_RADIAL, bs_spot, rng, geometry, sub_out, sub_ovf, centre)
     for dst, src in zip(out, sub_out):
         dst[idx] += src
     overflow[idx] += sub_ovf

@@ -1,4 +1,8 @@
-"""Leaky ReLU forward and backward (alpha = 0 is ReLU); flat C-contiguous arrays of one dtype."""
+"""Leaky ReLU forward and backward (alpha = 0 is ReLU); flat C-contiguous arrays of one dtype.
+
+Each kernel comes in a parallel and a serial build: element-wise work is memory bound, and below about a
+million cells a parallel launch costs more than it saves (and waits on busy cores).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,20 @@ from numba import njit, prange
 from calosim.kernels.numba import FASTMATH
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def leaky_relu(x, alpha, y):
+def _leaky_relu(x, alpha, y):
     """y = x where x > 0 else alpha * x."""
     for k in prange(x.size):
         v = x[k]
         y[k] = v if v > 0 else v * alpha
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def leaky_relu_backward(x, dy, alpha, dx):
+def _leaky_relu_backward(x, dy, alpha, dx):
     """dx = dy where x > 0 else alpha * dy (the forward retains its input x)."""
     for k in prange(x.size):
         dx[k] = dy[k] if x[k] > 0 else dy[k] * alpha
+
+
+leaky_relu = njit(parallel=True, fastmath=FASTMATH, cache=True)(_leaky_relu)
+leaky_relu_serial = njit(fastmath=FASTMATH, cache=True)(_leaky_relu)
+leaky_relu_backward = njit(parallel=True, fastmath=FASTMATH, cache=True)(_leaky_relu_backward)
+leaky_relu_backward_serial = njit(fastmath=FASTMATH, cache=True)(_leaky_relu_backward)

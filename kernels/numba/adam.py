@@ -12,8 +12,7 @@ from numba import njit, prange
 from calosim.kernels.numba import FASTMATH
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def adam_update(param, grad, m, v, lr_t, beta1, beta2, eps, one_m_beta1, one_m_beta2):
+def _adam_update(param, grad, m, v, lr_t, beta1, beta2, eps, one_m_beta1, one_m_beta2):
     for k in prange(param.size):  # element-wise: no two tasks touch one cell
         g = grad[k]
         mk = beta1 * m[k] + one_m_beta1 * g
@@ -21,3 +20,7 @@ def adam_update(param, grad, m, v, lr_t, beta1, beta2, eps, one_m_beta1, one_m_b
         m[k] = mk
         v[k] = vk
         param[k] -= lr_t * mk / (np.sqrt(vk) + eps)
+
+
+adam_update = njit(parallel=True, fastmath=FASTMATH, cache=True)(_adam_update)
+adam_update_serial = njit(fastmath=FASTMATH, cache=True)(_adam_update)
