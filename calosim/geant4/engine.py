@@ -1,0 +1,339 @@
+"""Run CaloGAN showers through Geant4: worker processes, one seed per shower, progress, resumable chunks.
+
+Reproducibility: the incident energies are ``default_rng(seed).uniform(low, high, N)`` (as the parametric
+simulator and ../shared/data/geant4 draw them) and, from the same generator afterwards, one Geant4 seed per
+shower, ``integers(1, 2**62, N)``; the random engine (MixMax) is reseeded with it before the shower is tracked.
+A shower therefore does not depend on the number of workers, on the chunking or on a resume.
+
+Geant4 never runs in the calling process: every run uses worker processes (``spawn``), each building the
+detector and physics once and then simulating chunks of showers. Their Geant4 output goes to log files.
+With ``resume_dir``, finished chunks are kept there (chunk_<k>.npz + manifest.json) and a rerun with the same
+arguments simulates only the missing ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from calosim._version import __version__
+from calosim.data.showers import Showers
+from calosim.errors import CalosimError, ConfigError
+from calosim.geant4.datasets import DataSetup, import_geant4, setup_data
+from calosim.geant4.detector import DETECTOR_DESCRIPTION, PHYSICS_LISTS, PRODUCTION_CUT_MM
+from calosim.geant4.scorer import build_scorer, geant4_pybind_version, make_scorer, warn_python_scorer
+from calosim.geometry import calogan_geometry
+
+PARTICLES = {"eplus": "e+", "e+": "e+", "gamma": "gamma", "piplus": "pi+", "pi+": "pi+"}
+INSTALL_EXTRA = "pip install 'calosim[geant4]'"
+MAX_CHUNK = 50
+
+
+class Geant4Error(CalosimError):
+    """Geant4 is not installed, or a Geant4 worker failed."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker process needs (picklable)."""
+
+    particle: str  # Geant4 name
+    physics: str
+    env: dict
+    scorer_library: str | None
+    log_dir: str
+
+
+def require_geant4() -> None:
+    """Raise Geant4Error (one line, with the install command) when geant4_pybind is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("geant4_pybind") is None:
+        raise Geant4Error(f"the Geant4 engine needs the geant4 extra: {INSTALL_EXTRA}")
+
+
+def geant4_particle(particle: str) -> str:
+    try:
+        return PARTICLES[particle]
+    except KeyError:
+        raise ConfigError(f"unknown particle {particle!r}; choose eplus, gamma or piplus") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# worker side (runs in the spawned processes; imports Geant4)
+
+_STATE: dict = {}
+
+
+def _worker_init(config: WorkerConfig) -> None:
+    _STATE.clear()
+    _STATE["config"] = config
+    log = os.open(os.path.join(config.log_dir, f"geant4-worker-{os.getpid()}.log"),
+                  os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)  # Geant4 writes its banner and warnings to the C++ streams
+    os.dup2(log, 2)
+    os.close(log)
+
+
+class Geant4Runner:
+    """One Geant4 run manager with the CaloGAN detector, built once per process."""
+
+    def __init__(self, config: WorkerConfig):
+        g4 = self.g4 = import_geant4(config.env)
+        geometry = calogan_geometry()
+        self.scorer = make_scorer(Path(config.scorer_library) if config.scorer_library else None, geometry)
+        from calosim.geant4.detector import build_detector, build_gun, build_physics
+
+        self.state = {"energies_gev": [], "seeds": None}
+        state, scorer = self.state, self.scorer
+        self.cells = np.zeros((0, scorer.buffer.size))
+        self.seconds = np.zeros(0)
+        runner = self
+
+        class Events(g4.G4UserEventAction):
+            def BeginOfEventAction(self, event):
+                scorer.reset()
+                state["t0"] = time.perf_counter()
+
+            def EndOfEventAction(self, event):
+                i = event.GetEventID()
+                runner.seconds[i] = time.perf_counter() - state["t0"]
+                runner.cells[i] = scorer.buffer
+
+        class Actions(g4.G4VUserActionInitialization):
+            def Build(self):
+                self.SetUserAction(build_gun(g4, config.particle, state))
+                self.SetUserAction(Events())
+
+        g4.G4EmParameters.Instance().SetVerbose(0)
+        g4.G4HadronicParameters.Instance().SetVerboseLevel(0)
+        self.run_manager = rm = g4.G4RunManagerFactory.CreateRunManager(g4.G4RunManagerType.Serial)
+        ui = g4.G4UImanager.GetUIpointer()
+        for cmd in ("/control/verbose 0", "/run/verbose 0", "/event/verbose 0", "/tracking/verbose 0",
+                    "/process/verbose 0", "/process/em/verbose 0", "/process/had/verbose 0"):
+            ui.ApplyCommand(cmd)
+        self._keep = [build_detector(g4), build_physics(g4, config.physics), Actions()]
+        for obj in self._keep:
+            rm.SetUserInitialization(obj)
+        if config.env.get("CALOSIM_G4_APPROXIMATE") == "1":
+            # the stand-ins have no G4PARTICLEXS/gamma tables: use the parametrised photo-nuclear cross section
+            ui.ApplyCommand("/physics_lists/em/UseGammaNuclearXS false")
+        self.scorer.install(g4, rm)
+        rm.Initialize()
+        rm.BeamOn(0)  # build the physics tables before any shower is seeded
+
+    def run(self, energies_gev, seeds):
+        """(cells (n, n_cells + n_layers) float64 MeV, seconds per shower (n,)) for one shower per energy."""
+        n = len(energies_gev)
+        self.cells = np.zeros((n, self.scorer.buffer.size))
+        self.seconds = np.zeros(n)
+        self.state["energies_gev"] = [float(e) for e in energies_gev]
+        self.state["seeds"] = [int(s) for s in seeds]
+        self.run_manager.BeamOn(n)
+        return self.cells, self.seconds
+
+
+def _run_chunk(index: int, energies_gev, seeds):
+    if "runner" not in _STATE:
+        _STATE["runner"] = Geant4Runner(_STATE["config"])
+    cells, seconds = _STATE["runner"].run(energies_gev, seeds)
+    return index, cells, seconds
+
+
+# ---------------------------------------------------------------------------------------------------------
+# calling side
+
+
+def _chunks(n: int, workers: int, chunk_size: int | None):
+    size = chunk_size or max(1, min(MAX_CHUNK, math.ceil(n / (4 * workers))))
+    return size, [(k, a, min(n, a + size)) for k, a in enumerate(range(0, n, size))]
+
+
+def run_showers(particle: str, energies_gev, seeds, *, workers: int = 1, approximate_data: bool = False,
+                physics: str = "FTFP_BERT_EMV", chunk_size: int | None = None, resume_dir=None,
+                manifest: dict | None = None, progress=None):
+    """Simulate one shower per (energy GeV, Geant4 seed) in worker processes.
+
+    Returns (cells (N, n_cells + n_layers) float32 MeV, seconds per shower (N,), info dict). ``progress(k)`` is
+    called with the number of showers each finished chunk adds (and once with those found in resume_dir).
+    """
+    require_geant4()
+    g4_particle = geant4_particle(particle)
+    if physics not in PHYSICS_LISTS:
+        raise ConfigError(f"unknown physics list {physics!r}; choose one of {', '.join(PHYSICS_LISTS)}")
+    energies_gev = np.asarray(energies_gev, np.float64)
+    seeds = np.asarray(seeds, np.int64)
+    n = len(energies_gev)
+    workers = max(1, int(workers))
+    data: DataSetup = setup_data(approximate_data)
+    library, why = build_scorer()
+    if library is None:
+        warn_python_scorer(why)
+    size, chunks = _chunks(n, workers, chunk_size)
+
+    done: dict = {}
+    resume = Path(resume_dir) if resume_dir is not None else None
+    if resume is not None:
+        man = dict(manifest or {}, n=n, chunk_size=size, physics=physics, particle=g4_particle,
+                   approximate_data=data.approximate)
+        done = _open_resume_dir(resume, man, chunks)
+    if progress and done:
+        progress(sum(len(done[k][1]) for k in done))
+
+    log_dir = resume if resume is not None else Path(tempfile.mkdtemp(prefix="calosim-geant4-"))
+    env = dict(data.env, CALOSIM_G4_APPROXIMATE="1" if data.approximate else "0")
+    config = WorkerConfig(g4_particle, physics, env, str(library) if library else None, str(log_dir))
+    todo = [c for c in chunks if c[0] not in done]
+    if todo:
+        ctx = get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+                                   initializer=_worker_init, initargs=(config,))
+        try:
+            futures = {pool.submit(_run_chunk, k, energies_gev[a:b], seeds[a:b]) for k, a, b in todo}
+            while futures:
+                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    k, cells, seconds = fut.result()
+                    cells = cells.astype(np.float32)
+                    done[k] = (cells, seconds)
+                    if resume is not None:
+                        _save_chunk(resume, k, cells, seconds)
+                    if progress:
+                        progress(len(seconds))
+        except (BrokenProcessPool, RuntimeError, ValueError) as exc:
+            what = "a Geant4 worker died" if isinstance(exc, BrokenProcessPool) else f"Geant4 failed ({exc})"
+            raise Geant4Error(f"{what}; its output is in {log_dir}/geant4-worker-*.log"
+                              + (f" (finished chunks are kept in {resume}; rerun to resume)" if resume else "")
+                              ) from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if resume is None:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    cells = np.concatenate([done[k][0] for k, _, _ in chunks]) if chunks else np.zeros((0, 507), np.float32)
+    seconds = np.concatenate([done[k][1] for k, _, _ in chunks]) if chunks else np.zeros(0)
+    info = {"data": data, "scorer": "compiled" if library else "python", "chunk_size": size}
+    return cells, seconds, info
+
+
+def _open_resume_dir(resume: Path, manifest: dict, chunks) -> dict:
+    resume.mkdir(parents=True, exist_ok=True)
+    path = resume / "manifest.json"
+    manifest = json.loads(json.dumps(manifest))  # normalise (tuples -> lists)
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != manifest:
+            diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in manifest.items() if old.get(k) != v)
+            raise ConfigError(f"{resume} holds chunks of a different simulation ({diff}); delete it or use "
+                              "the same arguments")
+    else:
+        path.write_text(json.dumps(manifest, indent=1))
+    done = {}
+    for k, a, b in chunks:
+        f = resume / f"chunk_{k:05d}.npz"
+        if f.exists():
+            try:
+                with np.load(f) as z:
+                    cells, seconds = z["cells"], z["seconds"]
+            except (OSError, ValueError, KeyError):
+                continue  # unreadable (interrupted write): simulate it again
+            if len(seconds) == b - a:
+                done[k] = (cells, seconds)
+    return done
+
+
+def _save_chunk(resume: Path, k: int, cells, seconds) -> None:
+    tmp = resume / f".chunk_{k:05d}.tmp.npz"
+    np.savez(tmp, cells=cells, seconds=seconds)
+    os.replace(tmp, resume / f"chunk_{k:05d}.npz")
+
+
+def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), seed: int = 0, *,
+                    workers: int = 1, approximate_data: bool = False, physics: str = "FTFP_BERT_EMV",
+                    resume_dir=None, chunk_size: int | None = None, progress=None) -> Showers:
+    """``num_showers`` Geant4 showers of ``particle`` ("eplus", "gamma", "piplus") in the CaloGAN geometry,
+    incident kinetic energy uniform in ``energy_range`` GeV; float32 layers in MeV, energy in GeV.
+
+    Raises Geant4Error without the geant4 extra, datasets.Geant4DataError without Geant4's data sets (unless
+    ``approximate_data``). The returned Showers.attrs record how they were made (engine, Geant4 version,
+    physics list, seeding, data sets).
+    """
+    lo, hi = float(energy_range[0]), float(energy_range[1])
+    if not (0 < lo <= hi) or not math.isfinite(hi):
+        raise ConfigError(f"energy range must satisfy 0 < low <= high, got {lo} {hi}")
+    if num_showers < 1:
+        raise ConfigError(f"num_showers must be >= 1, got {num_showers}")
+    geant4_particle(particle)
+    rng = np.random.default_rng(seed)
+    energies = rng.uniform(lo, hi, size=num_showers)
+    g4_seeds = rng.integers(1, 2**62, size=num_showers)
+    manifest = {"seed": seed, "energy_range": [lo, hi], "calosim_version": __version__}
+    cells, seconds, info = run_showers(particle, energies, g4_seeds, workers=workers,
+                                       approximate_data=approximate_data, physics=physics,
+                                       chunk_size=chunk_size, resume_dir=resume_dir, manifest=manifest,
+                                       progress=progress)
+    geometry = calogan_geometry()
+    flat, overflow = cells[:, :geometry.n_cells], cells[:, geometry.n_cells:]
+    layers = [np.ascontiguousarray(x) for x in geometry.unflatten(flat)]
+    data: DataSetup = info["data"]
+    attrs = {
+        "engine": "geant4",
+        "seed": seed,
+        "energy_range": [lo, hi],
+        "geant4_version": _geant4_version(),
+        "geant4_pybind_version": geant4_pybind_version(),
+        "physics_list": PHYSICS_LISTS[physics],
+        "production_cut_mm": PRODUCTION_CUT_MM,
+        "detector": DETECTOR_DESCRIPTION,
+        "rng": ("energies: numpy default_rng(seed).uniform(low, high, N); then one Geant4 seed per shower, "
+                "integers(1, 2**62, N) from the same generator, G4Random.setTheSeed (MixMax) before each shower"),
+        "approximate_data": data.approximate,
+        "geant4_data": data.description,
+        "stepping_action": "compiled C++ (calosim/geant4/scorer.cc)" if info["scorer"] == "compiled"
+        else "Python (calosim/geant4/scorer.py)",
+        "ms_per_shower": float(1e3 * seconds.mean()),
+        "producer": f"calosim {__version__} simulate --engine geant4",
+    }
+    return Showers(layers, energies.astype(np.float32), geometry, np.ascontiguousarray(overflow),
+                   geant4_particle(particle), attrs)
+
+
+def simulate_geant4_to_file(path, particle: str, num_showers: int, energy_range=(1.0, 100.0), seed: int = 0,
+                            *, format: str = "calogan", workers: int = 1, approximate_data: bool = False,
+                            progress=None, **kw) -> Showers:
+    """simulate_geant4, resumable in ``<path>.parts/`` (removed once ``path`` is written), then write ``path``
+    with calosim's writer (CaloGAN or CaloChallenge layout)."""
+    from calosim.data.formats import write_showers
+
+    parts = Path(str(path) + ".parts")
+    showers = simulate_geant4(particle, num_showers, energy_range, seed, workers=workers,
+                              approximate_data=approximate_data, resume_dir=parts, progress=progress, **kw)
+    write_showers(path, showers, format=format)
+    shutil.rmtree(parts, ignore_errors=True)
+    return showers
+
+
+def _geant4_version() -> str:
+    """The Geant4 version string of the installed wheel, read from its type stubs (no Geant4 import)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("geant4_pybind")
+    stub = Path(spec.origin).with_name("geant4_pybind.pyi") if spec and spec.origin else None
+    if stub is not None and stub.is_file():
+        with open(stub, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("G4Version"):
+                    return line.split("'")[1].strip("$").replace("Name: ", "")
+    return f"Geant4 from geant4-pybind {geant4_pybind_version()}"
+
+
