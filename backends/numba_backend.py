@@ -22,6 +22,8 @@ LC2D_TRANSPOSE_MIN_BATCH = 8
 # From this batch size on, an LC2D weight gradient is one BLAS product per position, (P, N) x (N, C_out), on
 # patches gathered by im2col (measured 3-6x faster than the per-position loop from N = 8 on CaloGAN shapes).
 LC2D_BLAS_WEIGHT_MIN_BATCH = 4
+# Below this many multiply-adds an LC2D forward runs serially (batch-1 sampling: ~0.1 ms of work).
+LC2D_SERIAL_MAX_WORK = 1 << 20
 # Element-wise kernels run in parallel only from this many cells on (memory bound below; a parallel launch
 # then costs more than it saves).
 ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 20
@@ -95,6 +97,8 @@ class NumbaBackend(NumpyBackend):
             wt = np.empty((ho * wo, co, p), dtype=dt)
             k.transpose_weights(w, wt)
             k.lc2d_forward_wt(x, wt, bias, b is not None, kh, kw, sh, sw, y)
+        elif n * ho * wo * p * co < LC2D_SERIAL_MAX_WORK:
+            k.lc2d_forward_serial(x, w, bias, b is not None, kh, kw, sh, sw, y)
         else:
             k.lc2d_forward(x, w, bias, b is not None, kh, kw, sh, sw, y)
         return y

@@ -14,11 +14,11 @@ from numba import njit, prange
 from calosim.kernels.numba import FASTMATH
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def lc2d_forward(x, w, b, has_bias, kh, kw, sh, sw, y):
+def _lc2d_forward(x, w, b, has_bias, kh, kw, sh, sw, y):
     """y (N, H_out, W_out, C_out) from x (N, H, W, C_in) and w in its own layout (read once: small batches).
 
-    The inner loop runs over C_out with a weight row; each weight is read once per sample.
+    The inner loop runs over C_out with a weight row; each weight is read once per sample. Built twice: in
+    parallel, and serially for batch-1 sampling, where a parallel launch costs more than the work.
     """
     n, h, wd, ci = x.shape
     ho, wo, p, co = w.shape
@@ -42,6 +42,10 @@ def lc2d_forward(x, w, b, has_bias, kh, kw, sh, sw, y):
                 xv = xr[q]
                 for o in range(co):
                     out[o] += xv * wa[q, o]
+
+
+lc2d_forward = njit(parallel=True, fastmath=FASTMATH, cache=True)(_lc2d_forward)
+lc2d_forward_serial = njit(fastmath=FASTMATH, cache=True)(_lc2d_forward)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
