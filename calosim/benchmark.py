@@ -85,3 +85,59 @@ def format_rows(rows: list[BenchRow]) -> str:
         lines.append(f"{r.batch_size:>6}  {r.ms_per_shower:>10.4f}  {r.showers_per_s:>10.1f}  {r.gflops:>8.1f}  "
                      f"{r.gemm_gflops:>12.1f}  {r.ratio_to_gemm:>6.2f}")
     return "\n".join(lines)
+
+
+def _bench_model(config: str, backend_name: str, model_path=None, seed: int = 0):
+    """A CaloGAN on ``backend_name``: the trained one in ``model_path``, or a fresh one of ``config`` in the
+    CaloGAN geometry (timing does not depend on the weights)."""
+    from calosim.backends import get_backend
+    from calosim.geometry import calogan_geometry
+    from calosim.models.calogan import CaloGAN
+    from calosim.models.config import get_config
+
+    backend = get_backend(backend_name)
+    if model_path is not None:
+        from calosim.checkpoint import load_model
+
+        return load_model(model_path, backend)
+    return CaloGAN.build(get_config(config), calogan_geometry(), backend, np.random.default_rng(seed))
+
+
+def bench_generator(config: str = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024),
+                    model_path=None, seed: int = 0, min_seconds: float = 0.3) -> list[BenchRow]:
+    """ms/shower of the generator (inference mode) per batch size, beside the GEMMs of its own shapes."""
+    model = _bench_model(config, backend_name, model_path, seed)
+    backend = model.backend
+    rng = np.random.default_rng(seed)
+    largest = max(batch_sizes)
+    z = backend.asarray(rng.standard_normal((largest, model.config.latent_dim)))
+    energy = backend.asarray(rng.uniform(1.0, 100.0, size=largest))
+    generator = model.generator
+    return bench_generation(lambda b: model.generate(z[:b], energy[:b]), generator.flops, generator.gemm_shapes,
+                            backend, batch_sizes, seed=seed, min_seconds=min_seconds)
+
+
+def bench_train_step(config: str = "calogan", backend_name: str = "numba", batch_size: int = 128, seed: int = 0,
+                     min_seconds: float = 1.0) -> dict:
+    """Seconds of one full training iteration (D real, D fake, G twice) at ``batch_size``, on random showers."""
+    from calosim.train import GANTrainer
+
+    model = _bench_model(config, backend_name, None, seed)
+    backend = model.backend
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(1.0, 100.0, size=batch_size)
+    images = []
+    for shape in model.geometry.shapes:
+        cells = rng.exponential(0.01, size=(batch_size, *shape, 1)) * (rng.random((batch_size, *shape, 1)) < 0.5)
+        images.append(backend.asarray(cells))
+    trainer = GANTrainer(model, rng)
+    energy_b = backend.asarray(energy)
+    seconds = best_time(lambda: trainer.train_step(images, energy_b), backend.synchronize, min_seconds=min_seconds,
+                        min_repeats=2)
+    g, d = model.generator, model.discriminator
+    # a backward pass costs two forwards (data and weight gradients). D real and D fake: 2 x 3 D; the fake
+    # batch: 1 G; each of the two G steps: G and D forward and backward, 3 G + 3 D.
+    steps = model.config.generator_steps
+    flops = (1 + 3 * steps) * g.flops(batch_size) + (6 + 3 * steps) * d.flops(batch_size)
+    return {"config": config, "backend": backend_name, "batch_size": batch_size, "seconds_per_step": seconds,
+            "gflops": flops / seconds / 1e9}

@@ -25,10 +25,18 @@ def main():
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
-def info(as_json):
+@click.option("--model", "model_config", type=click.Choice(["calogan", "small"]), default=None,
+              help="print the parameter counts of this model configuration (CaloGAN geometry) instead")
+def info(as_json, model_config):
     """Versions, available backends (and why not), threads and GPU devices."""
     from calosim.info import format_info, machine_info
 
+    if model_config is not None:
+        from calosim.models import describe, format_description
+
+        desc = describe(model_config)
+        click.echo(json.dumps(desc, indent=2) if as_json else format_description(desc))
+        return
     details = machine_info()
     click.echo(json.dumps(details, indent=2) if as_json else format_info(details))
 
@@ -64,3 +72,13 @@ from calosim.cli.simulate_cmd import simulate  # noqa: E402
 
 main.add_command(data)
 main.add_command(simulate)
+
+from calosim.cli.evaluate_cmd import evaluate  # noqa: E402
+
+main.add_command(evaluate)
+
+from calosim.cli.generate_cmd import generate  # noqa: E402
+from calosim.cli.train_cmd import train  # noqa: E402
+
+main.add_command(train)
+main.add_command(generate)

@@ -1,0 +1,44 @@
+"""`calosim generate`: sample showers from a trained model into a CaloGAN-format file."""
+
+import click
+
+from calosim.backends import BACKEND_NAMES
+
+
+@click.command()
+@click.option("--model", "model", required=True, type=click.Path(exists=True),
+              help="a model file, or a run directory (its best.h5, else last.h5)")
+@click.option("--backend", type=click.Choice(BACKEND_NAMES), default="numba", show_default=True,
+              help="where the generator runs: numpy (reference), numba (CPU), cupy (NVIDIA GPU)")
+@click.option("--num-showers", "-n", type=click.IntRange(min=1), default=None,
+              help="how many showers (default with --energies-from: one per energy in the file)")
+@click.option("--energy", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="incident energy in GeV for every shower")
+@click.option("--energy-range", nargs=2, type=float, default=None,
+              help="incident energies uniform in [LO, HI] GeV (default: the model's training range)")
+@click.option("--energies-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="take the incident energies, in order, from this shower file")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="showers per generator pass and per write")
+@click.option("--seed", default=0, show_default=True, help="seed of the latent vectors and energies")
+@click.option("--compress", is_flag=True, help="gzip the datasets (smaller, slower)")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="output HDF5 file (CaloGAN layout: layer_i MeV, energy GeV)")
+def generate(model, backend, num_showers, energy, energy_range, energies_from, batch_size, seed, compress, output):
+    """Generate showers with a trained CaloGAN and write them, chunk by chunk, in the CaloGAN layout."""
+    from calosim.cli.main import run_library_call
+    from calosim.sample import generate as run_generate
+
+    total = num_showers
+    if total is None and energies_from is not None:
+        from calosim.data.formats import open_showers
+
+        with open_showers(energies_from, validate=False) as f:
+            total = len(f)
+    with click.progressbar(length=total or 0, label="generating", show_pos=True, width=30) as bar:
+        result = run_library_call(run_generate, model, output, num_showers=num_showers, backend=backend,
+                                  energy=energy, energy_range=tuple(energy_range) if energy_range else None,
+                                  energies_from=energies_from, batch_size=batch_size, seed=seed,
+                                  compression="gzip" if compress else None, progress=bar.update)
+    click.echo(f"wrote {result.n} showers to {result.path}: {result.ms_per_shower:.3f} ms/shower "
+               f"({result.generator_ms_per_shower:.3f} ms/shower in the generator, {backend}, batch {batch_size})")
