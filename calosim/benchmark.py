@@ -50,9 +50,10 @@ class BenchRow:
     batch_size: int
     ms_per_shower: float
     showers_per_s: float
-    gflops: float
-    gemm_gflops: float
+    gflops: float  # FLOPs executed per second (counted from the products the sampling path runs)
+    gemm_gflops: float  # plain matrix products of the same shapes, same run
     ratio_to_gemm: float
+    model_gflops: float  # the trained model's nominal FLOPs (its layers, unfolded) per second
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,8 +61,12 @@ class BenchRow:
 
 def bench_generation(generate: Callable[[int], object], flops: Callable[[int], int],
                      gemm_shapes: Callable[[int], list], backend, batch_sizes, seed: int = 0,
-                     min_seconds: float = 0.3) -> list[BenchRow]:
-    """Measure ``generate(batch)`` for each batch size beside the GEMMs of the same shapes."""
+                     min_seconds: float = 0.3, model_flops: Callable[[int], int] | None = None) -> list[BenchRow]:
+    """Measure ``generate(batch)`` for each batch size beside the GEMMs of the same shapes.
+
+    ``flops`` and ``gemm_shapes`` describe the work actually executed; ``model_flops`` (default ``flops``)
+    the model's nominal work, which an exact fold at load time may reduce."""
+    model_flops = model_flops or flops
     rng = np.random.default_rng(seed)
     rows = []
     for batch in batch_sizes:
@@ -75,15 +80,17 @@ def bench_generation(generate: Callable[[int], object], flops: Callable[[int], i
             gflops=work / seconds / 1e9,
             gemm_gflops=work / gemm / 1e9,
             ratio_to_gemm=gemm / seconds,
+            model_gflops=model_flops(batch) / seconds / 1e9,
         ))
     return rows
 
 
 def format_rows(rows: list[BenchRow]) -> str:
-    lines = [f"{'batch':>6}  {'ms/shower':>10}  {'showers/s':>10}  {'GFLOP/s':>8}  {'GEMM GFLOP/s':>12}  {'ratio':>6}"]
+    lines = [f"{'batch':>6}  {'ms/shower':>10}  {'showers/s':>10}  {'GFLOP/s':>8}  {'GEMM GFLOP/s':>12}  {'ratio':>6}"
+             f"  {'model GFLOP/s':>13}"]
     for r in rows:
         lines.append(f"{r.batch_size:>6}  {r.ms_per_shower:>10.4f}  {r.showers_per_s:>10.1f}  {r.gflops:>8.1f}  "
-                     f"{r.gemm_gflops:>12.1f}  {r.ratio_to_gemm:>6.2f}")
+                     f"{r.gemm_gflops:>12.1f}  {r.ratio_to_gemm:>6.2f}  {r.model_gflops:>13.1f}")
     return "\n".join(lines)
 
 
@@ -106,15 +113,16 @@ def _bench_model(config: str, backend_name: str, model_path=None, seed: int = 0)
 def bench_generator(config: str = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024),
                     model_path=None, seed: int = 0, min_seconds: float = 0.3) -> list[BenchRow]:
     """ms/shower of the generator (inference mode) per batch size, beside the GEMMs of its own shapes."""
-    model = _bench_model(config, backend_name, model_path, seed)
+    model = _bench_model(config, backend_name, model_path, seed).freeze()
     backend = model.backend
     rng = np.random.default_rng(seed)
     largest = max(batch_sizes)
     z = backend.asarray(rng.standard_normal((largest, model.config.latent_dim)))
     energy = backend.asarray(rng.uniform(1.0, 100.0, size=largest))
-    generator = model.generator
-    return bench_generation(lambda b: model.generate(z[:b], energy[:b]), generator.flops, generator.gemm_shapes,
-                            backend, batch_sizes, seed=seed, min_seconds=min_seconds)
+    sampler = model.sampler
+    return bench_generation(lambda b: model.generate(z[:b], energy[:b]), sampler.flops, sampler.gemm_shapes,
+                            backend, batch_sizes, seed=seed, min_seconds=min_seconds,
+                            model_flops=model.generator.flops)
 
 
 def bench_train_step(config: str = "calogan", backend_name: str = "numba", batch_size: int = 128, seed: int = 0,
@@ -141,3 +149,57 @@ def bench_train_step(config: str = "calogan", backend_name: str = "numba", batch
     flops = (1 + 3 * steps) * g.flops(batch_size) + (6 + 3 * steps) * d.flops(batch_size)
     return {"config": config, "backend": backend_name, "batch_size": batch_size, "seconds_per_step": seconds,
             "gflops": flops / seconds / 1e9}
+
+
+def bench_vs_geant4(config: str = "calogan", backend_name: str = "numba", energies=(1.0, 10.0, 50.0, 100.0),
+                    geant4_showers: int = 20, model_path=None, batch_size: int = 1024, seed: int = 0) -> list[dict]:
+    """Geant4 (one core) and calosim generation at the same fixed e+ energies, timed in one run."""
+    from calosim.geant4.speed import time_geant4
+
+    model = _bench_model(config, backend_name, model_path, seed).freeze()
+    backend = model.backend
+    rng = np.random.default_rng(seed)
+    geant4_ms = time_geant4("eplus", energies, geant4_showers, seed)
+    rows = []
+    for e in energies:
+        z = backend.asarray(rng.standard_normal((batch_size, model.config.latent_dim)))
+        energy = backend.asarray(np.full(batch_size, float(e)))
+        seconds = best_time(lambda z=z, energy=energy: model.generate(z, energy), backend.synchronize)
+        ms = 1e3 * seconds / batch_size
+        rows.append({"energy_gev": float(e), "geant4_ms_per_shower": geant4_ms[float(e)],
+                     "calosim_ms_per_shower": ms, "speedup": geant4_ms[float(e)] / ms})
+    return rows
+
+
+def bench_report(config: str = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024), model_path=None,
+                 train_step: bool = False, vs_geant4: bool = False, geant4_showers: int = 20, seed: int = 0) -> dict:
+    """Everything `calosim bench` prints, as one JSON-able dict (with the machine it ran on)."""
+    from calosim.info import machine_info
+
+    report = {"config": config, "backend": backend_name, "model": str(model_path) if model_path else None,
+              "machine": machine_info(),
+              "generation": [r.to_dict() for r in bench_generator(config, backend_name, batch_sizes, model_path, seed)]}
+    if train_step:
+        report["train_step"] = bench_train_step(config, backend_name, 128, seed)
+    if vs_geant4:
+        report["vs_geant4"] = bench_vs_geant4(config, backend_name, geant4_showers=geant4_showers,
+                                              model_path=model_path, seed=seed)
+    return report
+
+
+def format_report(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"calosim bench: {report['model'] or report['config']} on {report['backend']} "
+             f"({m['cpu']}, {m['cpu_count']} cores, numba threads {m['numba_threads']}; GPU: "
+             f"{', '.join(m['gpu_devices']) or 'none'})",
+             format_rows([BenchRow(**r) for r in report["generation"]])]
+    if "train_step" in report:
+        t = report["train_step"]
+        lines.append(f"training iteration (D real, D fake, G x2) at batch {t['batch_size']}: "
+                     f"{t['seconds_per_step']:.3f} s ({t['gflops']:.1f} GFLOP/s)")
+    if "vs_geant4" in report:
+        lines.append(f"{'E (GeV)':>8}  {'Geant4 ms':>10}  {'calosim ms':>10}  {'speed-up':>9}")
+        for r in report["vs_geant4"]:
+            lines.append(f"{r['energy_gev']:>8.0f}  {r['geant4_ms_per_shower']:>10.1f}  "
+                         f"{r['calosim_ms_per_shower']:>10.4f}  {r['speedup']:>9.0f}")
+    return "\n".join(lines)

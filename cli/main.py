@@ -82,3 +82,11 @@ from calosim.cli.train_cmd import train  # noqa: E402
 
 main.add_command(train)
 main.add_command(generate)
+
+from calosim.cli.quickstart_cmd import quickstart  # noqa: E402
+
+main.add_command(quickstart)
+
+from calosim.cli.bench_cmd import bench  # noqa: E402
+
+main.add_command(bench)

@@ -84,6 +84,30 @@ class Carry(Sequential):
         self.up, self.pool = up, pool
 
 
+class AnnealedReLU(LeakyReLU):
+    """The generator's final activation with a leak that anneals away: each training-mode forward uses the slope
+    in ``state["slope"]`` (saved with the model, so resuming continues the schedule) and then lowers it by
+    ``slope0 / forwards`` down to 0; inference always uses the plain ReLU."""
+
+    def __init__(self, slope0: float, forwards: int, name: str):
+        super().__init__(0.0, name=name)
+        self.slope0, self.forwards = float(slope0), int(forwards)
+
+    def _build(self, input_shape, rng):
+        self.state["slope"] = self.backend.asarray(np.array([self.slope0]))
+        return input_shape
+
+    def forward(self, x, training: bool = True):
+        if training:
+            slope = float(np.asarray(self.backend.to_numpy(self.state["slope"])).ravel()[0])
+            self.alpha = max(slope, 0.0)
+            nxt = max(slope - self.slope0 / self.forwards, 0.0)
+            self.state["slope"] = self.backend.asarray(np.array([nxt]), dtype=self.state["slope"].dtype)
+        else:
+            self.alpha = 0.0
+        return super().forward(x, training)
+
+
 def _generator_stream(shape, cfg: CaloGANConfig, name: str) -> Sequential:
     r, c = shape
     f = cfg.g_dense_channels
@@ -117,6 +141,9 @@ class CaloGANGenerator(Layer):
             stream = _generator_stream(shape, cfg, f"{self.name}.stream{index}")
             out = stream.build(input_shape, self.backend, rng)
             assert out == (*shape, 1), (out, shape)
+            if cfg.g_output_init_scale != 1.0:  # after the draw: the same random numbers as the paper's init
+                kernel = stream.layers[-1].params["kernel"]
+                kernel.value = kernel.value * cfg.g_output_init_scale
             self.streams.append(stream)
         for index, shape in enumerate(self.shapes):
             attention = carry = None
@@ -128,7 +155,10 @@ class CaloGANGenerator(Layer):
                 attention.build([(*shape, 1), (*shape, 1)], self.backend, rng)
             self.carries.append(carry)
             self.attentions.append(attention)
-            relu = ReLU(name=f"{self.name}.relu{index}")
+            if cfg.g_output_leak > 0:
+                relu = AnnealedReLU(cfg.g_output_leak, cfg.g_output_leak_forwards, name=f"{self.name}.relu{index}")
+            else:
+                relu = ReLU(name=f"{self.name}.relu{index}")
             relu.build((*shape, 1), self.backend, rng)
             self.relus.append(relu)
         return [(*s, 1) for s in self.shapes]
@@ -311,6 +341,7 @@ class CaloGAN:
         self.energy_range = (float(energy_range[0]), float(energy_range[1]))
         self.backend = generator.backend
         self.attrs: dict = {}
+        self.sampler = None  # the folded inference generator, after freeze()
 
     @classmethod
     def build(cls, config: CaloGANConfig, geometry, backend, rng: np.random.Generator, particle: str = "unknown",
@@ -318,9 +349,21 @@ class CaloGAN:
         generator, discriminator = build_calogan(config, geometry.shapes, backend, rng)
         return cls(config, geometry, generator, discriminator, particle, energy_range)
 
+    def freeze(self) -> CaloGAN:
+        """Prepare for sampling only: later inference calls of :meth:`generate` run the folded generator
+        (calosim.models.inference), built now from the current weights. Training the model afterwards would
+        leave it stale, so only call this on a model that is done training."""
+        from calosim.models.inference import FoldedGenerator
+
+        self.sampler = FoldedGenerator(self.generator)
+        return self
+
     def generate(self, z, energy, training: bool = False) -> list:
         """Layer images [(N, R_l, C_l)] in MeV (backend arrays) for z (N, Z) and E (N,) GeV (backend arrays).
-        Inference (training=False) uses the BatchNorm moving statistics."""
-        images = self.generator.forward([z, energy], training)
+        Inference (training=False) uses the BatchNorm moving statistics (folded, after :meth:`freeze`)."""
+        if training or self.sampler is None:
+            images = self.generator.forward([z, energy], training)
+        else:
+            images = self.sampler.forward(z, energy)
         scale = self.config.image_scale
         return [(x * scale).reshape(x.shape[:3]) for x in images]
