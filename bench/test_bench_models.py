@@ -1,0 +1,58 @@
+"""Generation (ms/shower) of the `calogan` and `small` configs per backend at batch 1, 128, 1024 (10000 on a
+GPU), and one full training iteration (D real, D fake, G twice) at batch 128. Run with
+`pytest --benchmark-only bench/`; the ms/shower of each case is in its extra_info."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calosim.backends import backend_status
+from calosim.benchmark import _bench_model
+from calosim.train import GANTrainer
+
+BACKENDS = [name for name, state in backend_status().items() if state == "available"]
+CONFIGS = ("small", "calogan")
+
+
+def _batches(backend_name):
+    return (1, 128, 1024, 10000) if backend_name == "cupy" else (1, 128, 1024)
+
+
+CASES = [(b, c, n) for b in BACKENDS for c in CONFIGS for n in _batches(b)]
+
+
+@pytest.mark.parametrize("backend_name,config,batch", CASES, ids=[f"{b}-{c}-{n}" for b, c, n in CASES])
+def test_generation(benchmark, record, backend_name, config, batch):
+    model = _bench_model(config, backend_name).freeze()
+    be = model.backend
+    rng = np.random.default_rng(0)
+    z = be.asarray(rng.standard_normal((batch, model.config.latent_dim)))
+    energy = be.asarray(rng.uniform(1.0, 100.0, batch))
+
+    def run():
+        model.generate(z, energy)
+        be.synchronize()
+
+    benchmark.pedantic(run, rounds=5 if batch < 1024 else 3, iterations=1, warmup_rounds=1)
+    record(backend=backend_name, config=config, batch=batch,
+           ms_per_shower=1e3 * benchmark.stats.stats.min / batch)
+
+
+@pytest.mark.parametrize("backend_name,config", [(b, c) for b in BACKENDS for c in CONFIGS])
+def test_training_iteration(benchmark, record, backend_name, config):
+    batch = 128
+    model = _bench_model(config, backend_name)
+    be = model.backend
+    rng = np.random.default_rng(0)
+    images = [be.asarray(rng.exponential(0.01, (batch, *s, 1)) * (rng.random((batch, *s, 1)) < 0.5))
+              for s in model.geometry.shapes]
+    energy = be.asarray(rng.uniform(1.0, 100.0, batch))
+    trainer = GANTrainer(model, rng)
+
+    def run():
+        trainer.train_step(images, energy)
+        be.synchronize()
+
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    record(backend=backend_name, config=config, batch=batch, seconds_per_iteration=benchmark.stats.stats.min)
