@@ -73,7 +73,7 @@ def test_cli_simulate_and_show(tmp_path):
     assert r.exit_code == 1 and "not an HDF5 file" in r.output and "Traceback" not in r.output
 
 
-GEANT4 = Path("/work/shared/data/geant4")
+GEANT4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "geant4"
 needs_geant4 = pytest.mark.skipif(not (GEANT4 / "eplus_train.h5").exists(), reason="no shared Geant4 data")
 
 

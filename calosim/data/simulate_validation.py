@@ -79,7 +79,10 @@ def format_report(results: list[dict]) -> str:
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    data_dir = Path(argv[0]) if argv else Path("/work/shared/data/geant4")
+    if not argv:
+        raise SystemExit("usage: python -m calosim.data.simulate_validation GEANT4_DIR [N] [START]\n"
+                         "GEANT4_DIR holds eplus_train.h5, gamma_train.h5 and piplus_train.h5 (CaloGAN format)")
+    data_dir = Path(argv[0])
     n = int(argv[1]) if len(argv) > 1 else 2000
     start = int(argv[2]) if len(argv) > 2 else 2000
     results = [compare_with_reference(p, data_dir / f"{p}_train.h5", n=n, seed=0, start=start)
