@@ -158,6 +158,10 @@ def read_model_header(path) -> dict:
         raise DataError(f"{path}: cannot open as HDF5 ({exc})") from None
     if attrs.get("format") != FORMAT:
         raise DataError(f"{path}: not a calosim model file (format attribute {attrs.get('format')!r})")
+    if attrs.get("model", "calogan") != "calogan":  # wgan-gp, vae, lagan: their configs live in the registry
+        from calosim.models.registry import read_header
+
+        return read_header(path)
     if int(attrs.get("format_version", 0)) > FORMAT_VERSION:
         raise DataError(f"{path}: model file layout version {attrs['format_version']} is newer than this "
                         f"calosim ({__version__}) reads; upgrade calosim")
@@ -169,10 +173,15 @@ def read_model_header(path) -> dict:
 
 def load_model(path, backend):
     """A CaloGAN built on ``backend`` (a Backend) from a model file or a training checkpoint; the arrays are
-    converted to the backend's dtype, so a model trained on any backend loads on every other."""
+    converted to the backend's dtype, so a model trained on any backend loads on every other. Files of the
+    other model types (attribute ``model`` = "wgan-gp", "vae", "lagan") load through calosim.models.registry."""
     from calosim.models.calogan import CaloGAN
 
     header = read_model_header(path)
+    if header.get("model", "calogan") != "calogan":
+        from calosim.models.registry import load
+
+        return load(path, backend)
     model = CaloGAN.build(header["config"], header["geometry"], backend, np.random.default_rng(0),
                           particle=str(header.get("particle", "unknown")), energy_range=header["energy_range"])
     with h5py.File(path, "r") as f:

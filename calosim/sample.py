@@ -1,4 +1,5 @@
-"""Generate showers with a trained CaloGAN and stream them into a CaloGAN-format HDF5 file.
+"""Generate showers with a trained model (any type: calogan, wgan-gp, vae, lagan; the model file says which)
+and stream them into a CaloGAN-format HDF5 file. LAGAN models with two classes generate class 0.
 
 The file is written chunk by chunk (``batch_size`` showers at a time), so N may exceed memory; it is built as
 a temporary file next to the target and renamed at the end. Layout (reference section 1, as
@@ -104,6 +105,8 @@ def generate(model, out, num_showers: int | None = None, backend: str = "numba",
     model_path = resolve_model_path(model)
     be = get_backend(backend)
     gan = load_model(model_path, be)
+    if hasattr(gan, "freeze"):
+        gan.freeze()  # sampling only: the exact folds of calosim.models.inference
     z_seed, e_seed = np.random.SeedSequence(seed).spawn(2)
     z_rng, e_rng = np.random.default_rng(z_seed), np.random.default_rng(e_seed)
     if energy is None and energy_range is None and energies_from is None:
@@ -144,7 +147,8 @@ def _write(gan, be, out: Path, n: int, source: EnergySource, z_rng, batch_size: 
             energies = f.create_dataset("energy", shape=(n, 1), dtype=np.float32, track_times=False, **kw)
             attrs = {"format": CALOGAN, "units": UNITS[CALOGAN], "geometry": json.dumps(geometry.to_dict()),
                      "particle": gan.particle, "seed": int(seed), "calosim_version": __version__,
-                     "producer": f"calosim {__version__} generate (CaloGAN {gan.config.name})",
+                     "producer": f"calosim {__version__} generate ({getattr(gan, 'model_type', 'calogan')} "
+                                 f"{gan.config.name})",
                      "model": str(model_path), "backend": be.name,
                      "model_energy_range": np.asarray(gan.energy_range, np.float64)}
             for key, value in attrs.items():

@@ -14,10 +14,12 @@ import numpy as np
 from calosim import layers as L
 from calosim import losses
 from calosim.backends import get_backend
-from calosim.gradcheck import check_function, check_layer
+from calosim.gradcheck import GradcheckResult, check_function, check_layer, relative_error
+from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
 
 GRADIENT_TOLERANCE = 1e-6  # float64 central differences
 PARITY_TOLERANCE = 1e-5  # float32, max |a - b| / max |reference|
+NETWORK_PARITY_TOLERANCE = 2e-4  # float32, a whole (tiny) network of a dozen layers
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class LayerCase:
     input_shapes: tuple  # per-sample; a tuple of shapes means a multi-input layer
     batch: int = 4
     training: bool = True
+    parity_tolerance: float = PARITY_TOLERANCE  # whole networks accumulate more float32 rounding than one op
 
     @property
     def multi_input(self) -> bool:
@@ -51,6 +54,20 @@ def _away_from_zero(x: np.ndarray) -> np.ndarray:
 
 def _bn_inference() -> L.Layer:
     return L.BatchNorm(name="batchnorm_inference")
+
+
+def _lagan_tiny(part: str) -> L.Layer:
+    from calosim.models.lagan import LAGANConfig, LAGANDiscriminator, LAGANGenerator
+
+    cfg = LAGANConfig(name="tiny", latent_dim=3, n_classes=2, g_dense_channels=2, g_conv_filters=2, g_lc_filters=2,
+                      d_conv_filters=2, d_lc_filters=2, mbd_kernels=2, mbd_dim=2)
+    return LAGANGenerator(cfg) if part == "generator" else LAGANDiscriminator(cfg)
+
+
+def _class_embedding() -> L.Layer:
+    from calosim.models.lagan import ClassEmbedding
+
+    return ClassEmbedding()
 
 
 LAYER_CASES: tuple[LayerCase, ...] = (
@@ -78,6 +95,12 @@ LAYER_CASES: tuple[LayerCase, ...] = (
     LayerCase("minibatch_discrimination", lambda: L.MinibatchDiscrimination(3, 4), (6,), batch=5),
     LayerCase("dropout", lambda: L.Dropout(0.3), (4, 5)),
     LayerCase("inpainting_attention", lambda: L.InpaintingAttention(), ((4, 5, 1), (4, 5, 1))),
+    # model types built from the layers above (wgan-gp and vae are chains of Dense and activations)
+    LayerCase("lagan_class_embedding", _class_embedding, ((5,), (2,))),
+    LayerCase("lagan_generator_tiny", lambda: _lagan_tiny("generator"), ((3,), (2,), (1,)), batch=6,
+              parity_tolerance=NETWORK_PARITY_TOLERANCE),
+    LayerCase("lagan_discriminator_tiny", lambda: _lagan_tiny("discriminator"), ((25, 25, 1), (1,), (1,)), batch=3,
+              parity_tolerance=NETWORK_PARITY_TOLERANCE),
 )
 
 
@@ -95,11 +118,91 @@ def _critic(x):
     return loss, np.concatenate([d_real, d_fake])
 
 
+def _vae_reparameterisation_kl(x):
+    """KL + <r, z> for z = mu + exp(logvar / 2) eps, x = [mu, logvar] (fixed eps and r)."""
+    from calosim.models.vae import kl_divergence, reparameterise, reparameterise_backward
+
+    mu, logvar = x[: len(x) // 2].reshape(1, -1), x[len(x) // 2:].reshape(1, -1)
+    eps = np.linspace(-1.5, 1.2, mu.size).reshape(mu.shape)
+    r = np.cos(np.arange(mu.size)).reshape(mu.shape)
+    z, sigma = reparameterise(mu, logvar, eps, np)
+    kl, dmu_kl, dlogvar_kl = kl_divergence(mu, logvar, np)
+    dmu, dlogvar = reparameterise_backward(r, sigma, eps)
+    return float(kl.sum() + (r * z).sum()), np.concatenate([(dmu + dmu_kl).ravel(), (dlogvar + dlogvar_kl).ravel()])
+
+
 LOSS_CASES: tuple[tuple[str, Callable], ...] = (
     ("bce_with_logits", _bce),
     ("mean_absolute_error", _mae),
     ("wasserstein_critic", _critic),
+    ("vae_reparameterisation_kl", _vae_reparameterisation_kl),
 )
+
+
+@dataclass(frozen=True)
+class DoubleBackwardCase:
+    """A critic-like chain and the number of leading input features its gradient penalty covers."""
+
+    name: str
+    make: Callable[[], L.Layer]
+    n_features: int
+    n_penalised: int | None = None
+    batch: int = 4
+
+
+DOUBLE_BACKWARD_CASES: tuple[DoubleBackwardCase, ...] = (
+    # the FastCaloGAN critic in miniature: 6 voxels + 1 condition, penalty on the voxels
+    DoubleBackwardCase("critic_relu", lambda: L.Sequential([L.Dense(7), L.ReLU(), L.Dense(7), L.ReLU(),
+                                                            L.Dense(7), L.ReLU(), L.Dense(1)]), 7, 6),
+    DoubleBackwardCase("critic_leakyrelu", lambda: L.Sequential([L.Dense(5), L.LeakyReLU(0.2), L.Dense(1)]), 4),
+    # smooth activations: the second-order terms (f'' != 0) travel down the forward graph
+    DoubleBackwardCase("mlp_tanh_sigmoid", lambda: L.Sequential([L.Dense(5), L.Tanh(), L.Dense(4), L.Sigmoid(),
+                                                                 L.Dense(3), L.Tanh(), L.Dense(1)]), 6, 4),
+    DoubleBackwardCase("dense_3_outputs", lambda: L.Sequential([L.Dense(6), L.Sigmoid(), L.Dense(3)]), 5, None, 3),
+)
+
+
+def double_backward_check(case: DoubleBackwardCase, backend_name: str, seed: int = 0, n_directions: int = 3,
+                          h: float = 1e-6) -> GradcheckResult:
+    """The weight and input gradient of P = 10 mean_n (||g_n[:n_penalised]|| - 1)^2, g = dD/dx from the
+    hand-written backward, against float64 central differences of P along seeded random directions."""
+    backend = get_backend(backend_name, "float64")
+    rng = np.random.default_rng(seed)
+    net = case.make()
+    net.build((case.n_features,), backend, rng)
+    params = net.parameters()
+    x = backend.asarray(_away_from_zero(rng.standard_normal((case.batch, case.n_features))))
+    seed_dy = None
+
+    def penalty(x_in):
+        nonlocal seed_dy
+        y, g, tape = input_gradient(net, x_in, seed_dy)
+        if seed_dy is None:  # a fixed random seed for multi-output nets (ones for D (N, 1))
+            seed_dy = backend.asarray(rng.standard_normal(y.shape)) if y.shape[1] > 1 else backend.xp.ones_like(y)
+            y, g, tape = input_gradient(net, x_in, seed_dy)
+        value, gg, _ = gradient_penalty(g, case.n_penalised, 10.0, backend.xp)
+        return value, gg, tape
+
+    _, gg, tape = penalty(x)
+    dx, grads = input_gradient_backward(tape, gg)
+    result = GradcheckResult(case.name, 0.0)
+    for _ in range(n_directions):
+        v_x = backend.asarray(rng.standard_normal(x.shape))
+        v_p = [backend.asarray(rng.standard_normal(p.value.shape)) for p in params]
+        originals = [p.value.copy() for p in params]
+        values = []
+        for sign in (1.0, -1.0):
+            for p, orig, v in zip(params, originals, v_p):
+                p.value[...] = orig + sign * h * v
+            values.append(penalty(x + sign * h * v_x)[0])
+        for p, orig in zip(params, originals):
+            p.value[...] = orig
+        numeric = (values[0] - values[1]) / (2.0 * h)
+        analytic = float((dx * v_x).sum()) + sum(float((grads[p] * v).sum()) for p, v in zip(params, v_p))
+        result.numeric.append(numeric)
+        result.analytic.append(analytic)
+        result.max_rel_error = max(result.max_rel_error, relative_error(numeric, analytic))
+    return result
 
 
 @dataclass
@@ -160,7 +263,11 @@ def run_selftest(backend_name: str, seed: int = 0) -> list[CheckRow]:
         result = gradient_check(case, backend_name, seed)
         rows.append(CheckRow(case.name, "gradient float64", result.max_rel_error, GRADIENT_TOLERANCE))
         if backend_name != "numpy":
-            rows.append(CheckRow(case.name, "parity float32", parity_error(case, backend_name, seed), PARITY_TOLERANCE))
+            rows.append(CheckRow(case.name, "parity float32", parity_error(case, backend_name, seed),
+                                 case.parity_tolerance))
+    for case in DOUBLE_BACKWARD_CASES:
+        result = double_backward_check(case, backend_name, seed)
+        rows.append(CheckRow(case.name, "double backward", result.max_rel_error, GRADIENT_TOLERANCE))
     rng = np.random.default_rng(seed)
     for name, fn in LOSS_CASES:
         result = check_function(fn, rng.standard_normal(8), rng, name=name)

@@ -229,16 +229,29 @@ def _read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def train(out, data=None, backend: str = "numba", config: str = "small", config_file=None, epochs: int | None = None,
-          batch_size: int | None = None, seed: int = 0, resume: bool = False, validation_fraction: float = 0.2,
-          dtype: str = "float32", chunk_size: int = 10_000, reporter: Reporter | None = None) -> TrainResult:
+def train(out, data=None, backend: str = "numba", config: str | None = None, config_file=None,
+          epochs: int | None = None, batch_size: int | None = None, seed: int = 0, resume: bool = False,
+          validation_fraction: float = 0.2, dtype: str = "float32", chunk_size: int = 10_000,
+          reporter: Reporter | None = None, model_type: str = "calogan") -> TrainResult:
     """Train (or resume) a CaloGAN run in directory ``out``; see the module docstring.
+
+    model_type: "calogan" (this loop) or another type of calosim.models.registry ("wgan-gp", "vae", "lagan"),
+    trained by calosim.train_registry with the same run directory, validation, checkpoints and resume.
+    config: a configuration name of the model type (default: its ``small``).
 
     data: a CaloGAN or CaloChallenge shower file (MeV cells, GeV energies); default the bundled Geant4 e+.
     epochs, batch_size: override the config's; everything else comes from ``config`` and ``config_file``.
     """
     from calosim.data.bundled import bundled_path
 
+    if model_type != "calogan":
+        from calosim.train_registry import train_model_type
+
+        return train_model_type(model_type, out, data=data, backend=backend, config=config, config_file=config_file,
+                                epochs=epochs, batch_size=batch_size, seed=seed, resume=resume,
+                                validation_fraction=validation_fraction, dtype=dtype, chunk_size=chunk_size,
+                                reporter=reporter)
+    config = config or "small"
     reporter = reporter or Reporter()
     run_dir = Path(out)
     data_path = Path(data) if data is not None else bundled_path("eplus")

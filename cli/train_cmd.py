@@ -3,7 +3,7 @@
 import click
 
 from calosim.backends import BACKEND_NAMES
-from calosim.models.config import CONFIGS
+from calosim.models.registry import MODEL_TYPE_NAMES
 
 
 def _reporter():
@@ -20,14 +20,22 @@ def _reporter():
             self.bar.__enter__()
 
         def step(self, losses):
+            if "d_real" not in losses:  # other model types: their own loss names
+                self.bar.update(1, " ".join(f"{k} {v:.3g}" for k, v in losses.items()))
+                return
             self.bar.update(1, f"D real {losses['d_real']:.3f} fake {losses['d_fake']:.3f} "
                                f"G {losses['g_bce']:.3f} dE {losses['g_energy_mae_gev']:.2f} GeV")
 
         def epoch_end(self, record):
             self.bar.__exit__(None, None, None)
-            line = (f"epoch {record['epoch']}: D real {record.get('d_real', float('nan')):.3f} "
-                    f"fake {record.get('d_fake', float('nan')):.3f}, G {record.get('g_bce', float('nan')):.3f}, "
-                    f"|sum - E| {record.get('g_energy_mae_gev', float('nan')):.2f} GeV")
+            if "d_real" not in record:  # other model types
+                skip = {"epoch", "steps", "seconds", "best_epoch", "score", "response_gen", "response_ref"}
+                line = f"epoch {record['epoch']}: " + ", ".join(
+                    f"{k} {v:.3g}" for k, v in record.items() if k not in skip and not k.startswith("sep_"))
+            else:
+                line = (f"epoch {record['epoch']}: D real {record.get('d_real', float('nan')):.3f} "
+                        f"fake {record.get('d_fake', float('nan')):.3f}, G {record.get('g_bce', float('nan')):.3f}, "
+                        f"|sum - E| {record.get('g_energy_mae_gev', float('nan')):.2f} GeV")
             if "score" in record:
                 line += (f"; validation: E_tot/E_in {record['response_gen']:.3f} (data {record['response_ref']:.3f}),"
                          f" score {record['score']:.3f} (best: epoch {record['best_epoch']})")
@@ -44,8 +52,11 @@ def _reporter():
               help="training showers (CaloGAN or CaloChallenge file); default: the bundled 4000 Geant4 e+")
 @click.option("--backend", type=click.Choice(BACKEND_NAMES), default="numba", show_default=True,
               help="where the computation runs: numpy (reference), numba (CPU), cupy (NVIDIA GPU)")
-@click.option("--config", "config", type=click.Choice(sorted(CONFIGS)), default="small", show_default=True,
-              help="model and training configuration: calogan (the paper's) or small (laptop-sized)")
+@click.option("--model-type", type=click.Choice(MODEL_TYPE_NAMES), default="calogan", show_default=True,
+              help="calogan; wgan-gp (FastCaloGAN-style, flattened voxels); vae; lagan (one 25 x 25 layer)")
+@click.option("--config", "config", default=None,
+              help="configuration of the model type (default: small); calogan: calogan|small, wgan-gp: "
+                   "fastcalogan|small, vae: vae|small, lagan: lagan|small")
 @click.option("--config-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSON or TOML file overriding fields of the configuration (e.g. lr_g = 1e-4)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="total epochs (default: the config's)")
@@ -56,14 +67,15 @@ def _reporter():
 @click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True,
               help="the last fraction of the file's showers, never trained on, scored after every epoch")
-def train(data, backend, config, config_file, epochs, batch_size, out, seed, resume, validation_fraction):
-    """Train a CaloGAN (reference section 4: D on real, D on fake, G twice; BCE + 0.05 energy MAE), keeping the
-    best epoch by validation score in OUT/best.h5, the last in OUT/last.h5, and a checkpoint after every epoch."""
+def train(data, backend, model_type, config, config_file, epochs, batch_size, out, seed, resume, validation_fraction):
+    """Train a model (CaloGAN by default: reference section 4, D on real, D on fake, G twice; BCE + 0.05 energy
+    MAE; or --model-type wgan-gp / vae / lagan), keeping the best epoch by validation score in OUT/best.h5, the
+    last in OUT/last.h5, and a checkpoint after every epoch."""
     from calosim.cli.main import run_library_call
     from calosim.train import train as run_train
 
     result = run_library_call(run_train, out, data=data, backend=backend, config=config, config_file=config_file,
                               epochs=epochs, batch_size=batch_size, seed=seed, resume=resume,
-                              validation_fraction=validation_fraction, reporter=_reporter())
+                              validation_fraction=validation_fraction, reporter=_reporter(), model_type=model_type)
     best = f"best epoch {result.best_epoch} (score {result.best_score:.3f})" if result.best_score is not None else ""
     click.echo(f"done: {result.epochs_done} epochs in {result.run_dir}; {best}")

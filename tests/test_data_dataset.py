@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from calosim.data import Showers, read_showers, write_showers
-from calosim.data.bundled import HELD_OUT_ROWS, SOURCE_ROWS, bundled_path, list_bundled
+from calosim.data.bundled import HELD_OUT_ROWS, SOURCE_ROWS, TEST_ROWS, bundled_path, list_bundled
 from calosim.data.dataset import ShowerDataset, split
 from calosim.errors import DataError
 from calosim.geometry import calogan_geometry
@@ -60,7 +60,11 @@ def test_split_and_rows(path):
 
 
 def test_bundled_sample():
-    assert [b["name"] for b in list_bundled()] == ["eplus"]
+    assert [b["name"] for b in list_bundled()] == ["eplus", "eplus-test"]
+    assert all(b["path"] is not None for b in list_bundled())
+    test = read_showers(bundled_path("eplus-test"), 0, 5)
+    assert test.attrs["source_rows"] == f"{TEST_ROWS.start}-{TEST_ROWS.stop - 1}"
+    assert TEST_ROWS.start >= SOURCE_ROWS.stop  # the evaluation sample was never trained on
     s = read_showers(bundled_path("eplus"), 0, 50)
     assert len(s) == 50 and s.particle == "e+"
     assert s.attrs["source_rows"] == f"{SOURCE_ROWS.start}-{SOURCE_ROWS.stop - 1}"

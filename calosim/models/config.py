@@ -29,6 +29,14 @@ class CaloGANConfig:
     g_conv_filters: int = 16
     g_lc_filters: int = 6
     attention: bool = True  # layer-to-layer in-painting where the layer shapes relate
+    # multiplies the initial kernel of each stream's last LC2D (1.0: the paper's glorot_normal); < 1 starts the
+    # generator nearer the right energy scale, so that pulling E_tot down does not push cells below the ReLU
+    g_output_init_scale: float = 1.0
+    # training-mode slope of the final activation: starts at g_output_leak and falls linearly to 0 (the ReLU)
+    # over the first g_output_leak_forwards training-mode generator passes (3 per step with generator_steps 2),
+    # so that cells pushed below zero early on still get gradients; inference always uses the ReLU. 0: the paper
+    g_output_leak: float = 0.0
+    g_output_leak_forwards: int = 0
     # discriminator (reference section 3)
     d_conv_filters: int = 64
     d_lc_filters: tuple[int, int, int] = (16, 8, 8)
@@ -61,6 +69,11 @@ class CaloGANConfig:
             if not 0 < lo < hi:
                 raise ConfigError(f"config {self.name!r}: energy_range must be 0 < lo < hi GeV, "
                                   f"got {self.energy_range}")
+        if not self.g_output_init_scale > 0:
+            raise ConfigError(f"config {self.name!r}: g_output_init_scale must be > 0")
+        if not 0.0 <= self.g_output_leak < 1.0 or (self.g_output_leak > 0 and self.g_output_leak_forwards < 1):
+            raise ConfigError(f"config {self.name!r}: g_output_leak must be in [0, 1), with "
+                              "g_output_leak_forwards >= 1 when it is > 0")
         if self.image_scale <= 0:
             raise ConfigError(f"config {self.name!r}: image_scale must be > 0")
 

@@ -1,0 +1,248 @@
+"""A FastCaloGAN-style conditional WGAN-GP of dense layers on flattened voxels (reference section 6).
+
+Works for any geometry (CaloGAN layers, CaloChallenge binnings): the showers are flattened by
+``Geometry.flatten`` into V voxels. Notation: N batch, Z latent size, V voxels, c (N, 1) the condition.
+
+Training units: x = voxel energy / incident energy (both in MeV) * ``voxel_scale``, i.e. the fraction of the
+incident energy each voxel holds; ``generate`` multiplies back by E (MeV) / voxel_scale.
+Condition: c = log(E / E_min) / log(E_max / E_min), (E_min, E_max) = energy_range (GeV), stored with the model.
+
+Generator  G(z, c): concat[z (N, Z), c] -> Dense(50) -> LeakyReLU -> Dense(100) -> LeakyReLU -> Dense(200)
+                    -> LeakyReLU -> Dense(V) -> ReLU (non-negative energies)      (widths: config.g_hidden)
+Critic     D(x, c): concat[x (N, V), c] -> 3 x [Dense(V) -> ReLU] -> Dense(1)   (widths: config.d_hidden or V)
+
+Losses (per critic step, one real batch x_r with its energies; fakes x_f = G(z, c) at the same energies):
+    L_D = mean D(x_f) - mean D(x_r) + lambda mean_n (||d D(x_hat_n, c_n) / d x_hat_n||_2 - 1)^2,
+    x_hat = eps x_r + (1 - eps) x_f, eps ~ U(0, 1) per shower, lambda = gp_weight (10).
+The penalty is on the voxel part of the critic's input only (the condition is the same for x_r, x_f and x_hat
+and is not interpolated), as in FastCaloGAN, whose critic takes the label as a separate input. Its weight
+gradient is the hand-written double backward of calosim.layers.double_backward.
+After every ``critic_steps`` (5) critic steps one generator step: L_G = -mean D(G(z, c), c), with the
+energies of the current real batch. Adam 1e-4, beta1 0.55, batch 128.
+
+Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
+energies, each epoch visits them in increasing order, all the batches of one energy point before the next
+(``energy_point_batches``); with continuous energies it falls back to the usual shuffled order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calosim.errors import ConfigError
+from calosim.layers import Dense, LeakyReLU, ReLU, Sequential
+from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
+from calosim.models.base import (
+    VOXEL_TRANSFORMS,
+    ConfigMixin,
+    ShowerModel,
+    check_finite,
+    check_unique_names,
+    training_to_voxels,
+    voxels_to_training,
+)
+from calosim.optim import Adam
+
+
+@dataclass(frozen=True)
+class WGANGPConfig(ConfigMixin):
+    name: str = "fastcalogan"
+    latent_dim: int = 50
+    g_hidden: tuple[int, ...] = (50, 100, 200)
+    g_alpha: float = 0.2  # LeakyReLU slope of the generator's hidden layers
+    d_hidden: int | None = None  # critic width; None: V (FastCaloGAN)
+    d_layers: int = 3
+    gp_weight: float = 10.0
+    critic_steps: int = 5
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    beta1: float = 0.55
+    beta2: float = 0.999
+    batch_size: int = 128
+    epochs: int = 100
+    energy_schedule: bool = False
+    transform: str = "log"  # training units: "log" or "fraction" (calosim.models.base.voxels_to_training)
+    voxel_scale: float = 20.0  # "fraction": x = cell / E_inc * this
+    log_epsilon_mev: float = 0.1  # "log": x = log(1 + cell / this) / log_scale
+    log_scale: float = 10.0  # training units: voxel / incident energy * this
+    energy_range: tuple[float, float] | None = None  # GeV; None: the training data's
+
+    def __post_init__(self):
+        self._check_common()
+        if self.transform not in VOXEL_TRANSFORMS or self.log_epsilon_mev <= 0 or self.log_scale <= 0:
+            raise ConfigError(f"config {self.name!r}: transform one of {VOXEL_TRANSFORMS}, log_epsilon_mev > 0, "
+                              "log_scale > 0")
+        if self.critic_steps < 1 or self.d_layers < 1 or not self.g_hidden or self.voxel_scale <= 0:
+            raise ConfigError(f"config {self.name!r}: critic_steps >= 1, d_layers >= 1, g_hidden not empty, "
+                              "voxel_scale > 0")
+
+
+CONFIGS = {
+    "fastcalogan": WGANGPConfig(),
+    # same architecture, more generator steps per epoch on a 4000-shower file: higher learning rates
+    "small": WGANGPConfig(name="small", lr_g=2e-4, lr_d=2e-4, batch_size=64, epochs=60),
+}
+
+
+class WGANGP(ShowerModel):
+    model_type = "wgan-gp"
+
+    def __init__(self, config: WGANGPConfig, geometry, generator: Sequential, critic: Sequential, backend,
+                 particle="unknown", energy_range=(1.0, 100.0)):
+        super().__init__(config, geometry, backend, particle, energy_range)
+        self.generator = generator
+        self.critic = critic
+
+    @classmethod
+    def build(cls, config: WGANGPConfig, geometry, backend, rng: np.random.Generator, particle="unknown",
+              energy_range=(1.0, 100.0)) -> WGANGP:
+        v = geometry.n_cells
+        layers = []
+        for width in config.g_hidden:
+            layers += [Dense(width, kernel_init="he_uniform"), LeakyReLU(config.g_alpha)]
+        generator = Sequential([*layers, Dense(v), ReLU()], name="generator")
+        generator.build((config.latent_dim + 1,), backend, rng)
+        width = config.d_hidden or v
+        layers = []
+        for _ in range(config.d_layers):
+            layers += [Dense(width, kernel_init="he_uniform"), ReLU()]
+        critic = Sequential([*layers, Dense(1)], name="critic")
+        critic.build((v + 1,), backend, rng)
+        model = cls(config, geometry, generator, critic, backend, particle, energy_range)
+        check_unique_names(model.networks())
+        return model
+
+    def networks(self) -> dict:
+        return {"generator": self.generator, "critic": self.critic}
+
+    # ------------------------------------------------------------------ units
+    def to_training(self, layers_mev, energy_gev):
+        """Per-layer (N, R, C) MeV (NumPy) and E (N,) GeV -> x (N, V) training units (backend array)."""
+        flat = self.geometry.flatten([np.asarray(x, np.float64) for x in layers_mev])
+        return self.backend.asarray(voxels_to_training(flat, energy_gev, self.config))
+
+    def to_layers(self, x, energy_gev) -> list:
+        """x (N, V) training units and E (N,) GeV (backend arrays) -> [(N, R_l, C_l)] MeV backend arrays."""
+        return self.geometry.unflatten(training_to_voxels(x, energy_gev, self.config, self.backend.xp))
+
+    # ------------------------------------------------------------------ passes
+    def generator_forward(self, z, c, training: bool = True):
+        return self.generator.forward(self.backend.xp.concatenate([z, c], axis=1), training)
+
+    def critic_input(self, x, c):
+        return self.backend.xp.concatenate([x, c], axis=1)
+
+    def generate(self, z, energy, labels=None, training: bool = False) -> list:
+        """[(N, R_l, C_l)] MeV for z (N, Z) and E (N,) GeV (backend arrays)."""
+        return self.to_layers(self.generator_forward(z, self.condition(energy), training), energy)
+
+
+def energy_point_batches(energy: np.ndarray, batch_size: int, rng: np.random.Generator,
+                         max_points: int = 50) -> list[np.ndarray] | None:
+    """Row indices of the batches of one epoch, energy point by energy point in increasing energy (rows
+    shuffled within a point, incomplete batches dropped); None when there are more than ``max_points``
+    distinct energies (continuous spectrum: use the ordinary order)."""
+    points = np.unique(np.round(np.asarray(energy, np.float64), 6))
+    if len(points) > max_points:
+        return None
+    batches = []
+    for e in points:
+        rows = np.flatnonzero(np.isclose(energy, e, rtol=0, atol=1e-6 * max(1.0, e)))
+        rows = rows[rng.permutation(len(rows))]
+        batches += [rows[i:i + batch_size] for i in range(0, len(rows) - batch_size + 1, batch_size)]
+    return batches
+
+
+class WGANGPTrainer:
+    """Critic and generator steps on backend arrays; ``train_step`` takes one real batch (NumPy, MeV / GeV).
+
+    Every call is one critic step; every ``critic_steps``-th call is followed by one generator step (only
+    those calls report "g_loss").
+    """
+
+    loss_names = ("d_wasserstein", "d_penalty", "grad_norm", "g_loss")
+
+    def __init__(self, model: WGANGP, rng: np.random.Generator):
+        cfg = model.config
+        self.model = model
+        self.backend = be = model.backend
+        self.rng = rng
+        self.optimizers = {
+            "generator": Adam(model.generator.parameters(), cfg.lr_g, cfg.beta1, cfg.beta2, backend=be),
+            "critic": Adam(model.critic.parameters(), cfg.lr_d, cfg.beta1, cfg.beta2, backend=be),
+        }
+        self.critic_calls = 0
+
+    def state(self) -> dict:
+        """JSON-able trainer state for checkpoints (the critic-step counter)."""
+        return {"critic_calls": self.critic_calls}
+
+    def load_state(self, state: dict) -> None:
+        self.critic_calls = int(state.get("critic_calls", 0))
+
+    def critic_loss(self, x_real, x_fake, c, eps):
+        """(wasserstein, penalty, mean gradient norm, {Parameter: grad}) for one critic step; the gradients
+        are those of L_D = wasserstein + penalty w.r.t. the critic's parameters."""
+        model, xp = self.model, self.backend.xp
+        n, v = x_real.shape
+        critic = model.critic
+        scores = critic.forward(model.critic_input(xp.concatenate([x_real, x_fake]), xp.concatenate([c, c])), True)
+        wasserstein = float(scores[n:].mean() - scores[:n].mean())
+        seed = xp.concatenate([xp.full((n, 1), -1.0 / n, dtype=scores.dtype),
+                               xp.full((n, 1), 1.0 / n, dtype=scores.dtype)])
+        critic.backward(seed)
+        grads = {p: p.grad.copy() for p in critic.parameters()}
+        x_hat = eps * x_real + (1.0 - eps) * x_fake
+        _, g, tape = input_gradient(critic, model.critic_input(x_hat, c))
+        penalty, gg, norm = gradient_penalty(g, v, self.model.config.gp_weight, xp)
+        _, gp_grads = input_gradient_backward(tape, gg)
+        for p, gp in gp_grads.items():
+            grads[p] = grads[p] + gp
+        return wasserstein, penalty, float(norm.mean()), grads
+
+    def fake_batch(self, energy):
+        model = self.model
+        z = self.backend.asarray(self.rng.standard_normal((energy.shape[0], model.latent_dim)))
+        return z, model.condition(energy)
+
+    def critic_step(self, x_real, energy) -> tuple[float, float, float]:
+        n = x_real.shape[0]
+        z, c = self.fake_batch(energy)
+        x_fake = self.model.generator_forward(z, c, True)
+        eps = self.backend.asarray(self.rng.uniform(0.0, 1.0, (n, 1)))
+        wasserstein, penalty, norm, grads = self.critic_loss(x_real, x_fake, c, eps)
+        check_finite(wasserstein + penalty, "critic")
+        for p, g in grads.items():
+            p.grad = g
+        self.optimizers["critic"].step()
+        return wasserstein, penalty, norm
+
+    def generator_loss(self, z, c):
+        """(L_G, dL_G/dx_fake) with the critic's weights fixed; leaves the generator ready for backward."""
+        model = self.model
+        x_fake = model.generator_forward(z, c, True)
+        scores = model.critic.forward(model.critic_input(x_fake, c), True)
+        n = scores.shape[0]
+        d_in = model.critic.backward(self.backend.xp.full(scores.shape, -1.0 / n, dtype=scores.dtype))
+        return float(-scores.mean()), d_in[:, :x_fake.shape[1]]
+
+    def generator_step(self, energy) -> float:
+        z, c = self.fake_batch(energy)
+        loss, dx = self.generator_loss(z, c)
+        check_finite(loss, "generator")
+        self.model.generator.backward(dx)
+        self.optimizers["generator"].step()
+        return loss
+
+    def train_step(self, layers_mev, energy_gev, labels=None) -> dict[str, float]:
+        model = self.model
+        x_real = model.to_training(layers_mev, energy_gev)
+        energy = self.backend.asarray(np.asarray(energy_gev, np.float64))
+        wasserstein, penalty, norm = self.critic_step(x_real, energy)
+        self.critic_calls += 1
+        out = {"d_wasserstein": wasserstein, "d_penalty": penalty, "grad_norm": norm}
+        if self.critic_calls % model.config.critic_steps == 0:
+            out["g_loss"] = self.generator_step(energy)
+        return out
