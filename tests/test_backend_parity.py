@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from calosim.backends import get_backend
 from reference_ops import conv2d_naive, lc2d_naive, tie_filters
+
+from calosim.backends import get_backend
 
 # max|a - b| / max|b| allowed between two backends, per dtype (stated once).
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
