@@ -45,12 +45,24 @@ def _numba_threads() -> str:
     return str(numba.get_num_threads())
 
 
+def _cpu_model() -> str:
+    """The CPU's marketing name where the OS says it (Linux /proc/cpuinfo), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_info() -> dict:
     return {
         "calosim": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "numba_threads": _numba_threads(),
         "versions": {**{d: _version(d) for d in ("numpy", "numba", "h5py", "click")}, "cupy": _cupy_version()},
