@@ -8,6 +8,10 @@ the type). The type's trainer does the steps (calosim.models.registry); one call
 With ``energy_schedule`` set in a wgan-gp config and a training file of at most 50 distinct incident
 energies, the training rows are held in memory and every epoch visits the energy points in increasing order
 (calosim.models.wgan_gp.energy_point_batches).
+
+A config with ``n_classes`` 2 (lagan) needs a file with labels (the jet-image layout, calosim.data.formats):
+the training rows and their labels are then held in memory and shuffled together every epoch; the trainer
+gets (layers, energy, labels).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 from calosim.backends import get_backend
 from calosim.checkpoint import _read_group, _write_group, atomic_h5, set_model_arrays
 from calosim.data.dataset import ShowerDataset, split
-from calosim.data.formats import read_showers
+from calosim.data.formats import read_labels, read_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.models import registry
 from calosim.models.base import LossNotFinite
@@ -125,8 +129,16 @@ def train_model_type(model_type: str, out, data=None, backend: str = "numba", co
     model = kind.build(cfg, geometry, be, init_rng, particle=dataset.particle, energy_range=energy_range)
     trainer = kind.trainer_class(model, noise_rng)
     dropouts = _dropout_layers(model)
-    in_memory = None
-    if getattr(cfg, "energy_schedule", False):
+    in_memory = labels = None
+    if getattr(cfg, "n_classes", 1) > 1:
+        labels = read_labels(data_path, train_rows.start, train_rows.stop)
+        if labels is None:
+            raise DataError(f"{data_path}: config {cfg.name!r} has n_classes {cfg.n_classes} but the file holds no "
+                            "class labels (a jet-image file with image and signal / label / y)")
+        if labels.max(initial=0) >= cfg.n_classes:
+            raise DataError(f"{data_path}: labels up to {int(labels.max())} for n_classes {cfg.n_classes}")
+        in_memory = dataset.load()
+    elif getattr(cfg, "energy_schedule", False):
         in_memory = dataset.load()
         if energy_point_batches(in_memory.energy, cfg.batch_size, np.random.default_rng(0)) is None:
             reporter.message("energy_schedule: the training energies are not discrete; using the shuffled order")
@@ -156,6 +168,12 @@ def train_model_type(model_type: str, out, data=None, backend: str = "numba", co
         if in_memory is None:
             yield from dataset
             return
+        if labels is not None:
+            order = shuffle_rng.permutation(len(labels))
+            for b in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+                rows = order[b:b + cfg.batch_size]
+                yield [x[rows] for x in in_memory.layers], in_memory.energy[rows], labels[rows]
+            return
         for rows in energy_point_batches(in_memory.energy, cfg.batch_size, shuffle_rng):
             yield [x[rows] for x in in_memory.layers], in_memory.energy[rows]
 
@@ -166,9 +184,9 @@ def train_model_type(model_type: str, out, data=None, backend: str = "numba", co
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         n_steps = 0
-        for layers, energy in batches():
+        for batch in batches():
             try:
-                losses = trainer.train_step(layers, energy)
+                losses = trainer.train_step(*batch)
             except LossNotFinite as exc:
                 where = (f"{ckpt_path} (after epoch {epochs_done}) is intact: resume from it with lower learning "
                          "rates (--config-file)") if epochs_done else "no checkpoint was written yet"

@@ -111,3 +111,63 @@ def test_generate_command_dispatches_on_the_model_file(tmp_path, tiny_config):
     result = generate(tmp_path / "run", tmp_path / "g.h5", num_showers=7, backend="numpy", energy=20.0)
     generated = read_showers(result.path)
     assert generated.geometry.shapes == ((25, 25),) and len(generated) == 7 and "lagan" in generated.attrs["producer"]
+
+
+def _jet_file(path, n=30, energy=False, label="signal"):
+    import h5py
+
+    rng = np.random.default_rng(4)
+    images = rng.exponential(1.0, (n, 25, 25)) * (rng.random((n, 25, 25)) < 0.2)
+    images[:, 12, 12] += 50.0
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", data=images.astype(np.float32))
+        f.create_dataset(label, data=(np.arange(n) % 2).astype(np.float64))
+        if energy:
+            f.create_dataset("energy", data=np.full(n, 300.0, np.float32))
+    return path, images
+
+
+def test_jet_image_file_is_read_with_labels(tmp_path):
+    from calosim.data.formats import JET_IMAGE, detect_format, read_labels, read_showers
+
+    path, images = _jet_file(tmp_path / "jets.h5", label="y")
+    assert detect_format(path) == JET_IMAGE
+    s = read_showers(path, 2, 7)
+    assert s.geometry.shapes == ((25, 25),) and len(s) == 5
+    np.testing.assert_allclose(s.layers[0], images[2:7] * 1000.0, rtol=1e-6)
+    np.testing.assert_allclose(s.energy, images[2:7].reshape(5, -1).sum(axis=1), rtol=1e-5)  # default: sum, GeV
+    np.testing.assert_array_equal(read_labels(path, 2, 7), [0, 1, 0, 1, 0])
+    path, _ = _jet_file(tmp_path / "jets_e.h5", energy=True)
+    assert np.all(read_showers(path).energy == 300.0)
+
+
+def test_two_class_training_on_a_jet_image_file(tmp_path):
+    from calosim.errors import DataError
+
+    path, _ = _jet_file(tmp_path / "jets.h5")
+    cfg = tmp_path / "two.json"
+    cfg.write_text(json.dumps({**TINY, "n_classes": 2, "energy_weight": 1.0}))
+    result = train_model_type("lagan", tmp_path / "run", data=path, backend="numpy", config_file=cfg, epochs=1)
+    assert result.history[0]["steps"] == 2 and np.isfinite(result.history[0]["g_energy"])
+    model = registry.load(tmp_path / "run" / "last.h5", get_backend("numpy"))
+    assert model.config.n_classes == 2
+    with pytest.raises(DataError, match="no class labels"):
+        train_model_type("lagan", tmp_path / "run2", data=write_showers(tmp_path / "s.h5", tiny_lagan_showers(30)),
+                         backend="numpy", config_file=cfg, epochs=1)
+
+
+def test_energy_term_gradient_and_output_gain():
+    model = _model("numpy", "float64", energy_weight=2.0)
+    trainer = LAGANTrainer(model, np.random.default_rng(1))
+    rng = np.random.default_rng(5)
+    fake, real = rng.random((4, 25, 25, 1)), rng.random((4, 25, 25, 1))
+    e = rng.uniform(5, 90, 4)
+    loss, grad = trainer.energy_loss(fake, real, e)
+    direction = rng.standard_normal(fake.shape)
+    h = 1e-6
+    numeric = (trainer.energy_loss(fake + h * direction, real, e)[0]
+               - trainer.energy_loss(fake - h * direction, real, e)[0]) / (2 * h)
+    assert abs(numeric - float((grad * direction).sum())) < 1e-6 * max(1.0, abs(numeric))
+    base, scaled = _model("numpy", g_output_gain=1.0), _model("numpy", g_output_gain=0.5)
+    k0 = base.generator.body.layers[-2].params["kernel"].value
+    np.testing.assert_allclose(scaled.generator.body.layers[-2].params["kernel"].value, 0.5 * k0, rtol=1e-6)

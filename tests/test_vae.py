@@ -16,7 +16,8 @@ from calosim.models import registry
 from calosim.models.vae import VAE, VAETrainer
 from calosim.train_registry import train_model_type
 
-TINY = {"latent_dim": 3, "hidden": [8, 6], "batch_size": 16, "epochs": 2, "lr": 1e-3}
+TINY = {"latent_dim": 3, "hidden": [8, 6], "batch_size": 16, "epochs": 2, "lr": 1e-3, "energy_weight": 0.0,
+        "prior_energy_weight": 0.0, "output_activation": "relu"}
 
 
 def _model(backend_name, dtype="float32", **overrides):
@@ -25,17 +26,23 @@ def _model(backend_name, dtype="float32", **overrides):
                      (1.0, 100.0))
 
 
-@pytest.mark.parametrize("transform", ["log", "fraction"])
-def test_vae_loss_gradient(backend_name, transform):
-    model = _model(backend_name, "float64", transform=transform)
+@pytest.mark.parametrize("transform,energy_weight", [("log", 0.0), ("fraction", 0.0), ("log", 5.0),
+                                                      ("fraction", 5.0)])
+def test_vae_loss_gradient(backend_name, transform, energy_weight):
+    model = _model(backend_name, "float64", transform=transform, energy_weight=energy_weight)
     be = model.backend
     s = tiny_showers(6, seed=1)
     x = model.to_training(s.layers, s.energy)
-    c = model.condition(be.asarray(s.energy.astype(np.float64)))
+    e = be.asarray(s.energy.astype(np.float64))
+    c = model.condition(e)
     eps = be.asarray(np.random.default_rng(2).standard_normal((6, 3)))
+    if energy_weight:  # a decoder far from the data, so that the response term is not ~0
+        for p in model.decoder.parameters():
+            p.value[...] = p.value * 3.0
 
     def loss_and_grads():
-        total, _, _ = model.loss_and_backward(x, c, eps)
+        total, _, _, energy = model.loss_and_backward(x, c, eps, e)
+        assert energy > 0 or not energy_weight
         return total, {p: p.grad for p in model.parameters()}
 
     result = check_parameters(loss_and_grads, model.parameters(), np.random.default_rng(3), name="vae")
@@ -73,3 +80,15 @@ def test_resume_equals_uninterrupted_on_a_calochallenge_file(backend_name, tmp_p
     for p, q in zip(a.parameters(), b.parameters()):
         assert p.name == q.name and np.array_equal(p.value, q.value), p.name
     assert set(registry.networks_of(b)) == {"encoder", "decoder"} and b.geometry == TINY_GEOMETRY
+
+
+def test_response_term_and_threshold():
+    model = _model("numpy", "float64", energy_weight=1.0, threshold_mev=100.0)
+    s = tiny_showers(8, seed=3)
+    x = model.to_training(s.layers, s.energy)
+    e = s.energy.astype(np.float64)
+    r, _ = model.response_and_gradient(x, e)
+    np.testing.assert_allclose(r, s.total_energy() / (1000.0 * e), rtol=1e-9)
+    layers = model.to_layers(x, e)
+    flat = np.concatenate([x.reshape(8, -1) for x in layers], axis=1)
+    assert flat[flat > 0].min() >= 100.0 and (flat == 0).sum() > (s.flat() == 0).sum()

@@ -9,6 +9,14 @@ CaloChallenge layout (arXiv:2410.21611):
     incident_energies  (N, 1)  MeV     incident energy -- MeV in the challenge files; read_showers converts
                                        it to GeV in Showers.energy and write_showers back to MeV
     overflow           (N, n_layers) MeV   optional, a calosim extension (keeps CaloGAN -> CaloChallenge lossless)
+Jet-image layout (LAGAN, arXiv:1701.05927; read only):
+    image              (N, 25, 25)  GeV    pixel intensities (LAGAN: pT per pixel); read_showers multiplies by
+                                           1000 into MeV cells (a file attribute ``image_unit`` = "MeV" keeps them)
+    signal | label | y (N,)         class  the first of these present: integers 0 / 1 (read_labels)
+    energy             (N,) or (N, 1) GeV  optional; absent: the sum of the image (GeV), i.e. the jet's total
+                                           intensity, which makes the LAGAN response sum / E exactly 1
+    Geometry: one 25 x 25 layer (single_layer_geometry, name "jet_image"); images with zero sum and no
+    ``energy`` are rejected like any incident energy <= 0.
 The CaloChallenge layout does not say its geometry: calosim stores it as the JSON attribute ``geometry``;
 for challenge files without it, pass ``binning=`` (a binning XML path or a Geometry).
 
@@ -36,11 +44,14 @@ from calosim.geometry import Geometry, calochallenge_geometry, calogan_geometry
 
 CALOGAN = "calogan"
 CALOCHALLENGE = "calochallenge"
+JET_IMAGE = "jet_image"  # read only
 FORMATS = (CALOGAN, CALOCHALLENGE)
+LABEL_DATASETS = ("signal", "label", "y")
 
 UNITS = {
     CALOGAN: "layer_*/overflow: MeV (deposited), energy: GeV (incident)",
     CALOCHALLENGE: "showers/overflow: MeV (deposited), incident_energies: MeV (incident)",
+    JET_IMAGE: "image: GeV (read as MeV cells x 1000), energy: GeV (default: the image sum)",
 }
 
 # File attributes that become Showers fields rather than entries of Showers.attrs.
@@ -69,13 +80,16 @@ def _format_of(f: h5py.File, path) -> str:
         return CALOCHALLENGE
     if "layer_0" in f:
         return CALOGAN
+    if "image" in f and any(name in f for name in LABEL_DATASETS):
+        return JET_IMAGE
     names = ", ".join(sorted(f.keys())) or "none"
-    raise DataError(f"{path}: neither a CaloGAN file (needs layer_0 ... and energy) nor a CaloChallenge file "
-                    f"(needs showers and incident_energies); datasets found: {names}")
+    raise DataError(f"{path}: neither a CaloGAN file (needs layer_0 ... and energy), a CaloChallenge file "
+                    f"(needs showers and incident_energies) nor a jet-image file (needs image and one of "
+                    f"{', '.join(LABEL_DATASETS)}); datasets found: {names}")
 
 
 def detect_format(path) -> str:
-    """"calogan" or "calochallenge" from the datasets a file holds (DataError if neither)."""
+    """"calogan", "calochallenge" or "jet_image" from the datasets a file holds (DataError if none)."""
     with _open(path) as f:
         return _format_of(f, path)
 
@@ -156,6 +170,10 @@ class ShowerFile:
                 self.attrs["geometry_description"] = self.attrs["geometry"]
         self.attrs = {k: v for k, v in self.attrs.items() if k not in _FIELD_ATTRS}
 
+        self._labels = None
+        if self.format == JET_IMAGE:
+            self._setup_jet_image()
+            return
         if self.format == CALOGAN:
             if geometry is None:
                 geometry = self._infer_calogan_geometry()
@@ -191,6 +209,47 @@ class ShowerFile:
             desc = ", ".join(f"{k}: {v}" for k, v in lengths.items())
             raise DataError(f"{self.path}: datasets have mismatched lengths ({desc})")
         self.n = int(e.shape[0])
+
+    def _setup_jet_image(self):
+        from calosim.geometry import single_layer_geometry
+
+        self.geometry = single_layer_geometry(25, 25, name="jet_image")
+        image = self._dataset("image")
+        if image.ndim != 3 or tuple(image.shape[1:]) != (25, 25):
+            raise DataError(f"{self.path}: dataset 'image' has shape {image.shape}; expected (N, 25, 25)")
+        self._cells = [image]
+        label_name = next(name for name in LABEL_DATASETS if name in self._f)
+        self._labels = self._dataset(label_name)
+        self.label_name = label_name
+        self._energy = self._dataset("energy") if "energy" in self._f else None
+        self._overflow = None
+        unit = str(self.attrs.get("image_unit", "GeV"))
+        if unit not in ("GeV", "MeV"):
+            raise DataError(f"{self.path}: attribute image_unit must be 'GeV' or 'MeV', got {unit!r}")
+        self._image_scale = 1000.0 if unit == "GeV" else 1.0
+        shapes = {"image": image.shape, label_name: self._labels.shape}
+        if self._energy is not None:
+            shapes["energy"] = self._energy.shape
+            if not (self._energy.ndim == 1 or (self._energy.ndim == 2 and self._energy.shape[1] == 1)):
+                raise DataError(f"{self.path}: dataset 'energy' has shape {self._energy.shape}; expected (N,)")
+        if self._labels.ndim != 1:
+            raise DataError(f"{self.path}: dataset {label_name!r} has shape {self._labels.shape}; expected (N,)")
+        if len({shape[0] for shape in shapes.values()}) != 1:
+            desc = ", ".join(f"{k}: {v[0]}" for k, v in shapes.items())
+            raise DataError(f"{self.path}: datasets have mismatched lengths ({desc})")
+        self.n = int(image.shape[0])
+
+    def read_labels(self, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        """(N,) int64 class labels of rows [start, stop) (jet-image files), or None for files without labels.
+        Labels must be whole numbers >= 0 (e.g. 1.0 / 0.0 signal flags)."""
+        if self._labels is None:
+            return None
+        start, stop, _ = slice(start, stop).indices(self.n)
+        raw = np.asarray(self._labels[start:max(start, stop)])
+        labels = raw.astype(np.int64)
+        if not np.all(np.isfinite(raw.astype(np.float64))) or np.any(labels != raw) or np.any(labels < 0):
+            raise DataError(f"{self.path}: dataset {self.label_name!r} holds labels that are not whole numbers >= 0")
+        return labels
 
     def _infer_calogan_geometry(self) -> Geometry:
         from calosim.geometry import LayerGeometry
@@ -233,6 +292,18 @@ class ShowerFile:
         """Showers of rows [start, stop) as float32 (MeV cells, GeV energy)."""
         start, stop, _ = slice(start, stop).indices(self.n)
         stop = max(start, stop)
+        if self.format == JET_IMAGE:
+            image = self._read(self._cells[0], start, stop)
+            if self._energy is None:
+                energy = image.reshape(len(image), -1).sum(axis=1, dtype=np.float64).astype(np.float32)
+                energy *= np.float32(self._image_scale / 1000.0)
+            else:
+                energy = self._read(self._energy, start, stop).reshape(-1)
+            showers = Showers([image * np.float32(self._image_scale)], energy, self.geometry, None, self.particle,
+                              dict(self.attrs))
+            if self.validate:
+                check_showers(showers, self.path, offset=start)
+            return showers
         energy = self._read(self._energy, start, stop).reshape(-1)
         if self.format == CALOCHALLENGE:
             energy = (self._energy[start:stop].astype(np.float64).reshape(-1) / 1000.0).astype(np.float32)
@@ -373,6 +444,12 @@ def write_showers(path, showers: Showers, format: str = CALOGAN, compression: st
             raise DataError(f"{path}: cannot write: {exc}") from None
         raise
     return path
+
+
+def read_labels(path, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+    """Class labels (N,) int64 of rows [start, stop) of a jet-image file; None for files without labels."""
+    with open_showers(path, validate=False) as f:
+        return f.read_labels(start, stop)
 
 
 def convert(src, dst, format: str, binning=None, **attrs) -> Path:

@@ -78,7 +78,10 @@ class LAGANConfig(ConfigMixin):
     batch_size: int = 100
     epochs: int = 50
     label_flip: float = 0.05
+    real_label: float = 1.0  # one-sided label smoothing: the discriminator's target for real images
     aux_weight: float = 1.0
+    energy_weight: float = 0.0  # generator only: energy_weight * mean |sum(fake) - sum(real)| / E (see below)
+    g_output_gain: float = 1.0  # the generator's last LC2D kernel is initialised times this
     image_scale: float = 1000.0  # MeV per training unit
     energy_range: tuple[float, float] | None = None
 
@@ -88,12 +91,15 @@ class LAGANConfig(ConfigMixin):
             raise ConfigError(f"config {self.name!r}: n_classes must be 1 or 2 (one sigmoid auxiliary output)")
         if not 0.0 <= self.label_flip < 0.5 or self.image_scale <= 0:
             raise ConfigError(f"config {self.name!r}: 0 <= label_flip < 0.5 and image_scale > 0")
+        if not 0.5 < self.real_label <= 1.0 or self.energy_weight < 0 or self.g_output_gain <= 0:
+            raise ConfigError(f"config {self.name!r}: 0.5 < real_label <= 1, energy_weight >= 0, g_output_gain > 0")
 
 
 CONFIGS = {
     "lagan": LAGANConfig(),
     "small": LAGANConfig(name="small", latent_dim=32, g_dense_channels=16, g_conv_filters=8, g_lc_filters=4,
-                         d_conv_filters=8, d_lc_filters=4, mbd_kernels=5, mbd_dim=5, batch_size=50, epochs=20),
+                         d_conv_filters=8, d_lc_filters=4, mbd_kernels=5, mbd_dim=5, batch_size=50, epochs=15,
+                         lr_d=5e-5, real_label=0.9, energy_weight=10.0, g_output_gain=0.1, bn_momentum=0.9),
 }
 
 
@@ -154,6 +160,9 @@ class LAGANGenerator(Layer):
         ], name=f"{self.name}.body")
         out = self.body.build((cfg.latent_dim,), self.backend, rng)
         assert out == (*IMAGE_SHAPE, 1), out
+        if cfg.g_output_gain != 1.0:
+            kernel = self.body.layers[-2].params["kernel"]
+            kernel.value *= cfg.g_output_gain
         return out
 
     def sublayers(self):
@@ -283,7 +292,7 @@ class LAGAN(ShowerModel):
 class LAGANTrainer:
     """The LAGAN iteration on one real batch (NumPy: [(B, 25, 25)] MeV, (B,) GeV, labels (B,) or None)."""
 
-    loss_names = ("d_loss", "d_aux", "g_loss", "g_aux")
+    loss_names = ("d_loss", "d_aux", "g_loss", "g_aux", "g_energy")
 
     def __init__(self, model: LAGAN, rng: np.random.Generator):
         cfg = model.config
@@ -321,7 +330,7 @@ class LAGANTrainer:
         z = be.asarray(model.sample_latent(rng, n))
         e = be.asarray(energy)
         fake = model.generator_forward(z, fake_labels, e, True)
-        targets = np.concatenate([np.ones(n), np.zeros(n)])
+        targets = np.concatenate([np.full(n, cfg.real_label), np.zeros(n)])
         flip = rng.random(2 * n) < cfg.label_flip
         targets[flip] = 1.0 - targets[flip]
         aux = np.concatenate([labels, fake_labels]).astype(np.float64)
@@ -343,7 +352,27 @@ class LAGANTrainer:
                                                     be.asarray(g_labels.astype(np.float64)))
         finally:
             d.set_update_statistics(True)
+        d_images = d.backward(dl)[0]
+        losses = {"d_loss": d_bce, "d_aux": d_aux, "g_loss": g_bce, "g_aux": g_aux}
+        if cfg.energy_weight > 0:
+            energy_loss, d_energy = self.energy_loss(images, xp.concatenate([real, real]), e2)
+            g_total += cfg.energy_weight * energy_loss
+            d_images = d_images + cfg.energy_weight * d_energy
+            losses["g_energy"] = energy_loss
         check_finite(g_total, "generator")
-        model.generator.backward(d.backward(dl)[0])
+        model.generator.backward(d_images)
         self.optimizers["generator"].step()
-        return {"d_loss": d_bce, "d_aux": d_aux, "g_loss": g_bce, "g_aux": g_aux}
+        return losses
+
+    def energy_loss(self, fake, real, energy):
+        """CaloGAN's energy-conservation term for one layer: mean_i |sum(fake_i) - sum(real_i)| / E_i over pairs
+        generated at the real shower's incident energy E_i (GeV, training units = GeV for image_scale 1000),
+        i.e. the L1 distance of the responses; its minimum puts each energy's generated sum at the median of the
+        real sums. (CaloGAN's |sum - E_in| assumes all layers; one layer or a jet image carries only part of E.)
+        Returns (loss, dloss/dfake)."""
+        xp, n = self.backend.xp, fake.shape[0]
+        scale = self.model.config.image_scale / 1000.0
+        inv = (scale / energy).reshape(n, 1)
+        diff = (fake.reshape(n, -1).sum(axis=1, keepdims=True) - real.reshape(n, -1).sum(axis=1, keepdims=True)) * inv
+        grad = (xp.sign(diff) * inv / n).astype(fake.dtype)
+        return float(xp.abs(diff).mean()), xp.broadcast_to(grad.reshape(n, 1, 1, 1), fake.shape)
