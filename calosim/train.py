@@ -1,6 +1,8 @@
-"""Train a CaloGAN on a shower file: the loop of reference section 4 with validation, checkpoints and resume.
+"""Train a model of any registered type (calosim.models.registry: calogan, wgan-gp, vae, lagan) on a shower
+file: one loop with validation, checkpoints and resume; the type's trainer does the steps.
 
-Each step (batch B of real showers, cells MeV -> training units MeV / image_scale = GeV):
+CaloGAN's step (GANTrainer, the loop of reference section 4; batch B of real showers, cells MeV -> training
+units MeV / image_scale = GeV):
     1. D on the all-real batch, target 1 (BCE with logits), one Adam step of D;
     2. D on an all-fake batch G(z, E) with E ~ U(energy_range) GeV, target 0, one Adam step of D;
     3. generator_steps times (2): fresh z and E, loss BCE(D(G(z, E)), 1) + energy_loss_weight * MAE(sum of
@@ -9,8 +11,9 @@ Each step (batch B of real showers, cells MeV -> training units MeV / image_scal
 A run directory holds:
     log.jsonl        one JSON line per epoch: mean losses, validation metrics and score, seconds
     run.json         the options and the effective config of the run
-    checkpoint.h5    after every epoch, atomically: weights, both Adam states, all RNG states (noise, data
-                     shuffle, Dropout layers), epochs done, best score (see calosim.checkpoint)
+    checkpoint.h5    after every epoch, atomically: weights, the trainer's Adam states, all RNG states (noise,
+                     data shuffle, Dropout layers), the trainer's state, epochs done, best score
+                     (see calosim.checkpoint)
     last.h5, best.h5 model files of the last epoch and of the epoch with the lowest validation score
 
 Resuming (resume=True) restores checkpoint.h5 and continues with the next epoch; because every source of
@@ -38,12 +41,15 @@ import numpy as np
 from calosim.backends import get_backend
 from calosim.checkpoint import load_checkpoint, read_model_header, save_checkpoint, save_model
 from calosim.data.dataset import ShowerDataset, split
-from calosim.data.formats import open_showers, read_showers
+from calosim.data.formats import open_showers, read_labels, read_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.evaluate.metrics import separation_power
 from calosim.losses import bce_with_logits, mean_absolute_error
+from calosim.models import registry
+from calosim.models.base import LossNotFinite, check_finite
 from calosim.models.calogan import CaloGAN
-from calosim.models.config import get_config
+from calosim.models.registry import networks_of
+from calosim.models.wgan_gp import energy_point_batches
 from calosim.optim import Adam
 
 CHECKPOINT = "checkpoint.h5"
@@ -132,13 +138,31 @@ class GANTrainer:
                 "g_energy_mae_gev": float(np.mean(g_energy))}
 
 
-class TrainingNaN(TrainingError):
-    pass
+TrainingNaN = LossNotFinite  # a NaN or infinite loss (the name this module used to give it)
+_check_finite = check_finite
 
 
-def _check_finite(value: float, what: str) -> None:
-    if not math.isfinite(value):
-        raise TrainingNaN(f"the {what} loss is {value}")
+class CaloGANTrainer:
+    """The registry's trainer interface (calosim.models.registry) for CaloGAN, around a :class:`GANTrainer`:
+    ``optimizers``, ``train_step(layers MeV, E GeV)`` on NumPy batches, ``state()`` / ``load_state()``
+    (nothing to keep: every source of randomness is an RNG the run checkpoints)."""
+
+    def __init__(self, model: CaloGAN, rng: np.random.Generator):
+        self.model = model
+        self.gan = GANTrainer(model, rng)
+        self.optimizers = {"generator": self.gan.opt_g, "discriminator": self.gan.opt_d}
+
+    def state(self) -> dict:
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+    def train_step(self, layers, energy) -> dict[str, float]:
+        """One iteration on per-layer (B, R, C) MeV cells and energies (B,) GeV (NumPy)."""
+        be, scale = self.model.backend, self.model.config.image_scale
+        images = [be.asarray(x.reshape(*x.shape, 1) / scale) for x in layers]
+        return self.gan.train_step(images, be.asarray(energy))
 
 
 # --------------------------------------------------------------------------- validation
@@ -166,14 +190,20 @@ def validation_score(gen: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> 
     return out
 
 
-def generate_arrays(model: CaloGAN, energy_gev: np.ndarray, rng: np.random.Generator, batch_size: int = 1000):
-    """Showers for the given incident energies (GeV) in inference mode: per-layer (N, R, C) float32 MeV."""
+def generate_arrays(model, energy_gev: np.ndarray, rng: np.random.Generator, batch_size: int = 1000):
+    """Showers of a model of any type for the given incident energies (GeV) in inference mode: per-layer
+    (N, R, C) float32 MeV."""
     be = model.backend
     parts = []
     for start in range(0, len(energy_gev), batch_size):
         e = np.asarray(energy_gev[start:start + batch_size], np.float64)
-        z = rng.standard_normal((len(e), model.config.latent_dim))
-        images = model.generate(be.asarray(z), be.asarray(e), training=False)
+        if hasattr(model, "sample_latent"):
+            z = model.sample_latent(rng, len(e))
+        else:  # CaloGAN
+            z = rng.standard_normal((len(e), model.config.latent_dim))
+        labels = model.sample_labels(rng, len(e)) if hasattr(model, "sample_labels") else None
+        kw = {} if labels is None else {"labels": labels}
+        images = model.generate(be.asarray(z), be.asarray(e), training=False, **kw)
         parts.append([be.to_numpy(x).astype(np.float32) for x in images])
     return [np.concatenate([p[i] for p in parts]) for i in range(len(model.geometry.layers))]
 
@@ -219,8 +249,8 @@ def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
     rng.bit_generator.state = state
 
 
-def _dropout_layers(model: CaloGAN):
-    return [layer for net in (model.generator, model.discriminator) for layer in net.walk() if hasattr(layer, "rng")]
+def _dropout_layers(model):
+    return [layer for net in networks_of(model).values() for layer in net.walk() if hasattr(layer, "rng")]
 
 
 def _read_log(path: Path) -> list[dict]:
@@ -229,43 +259,73 @@ def _read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _batch_source(cfg, data_path, train_rows: range, dataset: ShowerDataset, shuffle_rng, reporter):
+    """The batches of one epoch, as a function of no arguments: the dataset's shuffled chunks, or (a config
+    with n_classes > 1, or with energy_schedule on discrete energies) the training rows held in memory."""
+    if getattr(cfg, "n_classes", 1) > 1:
+        labels = read_labels(data_path, train_rows.start, train_rows.stop)
+        if labels is None:
+            raise DataError(f"{data_path}: config {cfg.name!r} has n_classes {cfg.n_classes} but the file holds no "
+                            "class labels (a jet-image file with image and signal / label / y)")
+        if labels.max(initial=0) >= cfg.n_classes:
+            raise DataError(f"{data_path}: labels up to {int(labels.max())} for n_classes {cfg.n_classes}")
+        rows_in_memory = dataset.load()
+
+        def labelled():
+            order = shuffle_rng.permutation(len(labels))
+            for b in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+                rows = order[b:b + cfg.batch_size]
+                yield [x[rows] for x in rows_in_memory.layers], rows_in_memory.energy[rows], labels[rows]
+
+        return labelled
+    if getattr(cfg, "energy_schedule", False):
+        rows_in_memory = dataset.load()
+        if energy_point_batches(rows_in_memory.energy, cfg.batch_size, np.random.default_rng(0)) is not None:
+            def by_energy_point():
+                for rows in energy_point_batches(rows_in_memory.energy, cfg.batch_size, shuffle_rng):
+                    yield [x[rows] for x in rows_in_memory.layers], rows_in_memory.energy[rows]
+
+            return by_energy_point
+        reporter.message("energy_schedule: the training energies are not discrete; using the shuffled order")
+    return lambda: iter(dataset)
+
+
 def train(out, data=None, backend: str = "numba", config: str | None = None, config_file=None,
           epochs: int | None = None, batch_size: int | None = None, seed: int = 0, resume: bool = False,
           validation_fraction: float = 0.2, dtype: str = "float32", chunk_size: int = 10_000,
           reporter: Reporter | None = None, model_type: str = "calogan") -> TrainResult:
-    """Train (or resume) a CaloGAN run in directory ``out``; see the module docstring.
+    """Train (or resume) a run in directory ``out``; see the module docstring.
 
-    model_type: "calogan" (this loop) or another type of calosim.models.registry ("wgan-gp", "vae", "lagan"),
-    trained by calosim.train_registry with the same run directory, validation, checkpoints and resume.
+    model_type: a type of calosim.models.registry ("calogan", "wgan-gp", "vae", "lagan"); its trainer does the
+    steps, one call of ``train_step`` per batch (calogan: :class:`CaloGANTrainer`).
     config: a configuration name of the model type (default: its ``small``).
+
+    With ``energy_schedule`` set in a wgan-gp config and a training file of at most 50 distinct incident
+    energies, the training rows are held in memory and every epoch visits the energy points in increasing order
+    (calosim.models.wgan_gp.energy_point_batches). A config with ``n_classes`` 2 (lagan) needs a file with
+    labels (the jet-image layout, calosim.data.formats): the training rows and their labels are then held in
+    memory and shuffled together every epoch; the trainer gets (layers, energy, labels).
 
     data: a CaloGAN or CaloChallenge shower file (MeV cells, GeV energies); default the bundled Geant4 e+.
     epochs, batch_size: override the config's; everything else comes from ``config`` and ``config_file``.
     """
     from calosim.data.bundled import bundled_path
 
-    if model_type != "calogan":
-        from calosim.train_registry import train_model_type
-
-        return train_model_type(model_type, out, data=data, backend=backend, config=config, config_file=config_file,
-                                epochs=epochs, batch_size=batch_size, seed=seed, resume=resume,
-                                validation_fraction=validation_fraction, dtype=dtype, chunk_size=chunk_size,
-                                reporter=reporter)
-    config = config or "small"
+    kind = registry.get_model_type(model_type)
     reporter = reporter or Reporter()
     run_dir = Path(out)
     data_path = Path(data) if data is not None else bundled_path("eplus")
-    cfg = get_config(config, config_file, epochs=epochs, batch_size=batch_size)
+    cfg = kind.get_config(config, config_file, epochs=epochs, batch_size=batch_size)
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise TrainingError(f"{run_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it, or "
                             "choose another --out")
-    state = None
     if resume and ckpt_path.exists():
         header = read_model_header(ckpt_path)
-        if header["config"].replace(epochs=cfg.epochs) != cfg:
-            raise TrainingError(f"{ckpt_path}: the run was started with another config; resume with the same "
-                                "--config, --config-file and --batch-size (only --epochs may change)")
+        if header["model"] != model_type or header["config"].replace(epochs=cfg.epochs) != cfg:
+            raise TrainingError(f"{ckpt_path}: the run was started with another config or model type; resume with "
+                                "the same --model-type, --config, --config-file and --batch-size (only --epochs "
+                                "may change)")
     elif resume:
         reporter.message(f"no {CHECKPOINT} in {run_dir}: starting the run from scratch")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -281,55 +341,56 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     geometry = dataset.geometry
     energy_range = cfg.energy_range or _energy_range(data_path, train_rows)
     be = get_backend(backend, dtype)
-    model = CaloGAN.build(cfg, geometry, be, init_rng, particle=dataset.particle, energy_range=energy_range)
-    trainer = GANTrainer(model, noise_rng)
-    optimizers = {"generator": trainer.opt_g, "discriminator": trainer.opt_d}
+    model = kind.build(cfg, geometry, be, init_rng, particle=dataset.particle, energy_range=energy_range)
+    trainer = kind.trainer_class(model, noise_rng)
     dropouts = _dropout_layers(model)
+    batches = _batch_source(cfg, data_path, train_rows, dataset, shuffle_rng, reporter)
 
     epochs_done, best_score, best_epoch = 0, None, None
     if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, model, optimizers)
+        state = load_checkpoint(ckpt_path, model, trainer.optimizers)
         epochs_done, best_score, best_epoch = state["epochs_done"], state["best_score"], state["best_epoch"]
         _set_rng_state(noise_rng, state["rng"]["noise"])
         _set_rng_state(shuffle_rng, state["rng"]["shuffle"])
         for layer, s in zip(dropouts, state["rng"]["dropout"]):
             _set_rng_state(layer.rng, s)
+        trainer.load_state(state.get("trainer", {}))
         reporter.message(f"resuming {run_dir} after epoch {epochs_done}")
     history = [r for r in _read_log(run_dir / LOG) if r.get("epoch", 0) <= epochs_done]
     (run_dir / LOG).write_text("".join(json.dumps(r) + "\n" for r in history))
-    options = {"data": str(data_path), "backend": backend, "dtype": dtype, "config": cfg.to_dict(), "seed": seed,
-               "validation_fraction": validation_fraction, "train_rows": [train_rows.start, train_rows.stop],
-               "validation_rows": [val_rows.start, val_rows.stop], "energy_range": list(energy_range),
-               "geometry": geometry.to_dict(), "particle": dataset.particle}
+    options = {"model_type": model_type, "data": str(data_path), "backend": backend, "dtype": dtype,
+               "config": cfg.to_dict(), "seed": seed, "validation_fraction": validation_fraction,
+               "train_rows": [train_rows.start, train_rows.stop], "validation_rows": [val_rows.start, val_rows.stop],
+               "energy_range": list(energy_range), "geometry": geometry.to_dict(), "particle": dataset.particle}
     (run_dir / RUN_JSON).write_text(json.dumps(options, indent=2) + "\n")
 
     validation = read_showers(data_path, val_rows.start, val_rows.stop) if len(val_rows) else None
     val_ref = fast_observables(validation.layers, validation.energy) if validation is not None else None
-    scale = cfg.image_scale
 
     for epoch in range(epochs_done + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         reporter.epoch_start(epoch, cfg.epochs, dataset.n_batches)
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         n_steps = 0
-        for layers, energy in dataset:
-            images = [be.asarray(x.reshape(*x.shape, 1) / scale) for x in layers]
+        for batch in batches():
             try:
-                losses = trainer.train_step(images, be.asarray(energy))
-            except TrainingNaN as exc:
+                losses = trainer.train_step(*batch)
+            except LossNotFinite as exc:
                 where = (f"{ckpt_path} (after epoch {epochs_done}) is intact: resume from it with lower learning "
                          "rates (--config-file)") if epochs_done else "no checkpoint was written yet"
                 raise TrainingError(f"training stopped at epoch {epoch}, step {n_steps + 1}: {exc}; {where}") from None
-            for k, v in losses.items():
+            for k, v in losses.items():  # a trainer may report a loss on some steps only (wgan-gp's g_loss)
                 sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
             n_steps += 1
             reporter.step(losses)
-        bad = [p.name for net in (model.generator, model.discriminator) for p in net.parameters()
+        bad = [p.name for net in networks_of(model).values() for p in net.parameters()
                if not bool(be.xp.isfinite(p.value).all())]
         if bad:
             raise TrainingError(f"training stopped at epoch {epoch}: non-finite weights in {bad[0]}; "
                                 f"{ckpt_path} (after epoch {epochs_done}) is intact")
-        record = {"epoch": epoch, "steps": n_steps, **{k: v / max(n_steps, 1) for k, v in sums.items()}}
+        record = {"epoch": epoch, "steps": n_steps, **{k: sums[k] / counts[k] for k in sums}}
         if val_ref is not None:
             gen_layers = generate_arrays(model, validation.energy, np.random.default_rng(validation_seed))
             record.update(validation_score(fast_observables(gen_layers, validation.energy), val_ref))
@@ -350,8 +411,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
         trainer_state = {"epochs_done": epochs_done, "best_score": best_score, "best_epoch": best_epoch,
                          "rng": {"noise": _rng_state(noise_rng), "shuffle": _rng_state(shuffle_rng),
                                  "dropout": [_rng_state(layer.rng) for layer in dropouts]},
-                         "options": options}
-        save_checkpoint(ckpt_path, model, optimizers, trainer_state, **info)
+                         "trainer": trainer.state(), "options": options}
+        save_checkpoint(ckpt_path, model, trainer.optimizers, trainer_state, **info)
         history.append(record)
         reporter.epoch_end(record)
     if epochs_done == 0 and not ckpt_path.exists():

@@ -8,24 +8,25 @@ Every model type provides
                     sample_latent(rng, n), sample_labels(rng, n), generate(z, E, labels, training) -> [(N, R, C)] MeV
     trainer_class   (model, rng) with optimizers {name: Adam}, train_step(layers MeV, E GeV, labels) -> losses,
                     state() / load_state() (JSON-able counters)
-CaloGAN keeps its own trainer in calosim.train (its entry here has trainer_class None).
+CaloGAN's trainer (calosim.train.CaloGANTrainer, around calosim.train.GANTrainer) is looked up lazily.
 
-Model files of these types use the layout of calosim.checkpoint (attribute ``model`` = the type name,
+Model files of every type use the layout of calosim.checkpoint (attribute ``model`` = the type name,
 ``config`` its JSON, one group per network, e.g. /generator and /critic for wgan-gp, /encoder and /decoder for
-vae); ``save`` / ``load`` / ``read_header`` here write and read them.
+vae); ``save`` / ``load`` / ``read_header`` here are calosim.checkpoint's save_model / load_model /
+read_model_header.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import h5py
 import numpy as np
 
-from calosim.errors import ConfigError, DataError
-from calosim.geometry import Geometry
+from calosim.checkpoint import load_model as load  # noqa: F401  (re-exported: registry.load)
+from calosim.checkpoint import read_model_header as read_header  # noqa: F401
+from calosim.checkpoint import save_model as save  # noqa: F401
+from calosim.errors import ConfigError
 from calosim.models import lagan, vae, wgan_gp
 from calosim.models.calogan import CaloGAN
 from calosim.models.config import CONFIGS as CALOGAN_CONFIGS
@@ -39,7 +40,7 @@ class ModelType:
     config_class: type
     configs: dict
     default_config: str
-    trainer_class: type | None
+    trainer_class: Callable
     description: str
 
     def get_config(self, name: str | None = None, config_file=None, **overrides):
@@ -47,7 +48,7 @@ class ModelType:
         ``overrides`` (None = keep)."""
         name = name or self.default_config
         if name not in self.configs:
-            raise ConfigError(f"model type {self.name!r} has no config {name!r}; choose one of "
+            raise ConfigError(f"unknown config {name!r} of model type {self.name!r}; choose one of "
                               f"{', '.join(self.configs)}")
         config = self.configs[name]
         changes = load_config_file(config_file) if config_file is not None else {}
@@ -62,8 +63,14 @@ class ModelType:
         return self.model_class.build(config, geometry, backend, rng, particle=particle, energy_range=energy_range)
 
 
+def _calogan_trainer(model, rng: np.random.Generator):
+    from calosim.train import CaloGANTrainer  # calosim.train imports this module
+
+    return CaloGANTrainer(model, rng)
+
+
 MODEL_TYPES: dict[str, ModelType] = {
-    "calogan": ModelType("calogan", CaloGAN, CaloGANConfig, CALOGAN_CONFIGS, "small", None,
+    "calogan": ModelType("calogan", CaloGAN, CaloGANConfig, CALOGAN_CONFIGS, "small", _calogan_trainer,
                          "CaloGAN: per-layer LC2D streams with attention, BCE + energy loss"),
     "wgan-gp": ModelType("wgan-gp", wgan_gp.WGANGP, wgan_gp.WGANGPConfig, wgan_gp.CONFIGS, "small",
                          wgan_gp.WGANGPTrainer, "FastCaloGAN-style conditional WGAN-GP on flattened voxels"),
@@ -94,73 +101,3 @@ def networks_of(model) -> dict:
 
 def latent_dim_of(model) -> int:
     return int(model.config.latent_dim)
-
-
-# --------------------------------------------------------------------------- model files
-def _write_model(f: h5py.File, model, extra: dict | None) -> None:
-    from calosim._version import __version__
-    from calosim.checkpoint import FORMAT, UNITS, _write_group, model_arrays
-
-    attrs = {
-        "format": FORMAT, "format_version": 1, "model": model_type_of(model),
-        "config": json.dumps(model.config.to_dict()), "geometry": json.dumps(model.geometry.to_dict()),
-        "particle": model.particle, "energy_range": np.asarray(model.energy_range, np.float64),
-        "conditioning": "c = log(E / energy_range[0]) / log(energy_range[1] / energy_range[0]), E in GeV",
-        "units": UNITS, "dtype": model.backend.dtype, "calosim_version": __version__,
-        "networks": json.dumps(list(networks_of(model))),
-    }
-    for key, value in (extra or {}).items():
-        attrs[key] = value if isinstance(value, (str, int, float, np.ndarray)) else json.dumps(value)
-    for key, value in attrs.items():
-        f.attrs[key] = value
-    for name, net in networks_of(model).items():
-        _write_group(f.create_group(name), model_arrays(net))
-
-
-def save(path, model, **extra) -> Path:
-    """Write a model of any registered type to one HDF5 model file (atomically)."""
-    from calosim.checkpoint import atomic_h5
-
-    return atomic_h5(path, lambda f: _write_model(f, model, extra))
-
-
-def read_header(path) -> dict:
-    """The attributes of a model file of any type: ``model`` (type name), ``config`` (the type's config
-    object), ``geometry`` (Geometry) and ``energy_range`` decoded."""
-    from calosim.checkpoint import FORMAT
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such model file")
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except OSError as exc:
-        raise DataError(f"{path}: cannot open as HDF5 ({exc})") from None
-    if attrs.get("format") != FORMAT:
-        raise DataError(f"{path}: not a calosim model file (format attribute {attrs.get('format')!r})")
-    kind = str(attrs.get("model", "calogan"))
-    if kind not in MODEL_TYPES:
-        raise DataError(f"{path}: model type {kind!r} is not known to this calosim ({', '.join(MODEL_TYPES)})")
-    attrs["model"] = kind
-    attrs["config"] = MODEL_TYPES[kind].config_from_dict(json.loads(attrs["config"]))
-    attrs["geometry"] = Geometry.from_dict(json.loads(attrs["geometry"]))
-    attrs["energy_range"] = tuple(float(x) for x in attrs["energy_range"])
-    return attrs
-
-
-def load(path, backend):
-    """A model of the file's type built on ``backend``, weights (and BatchNorm statistics) restored."""
-    from calosim.checkpoint import _read_group, set_model_arrays
-
-    header = read_header(path)
-    kind = get_model_type(header["model"])
-    model = kind.build(header["config"], header["geometry"], backend, np.random.default_rng(0),
-                       particle=str(header.get("particle", "unknown")), energy_range=header["energy_range"])
-    with h5py.File(path, "r") as f:
-        for name, net in networks_of(model).items():
-            if name not in f:
-                raise DataError(f"{path}: model file has no /{name} group")
-            set_model_arrays(net, _read_group(f[name]), source=f"{path}:/{name}")
-    model.attrs = {k: v for k, v in header.items() if k not in ("config", "geometry")}
-    return model
