@@ -112,6 +112,10 @@ CONFIGS: dict[str, CaloGANConfig] = {
         name="small", latent_dim=64, g_dense_channels=8, g_conv_filters=8, g_lc_filters=4,
         d_conv_filters=16, d_lc_filters=(8, 4, 4), mbd_kernels=5, mbd_dim=5,
         lr_d=1e-4, lr_g=5e-4, batch_size=64, epochs=12, energy_loss_weight=0.5,
+        # start near E_tot/E_in ~ 1 (training mode) instead of ~4.3, leak the final ReLU for the first ~6 epochs
+        # so that cells pushed below zero can come back, and let the BatchNorm statistics follow the fast
+        # weights (momentum 0.9) so that inference matches training
+        g_output_init_scale=0.23, g_output_leak=0.3, g_output_leak_forwards=900, bn_momentum=0.9,
     ),
 }
 
