@@ -129,3 +129,26 @@ def test_adam_state_restores_exactly(be64):
         p3.grad = g
         opt3.step()
     np.testing.assert_array_equal(p3.value, p1.value)
+
+
+def test_switched_off_gradients_are_skipped_and_the_rest_unchanged(be64):
+    rng = np.random.default_rng(7)
+    net = L.Sequential([L.Dense(6), L.LeakyReLU(0.3), L.Reshape((2, 3, 1)), L.Conv2D(2, 2, padding="same"),
+                        L.BatchNorm(), L.LocallyConnected2D(2, 2), L.Flatten(), L.MinibatchDiscrimination(2, 3)])
+    net.build((4,), be64, rng)
+    x, dy = rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
+    net.forward(x)
+    dx = net.backward(dy)
+    grads = [p.grad.copy() for p in net.parameters()]
+    for p in net.parameters():
+        p.grad = None
+    net.set_param_grads(False)
+    net.forward(x)
+    np.testing.assert_array_equal(net.backward(dy), dx)
+    assert all(p.grad is None for p in net.parameters())
+    net.set_param_grads(True)
+    net.layers[0].input_grad = False
+    net.forward(x)
+    assert net.backward(dy) is None
+    for p, g in zip(net.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, g)

@@ -33,6 +33,10 @@ class Layer:
         self.name = name or type(self).__name__.lower()
         self.params: dict[str, Parameter] = {}
         self.state: dict[str, object] = {}  # non-trainable arrays saved with the model (BatchNorm statistics)
+        # Work a caller may switch off: parameter gradients (a frozen network in another network's step) and
+        # the input gradient (a first layer whose input is data or noise); backward then returns None.
+        self.param_grads = True
+        self.input_grad = True
         self.backend = None
         self.input_shape: tuple | None = None
         self.output_shape: tuple | None = None
@@ -82,6 +86,11 @@ class Layer:
         """Floating-point operations of one forward pass over ``batch`` samples, counted from the products
         (2 M K N each); element-wise work is not counted."""
         return int(sum(2 * count * m * k * n for count, m, k, n in self.gemm_shapes(batch)))
+
+    def set_param_grads(self, flag: bool) -> None:
+        """Compute parameter gradients in backward (True) or leave them untouched (False), for every sublayer."""
+        for layer in self.walk():
+            layer.param_grads = flag
 
     def num_params(self) -> int:
         return int(sum(int(np.prod(p.value.shape)) for p in self.parameters()))

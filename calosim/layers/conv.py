@@ -71,8 +71,11 @@ class Conv2D(Layer):
     def backward(self, dy):
         be, xp = self.backend, self._xp
         kernel = self.params["kernel"]
-        kernel.grad = be.conv2d_backward_weight(xp, dy, self.kernel, self.stride)
-        if self.use_bias:
-            self.params["bias"].grad = dy.sum(axis=(0, 1, 2))
+        if self.param_grads:
+            kernel.grad = be.conv2d_backward_weight(xp, dy, self.kernel, self.stride)
+            if self.use_bias:
+                self.params["bias"].grad = dy.sum(axis=(0, 1, 2))
+        if not self.input_grad:
+            return None
         dxp = be.conv2d_backward_data(dy, kernel.value, xp.shape, self.stride)
         return dxp if self.pad == ((0, 0), (0, 0)) else be.pad2d_backward(dxp, self.pad)

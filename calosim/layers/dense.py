@@ -43,8 +43,9 @@ class Dense(Layer):
         be, x = self.backend, self._x
         kernel = self.params["kernel"]
         fan_in = kernel.value.shape[0]
-        x2, dy2 = x.reshape(-1, fan_in), dy.reshape(-1, self.units)
-        kernel.grad = be.matmul(x2.T, dy2)
-        if self.use_bias:
-            self.params["bias"].grad = dy2.sum(axis=0)
-        return be.matmul(dy, kernel.value.T)
+        if self.param_grads:
+            x2, dy2 = x.reshape(-1, fan_in), dy.reshape(-1, self.units)
+            kernel.grad = be.matmul(x2.T, dy2)
+            if self.use_bias:
+                self.params["bias"].grad = dy2.sum(axis=0)
+        return be.matmul(dy, kernel.value.T) if self.input_grad else None

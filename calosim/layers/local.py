@@ -54,7 +54,10 @@ class LocallyConnected2D(Layer):
     def backward(self, dy):
         be, x = self.backend, self._x
         kernel = self.params["kernel"]
-        kernel.grad = be.lc2d_backward_weight(x, dy, self.kernel, self.stride)
-        if self.use_bias:
-            self.params["bias"].grad = dy.sum(axis=0)
+        if self.param_grads:
+            kernel.grad = be.lc2d_backward_weight(x, dy, self.kernel, self.stride)
+            if self.use_bias:
+                self.params["bias"].grad = dy.sum(axis=0)
+        if not self.input_grad:
+            return None
         return be.lc2d_backward_data(dy, kernel.value, x.shape, self.kernel, self.stride)

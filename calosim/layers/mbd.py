@@ -39,5 +39,6 @@ class MinibatchDiscrimination(Layer):
         be = self.backend
         kernel = self.params["kernel"]
         dm = be.mbd_backward(self._m, do).reshape(do.shape[0], -1)
-        kernel.grad = be.matmul(self._x.T, dm)
-        return be.matmul(dm, kernel.value.T)
+        if self.param_grads:
+            kernel.grad = be.matmul(self._x.T, dm)
+        return be.matmul(dm, kernel.value.T) if self.input_grad else None

@@ -52,8 +52,9 @@ class BatchNorm(Layer):
         else:
             dx = dy * (gamma.value * self._inv_std)
             dgamma, dbeta = (dy * self._x_hat).sum(axis=axes), dy.sum(axis=axes)
-        gamma.grad = dgamma
-        self.params["beta"].grad = dbeta
+        if self.param_grads:
+            gamma.grad = dgamma
+            self.params["beta"].grad = dbeta
         return dx
 
     def folded_scale_shift(self):
