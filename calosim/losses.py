@@ -32,3 +32,21 @@ def wasserstein_critic_loss(critic_real, critic_fake, xp):
 def wasserstein_generator_loss(critic_fake, xp):
     """Generator loss -mean(D(fake)); returns (loss, d/dD(fake))."""
     return float(-critic_fake.mean()), xp.full(critic_fake.shape, -1.0 / critic_fake.size, dtype=critic_fake.dtype)
+
+
+def soft_sparsity_loss(xs, targets, tau: float, xp):
+    """sum_l |mean(sigmoid(x_l / tau)) - s_l|: a differentiable occupancy match of images x_l (any shapes, the
+    mean over all their entries) to target fractions of non-zero cells s_l; returns (loss, [d/dx_l]).
+
+    d/dx_l = sign(m_l - s_l) sigmoid(x_l / tau) (1 - sigmoid(x_l / tau)) / (tau size(x_l)), m_l the soft mean.
+    """
+    loss, grads = 0.0, []
+    for x, s in zip(xs, targets):
+        u = x / tau
+        e = xp.exp(-xp.abs(u))
+        sig = xp.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        diff = float(sig.mean()) - float(s)
+        loss += abs(diff)
+        sign = (diff > 0) - (diff < 0)
+        grads.append((sign * sig * (1.0 - sig) / (tau * x.size)).astype(x.dtype))
+    return loss, grads

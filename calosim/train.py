@@ -6,7 +6,9 @@ units MeV / image_scale = GeV):
     1. D on the all-real batch, target 1 (BCE with logits), one Adam step of D;
     2. D on an all-fake batch G(z, E) with E ~ U(energy_range) GeV, target 0, one Adam step of D;
     3. generator_steps times (2): fresh z and E, loss BCE(D(G(z, E)), 1) + energy_loss_weight * MAE(sum of
-       the generated cells in GeV, E), one Adam step of G (D's weights and BatchNorm statistics are left alone).
+       the generated cells in GeV, E) [+ energy_ratio_loss_weight * mean |sum / E - 1| + g_sparsity_loss_weight
+       * soft sparsity term, both off in the paper's config], one Adam step of G (D's weights and BatchNorm
+       statistics are left alone).
 
 A run directory holds:
     log.jsonl        one JSON line per epoch: mean losses, validation metrics and score, seconds
@@ -24,8 +26,10 @@ still holds the last good epoch.
 Validation: the last ``validation_fraction`` of the file's rows are never trained on. After each epoch the
 generator (inference mode) makes one shower per validation shower, at its incident energy and with the same
 latent vectors every epoch, and the score is the sum of the separation powers (10 equal-population bins) of
-E_tot/E_in, of each layer's energy fraction and of each layer's sparsity, plus |<E_tot/E_in>_gen /
-<E_tot/E_in>_val - 1|. Lower is better.
+E_tot/E_in, of each layer's energy fraction and of each layer's sparsity, plus 6 |<E_tot/E_in>_gen /
+<E_tot/E_in>_val - 1| (RESPONSE_WEIGHT: the mean response must be within a few percent, so a 1% miss weighs
+as much as 0.06 of separation power). Lower is better. Before validation the loop calls the trainer's
+``end_epoch()`` if it has one (CaloGAN: precise BN, config bn_recalibration_batches).
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from calosim.data.dataset import ShowerDataset, split
 from calosim.data.formats import open_showers, read_labels, read_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.evaluate.metrics import separation_power
-from calosim.losses import bce_with_logits, mean_absolute_error
+from calosim.layers import BatchNorm
+from calosim.losses import bce_with_logits, mean_absolute_error, soft_sparsity_loss
 from calosim.models import registry
 from calosim.models.base import LossNotFinite, check_finite
 from calosim.models.calogan import CaloGAN
@@ -95,7 +100,9 @@ class GANTrainer:
         return loss
 
     def g_loss(self, z, energy):
-        """Generator loss: (bce, energy MAE in GeV, d_images) for inputs z, E; D's statistics are not updated."""
+        """Generator loss: (bce, energy MAE in GeV, images, dL/dlogits, d(weighted energy terms)/d(cell sums)) for
+        inputs z, E; D's statistics are not updated. The energy terms: energy_loss_weight * MAE(sum, E) [+
+        energy_ratio_loss_weight * mean |sum / E - 1|, its value kept in ``last_ratio_mae``]."""
         model, xp = self.model, self.backend.xp
         images = model.generator.forward([z, energy], True)
         d = model.discriminator
@@ -108,19 +115,32 @@ class GANTrainer:
         n = energy.shape[0]
         sums = sum(x.reshape(n, -1).sum(axis=1) for x in images)  # GeV
         mae, ds = mean_absolute_error(sums, energy, xp)
+        ds = model.config.energy_loss_weight * ds
+        self.last_ratio_mae = 0.0
+        if model.config.energy_ratio_loss_weight > 0:  # mean |sum / E - 1|: weighs low energies as much as high
+            self.last_ratio_mae, dr = mean_absolute_error(sums / energy, xp.ones_like(sums), xp)
+            ds = ds + model.config.energy_ratio_loss_weight * dr / energy
         return bce, mae, images, dl, ds
 
-    def g_step(self, z, energy) -> tuple[float, float]:
-        """One Adam step of G; returns (bce, energy MAE in GeV) before it."""
+    def g_step(self, z, energy, sparsity_targets=None) -> tuple[float, float, float]:
+        """One Adam step of G; returns (bce, energy MAE in GeV, sparsity loss) before it. sparsity_targets:
+        the real batch's per-layer fractions of non-zero cells, for the optional sparsity term (config
+        g_sparsity_loss_weight; its loss is 0.0 when off)."""
         cfg = self.model.config
         bce, mae, images, dl, ds = self.g_loss(z, energy)
         _check_finite(bce, "generator (adversarial)")
         _check_finite(mae, "generator (energy)")
+        sparsity, d_pre = 0.0, None
+        if cfg.g_sparsity_loss_weight > 0 and sparsity_targets is not None:
+            sparsity, d_pre = soft_sparsity_loss(self.model.generator.pre_activation, sparsity_targets,
+                                                 cfg.g_sparsity_tau, self.backend.xp)
+            _check_finite(sparsity, "generator (sparsity)")
+            d_pre = [cfg.g_sparsity_loss_weight * d for d in d_pre]
         d_images = self.model.discriminator.backward(dl)
-        d_energy = (cfg.energy_loss_weight * ds).reshape(-1, 1, 1, 1)
-        self.model.generator.backward([dx + d_energy for dx in d_images])
+        d_energy = ds.reshape(-1, 1, 1, 1)
+        self.model.generator.backward([dx + d_energy for dx in d_images], d_pre)
         self.opt_g.step()
-        return bce, mae
+        return bce, mae, sparsity
 
     def train_step(self, real_images, real_energy) -> dict[str, float]:
         """The whole iteration of reference section 4 on one real batch."""
@@ -129,13 +149,55 @@ class GANTrainer:
         z, energy = self.sample_inputs(n)
         fake = self.model.generator.forward([z, energy], True)
         d_fake = self.d_step(fake, energy, 0.0)
-        g_bce, g_energy = [], []
+        targets = None
+        if self.model.config.g_sparsity_loss_weight > 0:
+            targets = [float((x > 0).mean()) for x in real_images]
+        g_bce, g_energy, g_sparsity, g_ratio = [], [], [], []
         for _ in range(self.model.config.generator_steps):
-            bce, mae = self.g_step(*self.sample_inputs(n))
+            bce, mae, sparsity = self.g_step(*self.sample_inputs(n), targets)
             g_bce.append(bce)
             g_energy.append(mae)
-        return {"d_real": d_real, "d_fake": d_fake, "g_bce": float(np.mean(g_bce)),
-                "g_energy_mae_gev": float(np.mean(g_energy))}
+            g_sparsity.append(sparsity)
+            g_ratio.append(self.last_ratio_mae)
+        losses = {"d_real": d_real, "d_fake": d_fake, "g_bce": float(np.mean(g_bce)),
+                  "g_energy_mae_gev": float(np.mean(g_energy))}
+        if targets is not None:
+            losses["g_sparsity"] = float(np.mean(g_sparsity))
+        if self.model.config.energy_ratio_loss_weight > 0:
+            losses["g_energy_ratio_mae"] = float(np.mean(g_ratio))
+        return losses
+
+    def recalibrate_batchnorm(self, n_batches: int) -> None:
+        """Precise BN: the generator's BatchNorm moving statistics become the average batch statistics of
+        ``n_batches`` training-mode forwards of fresh (z, E) (batch size of the config); see
+        :func:`recalibrate_batchnorm`."""
+        gen, n = self.model.generator, self.model.config.batch_size
+        recalibrate_batchnorm(gen, lambda: gen.forward(list(self.sample_inputs(n)), True), n_batches)
+
+
+def recalibrate_batchnorm(net, run_batch, n_batches: int) -> None:
+    """Set every BatchNorm of ``net`` to the mean of the batch means and of the batch variances seen in
+    ``n_batches`` calls of ``run_batch()`` (a training-mode forward of ``net``). No weights change, and the state
+    of every other layer of ``net`` (the AnnealedReLU schedule, which advances on each training-mode forward) is
+    restored afterwards; momenta and update flags too."""
+    layers = list(net.walk())
+    norms = [layer for layer in layers if isinstance(layer, BatchNorm)]
+    if not norms or n_batches < 1:
+        return
+    saved = {id(layer): dict(layer.state) for layer in layers if not isinstance(layer, BatchNorm)}
+    settings = [(bn.momentum, bn.update_statistics) for bn in norms]
+    try:
+        for k in range(1, n_batches + 1):
+            for bn in norms:  # moving = ((k - 1) moving + batch) / k: the running mean of the batch statistics
+                bn.momentum, bn.update_statistics = (k - 1) / k, True
+            run_batch()
+    finally:
+        for bn, (momentum, flag) in zip(norms, settings):
+            bn.momentum, bn.update_statistics = momentum, flag
+        for layer in layers:
+            if id(layer) in saved:
+                layer.state.clear()
+                layer.state.update(saved[id(layer)])
 
 
 TrainingNaN = LossNotFinite  # a NaN or infinite loss (the name this module used to give it)
@@ -158,6 +220,11 @@ class CaloGANTrainer:
     def load_state(self, state: dict) -> None:
         pass
 
+    def end_epoch(self) -> None:
+        """Called by the loop after each epoch's steps, before validation: precise BN if the config asks."""
+        if self.model.config.bn_recalibration_batches > 0:
+            self.gan.recalibrate_batchnorm(self.model.config.bn_recalibration_batches)
+
     def train_step(self, layers, energy) -> dict[str, float]:
         """One iteration on per-layer (B, R, C) MeV cells and energies (B,) GeV (NumPy)."""
         be, scale = self.model.backend, self.model.config.image_scale
@@ -178,10 +245,14 @@ def fast_observables(layers_mev, energy_gev) -> dict[str, np.ndarray]:
     return out
 
 
-def validation_score(gen: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
+RESPONSE_WEIGHT = 6.0  # of |<E_tot/E_in>_gen / <E_tot/E_in>_val - 1| in the validation score
+
+
+def validation_score(gen: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+                     response_weight: float = RESPONSE_WEIGHT) -> dict[str, float]:
     """{"score": ..., "response_gen", "response_ref", "sep_<name>" ...} (see the module docstring)."""
     out = {"response_gen": float(gen["response"].mean()), "response_ref": float(ref["response"].mean())}
-    score = abs(out["response_gen"] / out["response_ref"] - 1.0)
+    score = response_weight * abs(out["response_gen"] / out["response_ref"] - 1.0)
     for name in ref:
         sep = separation_power(ref[name], gen[name])
         out[f"sep_{name}"] = sep
@@ -390,6 +461,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
         if bad:
             raise TrainingError(f"training stopped at epoch {epoch}: non-finite weights in {bad[0]}; "
                                 f"{ckpt_path} (after epoch {epochs_done}) is intact")
+        if hasattr(trainer, "end_epoch"):  # e.g. CaloGAN's precise BN (config bn_recalibration_batches)
+            trainer.end_epoch()
         record = {"epoch": epoch, "steps": n_steps, **{k: sums[k] / counts[k] for k in sums}}
         if val_ref is not None:
             gen_layers = generate_arrays(model, validation.energy, np.random.default_rng(validation_seed))

@@ -205,3 +205,137 @@ def test_config_files(tmp_path):
     with pytest.raises(ConfigError, match="unknown config"):
         get_config("huge")
     assert get_config("calogan").latent_dim == 1024
+
+
+def _float64_tiny_model(**overrides):
+    cfg = get_config("small").replace(**{**TINY_OVERRIDES, **overrides})
+    be = get_backend("numpy", "float64")
+    return CaloGAN.build(cfg, TINY_GEOMETRY, be, np.random.default_rng(0), "e+", (1.0, 100.0))
+
+
+def test_precise_bn_makes_inference_match_training():
+    """After recalibrating on a fixed batch, the inference-mode generator reproduces the training-mode one on
+    that batch (before the final activation); no weight changes, the AnnealedReLU schedule does not advance."""
+    model = _float64_tiny_model(g_output_leak=0.3, g_output_leak_forwards=50, bn_momentum=0.9)
+    gen, be = model.generator, model.backend
+    rng = np.random.default_rng(5)
+    z, e = be.asarray(rng.standard_normal((16, 8))), be.asarray(rng.uniform(1.0, 100.0, 16))
+    for _ in range(3):  # move the weights and statistics away from their initial values
+        GANTrainer(model, np.random.default_rng(1)).train_step(*_batch(be, tiny_showers(16, seed=3)))
+    weights = model_arrays(gen)
+    slopes = [float(r.state["slope"][0]) for r in gen.relus]
+    norms = [layer for layer in gen.walk() if type(layer).__name__ == "BatchNorm"]
+    assert norms
+
+    def pre_activation(training):
+        gen.forward([z, e], training)
+        return [np.array(x) for x in gen.pre_activation]
+
+    gen.forward([z, e], False)
+    before = [np.array(x) for x in gen.pre_activation]
+    from calosim.train import recalibrate_batchnorm
+    recalibrate_batchnorm(gen, lambda: gen.forward([z, e], True), 4)
+    assert [float(r.state["slope"][0]) for r in gen.relus] == slopes, "the annealing schedule advanced"
+    assert all(bn.momentum == 0.9 and bn.update_statistics for bn in norms)
+    after_weights = model_arrays(gen)
+    assert all(np.array_equal(weights[k], after_weights[k]) for k in weights if "moving" not in k)
+    inference = pre_activation(False)
+    training = pre_activation(True)
+    assert any(not np.allclose(b, t, atol=1e-6) for b, t in zip(before, training)), "already equal before"
+    for i, t in zip(inference, training):
+        np.testing.assert_allclose(i, t, rtol=1e-9, atol=1e-12)
+
+
+def test_precise_bn_runs_in_the_loop(tiny_data, tiny_config_file, tmp_path):
+    seen = []
+    from calosim.train import CaloGANTrainer
+    original = CaloGANTrainer.end_epoch
+
+    def spy(self):
+        seen.append(self.model.config.bn_recalibration_batches)
+        original(self)
+
+    CaloGANTrainer.end_epoch = spy
+    try:
+        train(tmp_path / "run", data=tiny_data, backend="numpy", config_file=tiny_config_file, epochs=1)
+    finally:
+        CaloGANTrainer.end_epoch = original
+    assert seen == [get_config("small").bn_recalibration_batches] and seen[0] > 0
+    assert get_config("calogan").bn_recalibration_batches == 0  # the paper's config is unchanged
+
+
+def test_soft_sparsity_loss_gradient():
+    """The sparsity term's gradient, alone and through the generator (dL/dz), by central differences in
+    float64."""
+    from calosim.losses import soft_sparsity_loss
+
+    rng = np.random.default_rng(2)
+    xs = [rng.normal(0.0, 0.5, (3, 2, 4, 1)), rng.normal(0.2, 0.5, (3, 4, 4, 1))]
+    targets, tau, h = [0.8, 0.3], 0.4, 1e-6
+    loss, grads = soft_sparsity_loss(xs, targets, tau, np)
+    for x, g in zip(xs, grads):
+        num = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            old = x[idx]
+            x[idx] = old + h
+            up = soft_sparsity_loss(xs, targets, tau, np)[0]
+            x[idx] = old - h
+            down = soft_sparsity_loss(xs, targets, tau, np)[0]
+            x[idx] = old
+            num[idx] = (up - down) / (2 * h)
+        np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-10)
+
+    model = _float64_tiny_model()
+    gen = model.generator
+    z, e = rng.standard_normal((4, 8)), rng.uniform(1.0, 100.0, 4)
+    tau = 0.02  # of the order of the initial generator's outputs, so that the sigmoid is not saturated
+    targets = [0.9, 0.1, 0.5]
+
+    def loss_of(zz):
+        gen.forward([zz, e], True)
+        return soft_sparsity_loss(gen.pre_activation, targets, tau, np)
+
+    images = gen.forward([z, e], True)
+    _, d_pre = soft_sparsity_loss(gen.pre_activation, targets, tau, np)
+    dz = gen.backward([np.zeros_like(x) for x in images], d_pre)
+    num = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        zp, zm = z.copy(), z.copy()
+        zp[idx] += h
+        zm[idx] -= h
+        num[idx] = (loss_of(zp)[0] - loss_of(zm)[0]) / (2 * h)
+    np.testing.assert_allclose(dz, num, rtol=1e-5, atol=1e-8)
+
+
+def test_sparsity_term_in_the_generator_step():
+    model = _float64_tiny_model(g_sparsity_loss_weight=1.0, g_sparsity_tau=0.02)
+    trainer = GANTrainer(model, np.random.default_rng(1))
+    losses = trainer.train_step(*_batch(model.backend, tiny_showers(16, seed=3)))
+    assert np.isfinite(losses["g_sparsity"]) and losses["g_sparsity"] > 0
+    assert "g_sparsity" not in GANTrainer(_float64_tiny_model(), np.random.default_rng(1)).train_step(
+        *_batch(model.backend, tiny_showers(16, seed=3)))
+
+
+def test_validation_score_weights_the_response():
+    from calosim.train import validation_score
+
+    rng = np.random.default_rng(0)
+    ref = {"response": rng.normal(1.0, 0.05, 500), "f_0": rng.random(500)}
+    gen = {"response": ref["response"] * 1.02, "f_0": ref["f_0"]}
+    one, six = validation_score(gen, ref, response_weight=1.0), validation_score(gen, ref)
+    assert six["score"] - one["score"] == pytest.approx(5 * 0.02, rel=1e-9)
+
+
+def test_energy_ratio_term_gradient():
+    """d(energy terms)/d(cell sums) = w_e sign(s - E) / n + w_r sign(s / E - 1) / (n E)."""
+    model = _float64_tiny_model(energy_loss_weight=0.5, energy_ratio_loss_weight=2.0)
+    trainer = GANTrainer(model, np.random.default_rng(1))
+    z, e = trainer.sample_inputs(16)
+    _, mae, images, _, ds = trainer.g_loss(z, e)
+    sums = sum(x.reshape(16, -1).sum(axis=1) for x in images)
+    expected = 0.5 * np.sign(sums - e) / 16 + 2.0 * np.sign(sums / e - 1) / (16 * e)
+    np.testing.assert_allclose(ds, expected, rtol=1e-12)
+    assert trainer.last_ratio_mae == pytest.approx(np.abs(sums / e - 1).mean(), rel=1e-12)
+    assert mae == pytest.approx(np.abs(sums - e).mean(), rel=1e-12)
+    losses = trainer.train_step(*_batch(model.backend, tiny_showers(16, seed=3)))
+    assert np.isfinite(losses["g_energy_ratio_mae"])

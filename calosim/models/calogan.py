@@ -179,10 +179,14 @@ class CaloGANGenerator(Layer):
             if self.attentions[index] is not None:
                 carried = self.carries[index].forward(xs[index - 1], training)
                 xs[index] = self.attentions[index].forward([xs[index], carried], training)
+        self.pre_activation = xs  # retained: the images before the final activation (the sparsity loss)
         return [relu.forward(x, training) for relu, x in zip(self.relus, xs)]
 
-    def backward(self, d_images):
+    def backward(self, d_images, d_pre_activation=None):
+        """dL/dz from dL/d(images) and optionally dL/d(images before the final activation)."""
         dxs = [relu.backward(d) for relu, d in zip(self.relus, d_images)]
+        if d_pre_activation is not None:
+            dxs = [dx + dp for dx, dp in zip(dxs, d_pre_activation)]
         for index in range(len(dxs) - 1, 0, -1):
             if self.attentions[index] is not None:
                 d_primary, d_carried = self.attentions[index].backward(dxs[index])

@@ -37,6 +37,11 @@ class CaloGANConfig:
     # so that cells pushed below zero early on still get gradients; inference always uses the ReLU. 0: the paper
     g_output_leak: float = 0.0
     g_output_leak_forwards: int = 0
+    # optional generator-loss term g_sparsity_loss_weight * sum_l |mean(sigmoid(x_l / g_sparsity_tau)) - s_l|
+    # on each layer's output x_l before the final activation (training units, GeV), s_l the fraction of
+    # non-zero cells of layer l in the real batch of the step; 0: the paper's loss
+    g_sparsity_loss_weight: float = 0.0
+    g_sparsity_tau: float = 1e-3
     # discriminator (reference section 3)
     d_conv_filters: int = 64
     d_lc_filters: tuple[int, int, int] = (16, 8, 8)
@@ -48,6 +53,9 @@ class CaloGANConfig:
     bn_epsilon: float = 1e-3
     # training (reference section 4)
     energy_loss_weight: float = 0.05
+    # optional generator-loss term energy_ratio_loss_weight * mean |E_tot / E - 1| (the MAE in GeV above barely
+    # sees showers of a few GeV, whose mean response then drifts); 0: the paper's loss
+    energy_ratio_loss_weight: float = 0.0
     lr_d: float = 2e-5
     lr_g: float = 2e-4
     beta1: float = 0.5
@@ -57,6 +65,10 @@ class CaloGANConfig:
     generator_steps: int = 2
     energy_range: tuple[float, float] | None = None  # GeV; None: the training data's range
     image_scale: float = 1000.0  # MeV per training unit
+    # after every epoch, before validation, set the generator's BatchNorm moving statistics to the average
+    # batch statistics of this many training-mode batches of fresh (z, E) ("precise BN"; no weight updates,
+    # the final activation's annealing schedule does not advance); 0: the paper's moving averages only
+    bn_recalibration_batches: int = 0
 
     def __post_init__(self):
         if self.latent_dim < 1 or self.batch_size < 2 or self.epochs < 0 or self.generator_steps < 1:
@@ -74,6 +86,10 @@ class CaloGANConfig:
         if not 0.0 <= self.g_output_leak < 1.0 or (self.g_output_leak > 0 and self.g_output_leak_forwards < 1):
             raise ConfigError(f"config {self.name!r}: g_output_leak must be in [0, 1), with "
                               "g_output_leak_forwards >= 1 when it is > 0")
+        if (self.g_sparsity_loss_weight < 0 or not self.g_sparsity_tau > 0 or self.bn_recalibration_batches < 0
+                or self.energy_ratio_loss_weight < 0):
+            raise ConfigError(f"config {self.name!r}: g_sparsity_loss_weight >= 0, g_sparsity_tau > 0, "
+                              "bn_recalibration_batches >= 0 and energy_ratio_loss_weight >= 0")
         if self.image_scale <= 0:
             raise ConfigError(f"config {self.name!r}: image_scale must be > 0")
 
@@ -116,6 +132,8 @@ CONFIGS: dict[str, CaloGANConfig] = {
         # so that cells pushed below zero can come back, and let the BatchNorm statistics follow the fast
         # weights (momentum 0.9) so that inference matches training
         g_output_init_scale=0.23, g_output_leak=0.3, g_output_leak_forwards=900, bn_momentum=0.9,
+        # and recompute them from 20 training-mode batches after every epoch (inference then matches training)
+        bn_recalibration_batches=20,
     ),
 }
 
