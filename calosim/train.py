@@ -77,6 +77,7 @@ class GANTrainer:
         self.rng = rng  # z and fake energies
         self.opt_g = Adam(model.generator.parameters(), cfg.lr_g, cfg.beta1, cfg.beta2, backend=be)
         self.opt_d = Adam(model.discriminator.parameters(), cfg.lr_d, cfg.beta1, cfg.beta2, backend=be)
+        model.generator.set_latent_gradient(False)  # the steps never use dL/dz
 
     def sample_inputs(self, n: int):
         """Fresh z ~ N(0, 1) (n, Z) and E ~ U(energy_range) (n,) GeV, as backend arrays (E drawn first)."""
@@ -136,7 +137,12 @@ class GANTrainer:
                                                  cfg.g_sparsity_tau, self.backend.xp)
             _check_finite(sparsity, "generator (sparsity)")
             d_pre = [cfg.g_sparsity_loss_weight * d for d in d_pre]
-        d_images = self.model.discriminator.backward(dl)
+        discriminator = self.model.discriminator
+        discriminator.set_param_grads(False)  # D is not updated in the G step: only dL/d(images) is needed
+        try:
+            d_images = discriminator.backward(dl)
+        finally:
+            discriminator.set_param_grads(True)
         d_energy = ds.reshape(-1, 1, 1, 1)
         self.model.generator.backward([dx + d_energy for dx in d_images], d_pre)
         self.opt_g.step()

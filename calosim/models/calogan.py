@@ -196,7 +196,12 @@ class CaloGANGenerator(Layer):
         for stream, dx in zip(self.streams, dxs):
             d = stream.backward(dx)
             dh = d if dh is None else dh + d
-        return dh * self._scale
+        return None if dh is None else dh * self._scale
+
+    def set_latent_gradient(self, flag: bool) -> None:
+        """Whether backward computes dL/dz (training never needs it: it skips one large product per stream)."""
+        for stream in self.streams:
+            stream.layers[0].input_grad = flag
 
 
 def _discriminator_stream(shape, cfg: CaloGANConfig, name: str) -> Sequential:
