@@ -63,7 +63,15 @@ def check_layer(layer, inputs, backend, rng: np.random.Generator, n_directions: 
     def loss(arrays):
         return float((run(arrays) * g).sum())
 
-    result = GradcheckResult(name or layer.name, 0.0)
+    return check_directions(loss, xs, params, dxs, dps, backend, rng, n_directions, h, name or layer.name)
+
+
+def check_directions(loss, xs, params, dxs, dps, backend, rng: np.random.Generator, n_directions: int = 3,
+                     h: float = 1e-6, name: str = "function") -> GradcheckResult:
+    """Compare the analytic gradients ``dxs`` (of the inputs ``xs``) and ``dps`` (of ``params``) of the scalar
+    ``loss(xs)`` with central differences along ``n_directions`` random directions in (xs, params) jointly.
+    The parameters are perturbed in place and restored."""
+    result = GradcheckResult(name, 0.0)
     for _ in range(n_directions):
         v_x = [backend.asarray(rng.standard_normal(x.shape)) for x in xs]
         v_p = [backend.asarray(rng.standard_normal(p.value.shape)) for p in params]

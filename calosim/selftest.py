@@ -14,7 +14,7 @@ import numpy as np
 from calosim import layers as L
 from calosim import losses
 from calosim.backends import get_backend
-from calosim.gradcheck import GradcheckResult, check_function, check_layer, relative_error
+from calosim.gradcheck import GradcheckResult, check_directions, check_function, check_layer
 from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
 
 GRADIENT_TOLERANCE = 1e-6  # float64 central differences
@@ -185,24 +185,8 @@ def double_backward_check(case: DoubleBackwardCase, backend_name: str, seed: int
 
     _, gg, tape = penalty(x)
     dx, grads = input_gradient_backward(tape, gg)
-    result = GradcheckResult(case.name, 0.0)
-    for _ in range(n_directions):
-        v_x = backend.asarray(rng.standard_normal(x.shape))
-        v_p = [backend.asarray(rng.standard_normal(p.value.shape)) for p in params]
-        originals = [p.value.copy() for p in params]
-        values = []
-        for sign in (1.0, -1.0):
-            for p, orig, v in zip(params, originals, v_p):
-                p.value[...] = orig + sign * h * v
-            values.append(penalty(x + sign * h * v_x)[0])
-        for p, orig in zip(params, originals):
-            p.value[...] = orig
-        numeric = (values[0] - values[1]) / (2.0 * h)
-        analytic = float((dx * v_x).sum()) + sum(float((grads[p] * v).sum()) for p, v in zip(params, v_p))
-        result.numeric.append(numeric)
-        result.analytic.append(analytic)
-        result.max_rel_error = max(result.max_rel_error, relative_error(numeric, analytic))
-    return result
+    return check_directions(lambda xs: penalty(xs[0])[0], [x], params, [dx], [grads[p] for p in params], backend,
+                            rng, n_directions, h, case.name)
 
 
 @dataclass
