@@ -12,16 +12,16 @@ images divided by 1000, i.e. in GeV).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from calosim.errors import ConfigError
+from calosim.models.base import ConfigMixin
 
 
 @dataclass(frozen=True)
-class CaloGANConfig:
+class CaloGANConfig(ConfigMixin):
     name: str = "calogan"
     # generator (reference section 2)
     latent_dim: int = 1024
@@ -93,30 +93,15 @@ class CaloGANConfig:
         if self.image_scale <= 0:
             raise ConfigError(f"config {self.name!r}: image_scale must be > 0")
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["d_lc_filters"] = list(self.d_lc_filters)
-        d["energy_range"] = None if self.energy_range is None else list(self.energy_range)
-        return d
-
     @classmethod
     def from_dict(cls, d: dict) -> CaloGANConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        """As ConfigMixin.from_dict, with the tuple fields' elements as ints (widths) and floats (GeV)."""
         d = dict(d)
         if "d_lc_filters" in d:
-            d["d_lc_filters"] = tuple(int(x) for x in d["d_lc_filters"])
+            d["d_lc_filters"] = [int(x) for x in d["d_lc_filters"]]
         if d.get("energy_range") is not None:
-            d["energy_range"] = tuple(float(x) for x in d["energy_range"])
-        try:
-            return cls(**d)
-        except TypeError as exc:
-            raise ConfigError(f"bad config: {exc}") from None
-
-    def replace(self, **changes) -> CaloGANConfig:
-        return CaloGANConfig.from_dict({**self.to_dict(), **changes})
+            d["energy_range"] = [float(x) for x in d["energy_range"]]
+        return super().from_dict(d)
 
 
 CONFIGS: dict[str, CaloGANConfig] = {
