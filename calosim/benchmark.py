@@ -94,35 +94,48 @@ def format_rows(rows: list[BenchRow]) -> str:
     return "\n".join(lines)
 
 
-def _bench_model(config: str, backend_name: str, model_path=None, seed: int = 0):
-    """A CaloGAN on ``backend_name``: the trained one in ``model_path``, or a fresh one of ``config`` in the
-    CaloGAN geometry (timing does not depend on the weights)."""
+def _bench_model(config: str | None, backend_name: str, model_path=None, seed: int = 0, model_type: str = "calogan"):
+    """A model on ``backend_name``: the trained one in ``model_path`` (of any type), or a fresh one of
+    ``model_type`` and its ``config`` (default: calogan's "calogan", another type's default) in the CaloGAN
+    geometry (lagan: one 25 x 25 layer); timing does not depend on the weights."""
     from calosim.backends import get_backend
-    from calosim.geometry import calogan_geometry
-    from calosim.models.calogan import CaloGAN
-    from calosim.models.config import get_config
+    from calosim.geometry import calogan_geometry, single_layer_geometry
+    from calosim.models import registry
 
     backend = get_backend(backend_name)
     if model_path is not None:
-        from calosim.checkpoint import load_model
+        return registry.load(model_path, backend)
+    kind = registry.get_model_type(model_type)
+    cfg = kind.get_config(config or ("calogan" if model_type == "calogan" else None))
+    geometry = single_layer_geometry() if model_type == "lagan" else calogan_geometry()
+    return kind.build(cfg, geometry, backend, np.random.default_rng(seed))
 
-        return load_model(model_path, backend)
-    return CaloGAN.build(get_config(config), calogan_geometry(), backend, np.random.default_rng(seed))
+
+def generation_timer(model):
+    """(generate(z, E), flops(batch), gemm_shapes(batch), model_flops(batch)) of a model's sampling path:
+    CaloGAN's folded sampler, or another type's generating network (its generator, or the VAE's decoder)."""
+    if hasattr(model, "freeze"):  # CaloGAN: the folded sampling generator
+        model = model.freeze()
+        return model.generate, model.sampler.flops, model.sampler.gemm_shapes, model.generator.flops
+    networks = model.networks()
+    net = networks["generator"] if "generator" in networks else networks["decoder"]
+    return model.generate, net.flops, net.gemm_shapes, net.flops
 
 
-def bench_generator(config: str = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024),
-                    model_path=None, seed: int = 0, min_seconds: float = 0.3) -> list[BenchRow]:
+def bench_generator(config: str | None = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024),
+                    model_path=None, seed: int = 0, min_seconds: float = 0.3,
+                    model_type: str = "calogan") -> list[BenchRow]:
     """ms/shower of the generator (inference mode) per batch size, beside the GEMMs of its own shapes."""
-    model = _bench_model(config, backend_name, model_path, seed).freeze()
+    model = _bench_model(config, backend_name, model_path, seed, model_type)
+    generate, flops, gemm_shapes, model_flops = generation_timer(model)
     backend = model.backend
     rng = np.random.default_rng(seed)
     largest = max(batch_sizes)
-    z = backend.asarray(rng.standard_normal((largest, model.config.latent_dim)))
+    z = backend.asarray(model.sample_latent(rng, largest) if hasattr(model, "sample_latent")
+                        else rng.standard_normal((largest, model.config.latent_dim)))
     energy = backend.asarray(rng.uniform(1.0, 100.0, size=largest))
-    sampler = model.sampler
-    return bench_generation(lambda b: model.generate(z[:b], energy[:b]), sampler.flops, sampler.gemm_shapes,
-                            backend, batch_sizes, seed=seed, min_seconds=min_seconds,
-                            model_flops=model.generator.flops)
+    return bench_generation(lambda b: generate(z[:b], energy[:b]), flops, gemm_shapes,
+                            backend, batch_sizes, seed=seed, min_seconds=min_seconds, model_flops=model_flops)
 
 
 def bench_train_step(config: str = "calogan", backend_name: str = "numba", batch_size: int = 128, seed: int = 0,
@@ -151,12 +164,14 @@ def bench_train_step(config: str = "calogan", backend_name: str = "numba", batch
             "gflops": flops / seconds / 1e9}
 
 
-def bench_vs_geant4(config: str = "calogan", backend_name: str = "numba", energies=(1.0, 10.0, 50.0, 100.0),
-                    geant4_showers: int = 20, model_path=None, batch_size: int = 1024, seed: int = 0) -> list[dict]:
+def bench_vs_geant4(config: str | None = "calogan", backend_name: str = "numba", energies=(1.0, 10.0, 50.0, 100.0),
+                    geant4_showers: int = 20, model_path=None, batch_size: int = 1024, seed: int = 0,
+                    model_type: str = "calogan") -> list[dict]:
     """Geant4 (one core) and calosim generation at the same fixed e+ energies, timed in one run."""
     from calosim.geant4.speed import time_geant4
 
-    model = _bench_model(config, backend_name, model_path, seed).freeze()
+    model = _bench_model(config, backend_name, model_path, seed, model_type)
+    generate = generation_timer(model)[0]
     backend = model.backend
     rng = np.random.default_rng(seed)
     geant4_ms = time_geant4("eplus", energies, geant4_showers, seed)
@@ -164,32 +179,45 @@ def bench_vs_geant4(config: str = "calogan", backend_name: str = "numba", energi
     for e in energies:
         z = backend.asarray(rng.standard_normal((batch_size, model.config.latent_dim)))
         energy = backend.asarray(np.full(batch_size, float(e)))
-        seconds = best_time(lambda z=z, energy=energy: model.generate(z, energy), backend.synchronize)
+        seconds = best_time(lambda z=z, energy=energy: generate(z, energy), backend.synchronize)
         ms = 1e3 * seconds / batch_size
         rows.append({"energy_gev": float(e), "geant4_ms_per_shower": geant4_ms[float(e)],
                      "calosim_ms_per_shower": ms, "speedup": geant4_ms[float(e)] / ms})
     return rows
 
 
-def bench_report(config: str = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024), model_path=None,
-                 train_step: bool = False, vs_geant4: bool = False, geant4_showers: int = 20, seed: int = 0) -> dict:
-    """Everything `calosim bench` prints, as one JSON-able dict (with the machine it ran on)."""
+def bench_report(config: str | None = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024),
+                 model_path=None, train_step: bool = False, vs_geant4: bool = False, geant4_showers: int = 20,
+                 seed: int = 0, model_type: str = "calogan") -> dict:
+    """Everything `calosim bench` prints, as one JSON-able dict (with the machine it ran on). model_type and
+    config choose a fresh model (config None: the type's default; calogan's is "calogan"); model_path a trained
+    model file of any type. The training iteration (train_step) is timed for CaloGAN configs only."""
+    from calosim.errors import ConfigError
     from calosim.info import machine_info
+    from calosim.models.registry import read_header
 
-    report = {"config": config, "backend": backend_name, "model": str(model_path) if model_path else None,
-              "machine": machine_info(),
-              "generation": [r.to_dict() for r in bench_generator(config, backend_name, batch_sizes, model_path, seed)]}
+    if model_path is not None:
+        model_type = read_header(model_path)["model"]
+    if train_step and model_type != "calogan":
+        raise ConfigError(f"--train-step times CaloGAN's training iteration only, not {model_type!r}")
+    if config is None and model_type == "calogan":
+        config = "calogan"
+    rows = bench_generator(config, backend_name, batch_sizes, model_path, seed, model_type=model_type)
+    report = {"model_type": model_type, "config": config, "backend": backend_name,
+              "model": str(model_path) if model_path else None, "machine": machine_info(),
+              "generation": [r.to_dict() for r in rows]}
     if train_step:
         report["train_step"] = bench_train_step(config, backend_name, 128, seed)
     if vs_geant4:
         report["vs_geant4"] = bench_vs_geant4(config, backend_name, geant4_showers=geant4_showers,
-                                              model_path=model_path, seed=seed)
+                                              model_path=model_path, seed=seed, model_type=model_type)
     return report
 
 
 def format_report(report: dict) -> str:
     m = report["machine"]
-    lines = [f"calosim bench: {report['model'] or report['config']} on {report['backend']} "
+    what = report["model"] or f"{report.get('model_type', 'calogan')} {report['config'] or '(default config)'}"
+    lines = [f"calosim bench: {what} on {report['backend']} "
              f"({m['cpu']}, {m['cpu_count']} cores, numba threads {m['numba_threads']}; GPU: "
              f"{', '.join(m['gpu_devices']) or 'none'})",
              format_rows([BenchRow(**r) for r in report["generation"]])]

@@ -5,7 +5,7 @@ import json
 import click
 
 from calosim.backends import BACKEND_NAMES
-from calosim.models.config import CONFIGS
+from calosim.models.registry import MODEL_TYPE_NAMES
 
 
 def _batch_sizes(ctx, param, value):
@@ -20,24 +20,27 @@ def _batch_sizes(ctx, param, value):
 
 @click.command()
 @click.option("--backend", type=click.Choice(BACKEND_NAMES), default="numba", show_default=True)
-@click.option("--config", type=click.Choice(sorted(CONFIGS)), default="calogan", show_default=True,
-              help="architecture to time (fresh weights; timing does not depend on them)")
+@click.option("--model-type", type=click.Choice(MODEL_TYPE_NAMES), default="calogan", show_default=True,
+              help="model type to time with fresh weights (timing does not depend on them)")
+@click.option("--config", default=None,
+              help="configuration of --model-type (default: calogan's 'calogan', another type's 'small')")
 @click.option("--model", "model_path", type=click.Path(exists=True), default=None,
-              help="time this trained model file instead of a fresh --config")
+              help="time this trained model file (any type) instead of a fresh --model-type / --config")
 @click.option("--batch-sizes", default="1,128,1024", show_default=True, callback=_batch_sizes)
-@click.option("--train-step", is_flag=True, help="also time one full training iteration at batch 128")
+@click.option("--train-step", is_flag=True, help="also time one full CaloGAN training iteration at batch 128")
 @click.option("--vs-geant4", is_flag=True,
               help="also time Geant4 (the geant4 extra) for e+ at 1, 10, 50, 100 GeV and print the speed-up")
 @click.option("--geant4-showers", default=20, show_default=True, help="Geant4 showers per energy")
 @click.option("--json", "as_json", is_flag=True, help="print JSON (fields per batch size: ms_per_shower, gflops, "
               "gemm_gflops, ratio_to_gemm, ...)")
-def bench(backend, config, model_path, batch_sizes, train_step, vs_geant4, geant4_showers, as_json):
+def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_geant4, geant4_showers, as_json):
     """Generation speed: ms/shower, showers/s, achieved GFLOP/s and the machine's own float32 matrix-multiply
     throughput on the same shapes, measured in the same run (their ratio says how close to the limit it is)."""
     from calosim.benchmark import bench_report, format_report
     from calosim.cli.main import run_library_call
 
-    report = run_library_call(bench_report, config=config, backend_name=backend, batch_sizes=batch_sizes,
+    report = run_library_call(bench_report, config=config, model_type=model_type, backend_name=backend,
+                              batch_sizes=batch_sizes,
                               model_path=model_path, train_step=train_step, vs_geant4=vs_geant4,
                               geant4_showers=geant4_showers)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

@@ -1,0 +1,44 @@
+"""`calosim bench` times every model type: fresh ones by --model-type / --config and trained model files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from family_helpers import TINY_GEOMETRY
+
+from calosim.backends import get_backend
+from calosim.benchmark import bench_generator
+from calosim.cli.main import main
+from calosim.models import registry
+
+
+@pytest.mark.parametrize("model_type,config", [("wgan-gp", "small"), ("vae", "small"), ("lagan", "small"),
+                                               ("calogan", "small")])
+def test_bench_generator_times_every_model_type(model_type, config):
+    rows = bench_generator(config, "numpy", (1, 4), model_type=model_type, min_seconds=0.0)
+    assert [r.batch_size for r in rows] == [1, 4]
+    for r in rows:
+        assert r.ms_per_shower > 0 and r.gflops > 0 and r.model_gflops > 0
+
+
+def test_bench_cli_reads_the_model_type_from_a_model_file(tmp_path):
+    kind = registry.get_model_type("vae")
+    cfg = kind.get_config("small").replace(hidden=[8, 6], latent_dim=3)
+    model = kind.build(cfg, TINY_GEOMETRY, get_backend("numpy"), np.random.default_rng(0))
+    registry.save(tmp_path / "vae.h5", model)
+    result = CliRunner().invoke(main, ["bench", "--backend", "numpy", "--model", str(tmp_path / "vae.h5"),
+                                       "--batch-sizes", "1,2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["model_type"] == "vae" and [r["batch_size"] for r in report["generation"]] == [1, 2]
+
+
+def test_bench_cli_errors_are_one_line():
+    runner = CliRunner()
+    result = runner.invoke(main, ["bench", "--backend", "numpy", "--model-type", "vae", "--config", "nope"])
+    assert result.exit_code != 0 and "unknown config 'nope'" in result.output
+    result = runner.invoke(main, ["bench", "--backend", "numpy", "--model-type", "wgan-gp", "--train-step"])
+    assert result.exit_code != 0 and "CaloGAN's training iteration only" in result.output
