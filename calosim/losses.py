@@ -34,19 +34,25 @@ def wasserstein_generator_loss(critic_fake, xp):
     return float(-critic_fake.mean()), xp.full(critic_fake.shape, -1.0 / critic_fake.size, dtype=critic_fake.dtype)
 
 
-def soft_sparsity_loss(xs, targets, tau: float, xp):
-    """sum_l |mean(sigmoid(x_l / tau)) - s_l|: a differentiable occupancy match of images x_l (any shapes, the
-    mean over all their entries) to target fractions of non-zero cells s_l; returns (loss, [d/dx_l]).
+def occupancy_loss(xs, targets, tau: float, xp):
+    """Per-shower occupancy match: sum_l mean_i (h_il - t_il)^2, h_il the fraction of cells of shower i in image
+    x_l that are > 0 (the observable "sparsity"), t_il its target; returns (loss, [d/dx_l]).
 
-    d/dx_l = sign(m_l - s_l) sigmoid(x_l / tau) (1 - sigmoid(x_l / tau)) / (tau size(x_l)), m_l the soft mean.
+    xs: images (N, ...) before the final ReLU; targets: (N, L) fractions in [0, 1]. The count has no
+    gradient, so the backward is straight-through: h_il is replaced by its smooth surrogate, the mean of
+    sigmoid(x / tau) over the shower's cells, with (h_il - t_il) held fixed:
+        d/dx_ilc = 2 (h_il - t_il) / N * sigmoid'(x_ilc / tau) / (tau n_l),  n_l cells per shower.
+    Only cells within a few tau of zero move, in the direction that brings the count to the target.
     """
     loss, grads = 0.0, []
-    for x, s in zip(xs, targets):
-        u = x / tau
+    for index, x in enumerate(xs):
+        n = x.shape[0]
+        flat = x.reshape(n, -1)
+        diff = (flat > 0).mean(axis=1) - targets[:, index]  # (N,)
+        loss += float((diff * diff).mean())
+        u = flat / tau
         e = xp.exp(-xp.abs(u))
-        sig = xp.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-        diff = float(sig.mean()) - float(s)
-        loss += abs(diff)
-        sign = (diff > 0) - (diff < 0)
-        grads.append((sign * sig * (1.0 - sig) / (tau * x.size)).astype(x.dtype))
+        slope = e / ((1.0 + e) * (1.0 + e))  # sigmoid'(u), symmetric in u
+        grad = (2.0 / (n * tau * flat.shape[1])) * diff.reshape(n, 1) * slope
+        grads.append(grad.reshape(x.shape).astype(x.dtype))
     return loss, grads

@@ -93,18 +93,27 @@ class EnergySource:
 
 def generate(model, out, num_showers: int | None = None, backend: str = "numba", energy: float | None = None,
              energy_range=None, energies_from=None, batch_size: int = 1000, seed: int = 0,
-             compression: str | None = None, progress=None) -> GenerateResult:
+             compression: str | None = None, progress=None, initial: bool = False) -> GenerateResult:
     """Write ``num_showers`` generated showers to ``out`` (CaloGAN layout, MeV / GeV); see the module docstring.
 
-    model: a model file or run directory. Energies: ``energy`` (GeV, all showers), ``energy_range`` (lo, hi)
-    uniform, ``energies_from`` (the incident energies of a shower file, in order; num_showers defaults to its
-    length) or, with none given, uniform in the model's training range. progress(n_done) is called per chunk.
+    model: a model file or run directory; with ``initial`` a run directory, whose untrained starting point
+    (calosim.train.initial_model) generates instead of its trained weights. Energies: ``energy`` (GeV, all
+    showers), ``energy_range`` (lo, hi) uniform, ``energies_from`` (the incident energies of a shower file, in
+    order; num_showers defaults to its length) or, with none given, uniform in the model's training range.
+    progress(n_done) is called per chunk.
     """
     if batch_size < 1:
         raise DataError("--batch-size must be >= 1")
-    model_path = resolve_model_path(model)
-    be = get_backend(backend)
-    gan = load_model(model_path, be)
+    if initial:
+        from calosim.train import initial_model
+
+        model_path = Path(model)
+        gan = initial_model(model_path, backend)
+        be = gan.backend
+    else:
+        model_path = resolve_model_path(model)
+        be = get_backend(backend)
+        gan = load_model(model_path, be)
     if hasattr(gan, "freeze"):
         gan.freeze()  # sampling only: the exact folds of calosim.models.inference
     z_seed, e_seed = np.random.SeedSequence(seed).spawn(2)
@@ -122,13 +131,13 @@ def generate(model, out, num_showers: int | None = None, backend: str = "numba",
         if source.available() is not None and num_showers > source.available():
             raise DataError(f"{energies_from}: {source.available()} energies, fewer than --num-showers {num_showers}")
         return _write(gan, be, Path(out), num_showers, source, z_rng, batch_size, seed, model_path, compression,
-                      progress)
+                      progress, initial)
     finally:
         source.close()
 
 
 def _write(gan, be, out: Path, n: int, source: EnergySource, z_rng, batch_size: int, seed: int, model_path: Path,
-           compression, progress) -> GenerateResult:
+           compression, progress, initial: bool = False) -> GenerateResult:
     directory = out.parent if str(out.parent) else Path(".")
     if not directory.is_dir():
         raise DataError(f"{out}: directory {directory} does not exist")
@@ -149,7 +158,7 @@ def _write(gan, be, out: Path, n: int, source: EnergySource, z_rng, batch_size: 
                      "particle": gan.particle, "seed": int(seed), "calosim_version": __version__,
                      "producer": f"calosim {__version__} generate ({getattr(gan, 'model_type', 'calogan')} "
                                  f"{gan.config.name})",
-                     "model": str(model_path), "backend": be.name,
+                     "model": str(model_path), "weights": "initial" if initial else "trained", "backend": be.name,
                      "model_energy_range": np.asarray(gan.energy_range, np.float64)}
             for key, value in attrs.items():
                 f.attrs[key] = value

@@ -91,6 +91,7 @@ LAYER_CASES: tuple[LayerCase, ...] = (
     LayerCase("leakyrelu", lambda: L.LeakyReLU(0.3), (3, 5)),
     LayerCase("sigmoid", lambda: L.Sigmoid(), (6,)),
     LayerCase("tanh", lambda: L.Tanh(), (6,)),
+    LayerCase("symlog", lambda: L.SymLog(0.05), (3, 4)),
     LayerCase("channel_softmax", lambda: L.ChannelSoftmax(), (3, 2, 4)),
     LayerCase("minibatch_discrimination", lambda: L.MinibatchDiscrimination(3, 4), (6,), batch=5),
     LayerCase("dropout", lambda: L.Dropout(0.3), (4, 5)),

@@ -6,9 +6,11 @@ units MeV / image_scale = GeV):
     1. D on the all-real batch, target 1 (BCE with logits), one Adam step of D;
     2. D on an all-fake batch G(z, E) with E ~ U(energy_range) GeV, target 0, one Adam step of D;
     3. generator_steps times (2): fresh z and E, loss BCE(D(G(z, E)), 1) + energy_loss_weight * MAE(sum of
-       the generated cells in GeV, E) [+ energy_ratio_loss_weight * mean |sum / E - 1| + g_sparsity_loss_weight
-       * soft sparsity term, both off in the paper's config], one Adam step of G (D's weights and BatchNorm
-       statistics are left alone).
+       the generated cells in GeV, E) [+ energy_ratio_loss_weight * mean |sum / E - r| with r the real batch's
+       mean response sum / E, + g_sparsity_loss_weight * the per-shower occupancy term of
+       calosim.losses.occupancy_loss, both off in the paper's config], one Adam step of G (D's weights and
+       BatchNorm statistics are left alone). With the occupancy term on, the generator steps take E from the
+       real batch (not fresh draws), so that fake i has real shower i, of the same energy, as its target.
 
 A run directory holds:
     log.jsonl        one JSON line per epoch: mean losses, validation metrics and score, seconds
@@ -26,10 +28,10 @@ still holds the last good epoch.
 Validation: the last ``validation_fraction`` of the file's rows are never trained on. After each epoch the
 generator (inference mode) makes one shower per validation shower, at its incident energy and with the same
 latent vectors every epoch, and the score is the sum of the separation powers (10 equal-population bins) of
-E_tot/E_in, of each layer's energy fraction and of each layer's sparsity, plus 6 |<E_tot/E_in>_gen /
-<E_tot/E_in>_val - 1| (RESPONSE_WEIGHT: the mean response must be within a few percent, so a 1% miss weighs
-as much as 0.06 of separation power). Lower is better. Before validation the loop calls the trainer's
-``end_epoch()`` if it has one (CaloGAN: precise BN, config bn_recalibration_batches).
+the observables of :func:`validation_observables` (in the CaloGAN geometry: the paper's 20 and E_tot/E_in),
+plus 6 |<E_tot/E_in>_gen / <E_tot/E_in>_val - 1| (RESPONSE_WEIGHT: the mean response must be within a few
+percent, so a 1% miss weighs as much as 0.06 of separation power). Lower is better. Before validation the loop
+calls the trainer's ``end_epoch()`` if it has one (CaloGAN: precise BN, config bn_recalibration_batches).
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ from calosim.data.dataset import ShowerDataset, split
 from calosim.data.formats import open_showers, read_labels, read_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.evaluate.metrics import separation_power
+from calosim.evaluate.observables import calogan_observables, is_calogan
 from calosim.layers import BatchNorm
-from calosim.losses import bce_with_logits, mean_absolute_error, soft_sparsity_loss
+from calosim.losses import bce_with_logits, mean_absolute_error, occupancy_loss
 from calosim.models import registry
 from calosim.models.base import LossNotFinite, check_finite
 from calosim.models.calogan import CaloGAN
@@ -100,10 +103,10 @@ class GANTrainer:
         self.opt_d.step()
         return loss
 
-    def g_loss(self, z, energy):
+    def g_loss(self, z, energy, target_response: float = 1.0):
         """Generator loss: (bce, energy MAE in GeV, images, dL/dlogits, d(weighted energy terms)/d(cell sums)) for
         inputs z, E; D's statistics are not updated. The energy terms: energy_loss_weight * MAE(sum, E) [+
-        energy_ratio_loss_weight * mean |sum / E - 1|, its value kept in ``last_ratio_mae``]."""
+        energy_ratio_loss_weight * mean |sum / E - target_response|, its value kept in ``last_ratio_mae``]."""
         model, xp = self.model, self.backend.xp
         images = model.generator.forward([z, energy], True)
         d = model.discriminator
@@ -118,24 +121,24 @@ class GANTrainer:
         mae, ds = mean_absolute_error(sums, energy, xp)
         ds = model.config.energy_loss_weight * ds
         self.last_ratio_mae = 0.0
-        if model.config.energy_ratio_loss_weight > 0:  # mean |sum / E - 1|: weighs low energies as much as high
-            self.last_ratio_mae, dr = mean_absolute_error(sums / energy, xp.ones_like(sums), xp)
+        if model.config.energy_ratio_loss_weight > 0:  # weighs showers of a few GeV as much as those of 100
+            self.last_ratio_mae, dr = mean_absolute_error(sums / energy, xp.full_like(sums, target_response), xp)
             ds = ds + model.config.energy_ratio_loss_weight * dr / energy
         return bce, mae, images, dl, ds
 
-    def g_step(self, z, energy, sparsity_targets=None) -> tuple[float, float, float]:
-        """One Adam step of G; returns (bce, energy MAE in GeV, sparsity loss) before it. sparsity_targets:
-        the real batch's per-layer fractions of non-zero cells, for the optional sparsity term (config
-        g_sparsity_loss_weight; its loss is 0.0 when off)."""
+    def g_step(self, z, energy, occupancy_targets=None, target_response: float = 1.0) -> tuple[float, float, float]:
+        """One Adam step of G; returns (bce, energy MAE in GeV, occupancy loss) before it. occupancy_targets:
+        (B, L) per-shower fractions of non-zero cells of real showers at the energies ``energy``, for the
+        optional occupancy term (config g_sparsity_loss_weight; its loss is 0.0 when off)."""
         cfg = self.model.config
-        bce, mae, images, dl, ds = self.g_loss(z, energy)
+        bce, mae, images, dl, ds = self.g_loss(z, energy, target_response)
         _check_finite(bce, "generator (adversarial)")
         _check_finite(mae, "generator (energy)")
-        sparsity, d_pre = 0.0, None
-        if cfg.g_sparsity_loss_weight > 0 and sparsity_targets is not None:
-            sparsity, d_pre = soft_sparsity_loss(self.model.generator.pre_activation, sparsity_targets,
-                                                 cfg.g_sparsity_tau, self.backend.xp)
-            _check_finite(sparsity, "generator (sparsity)")
+        occupancy, d_pre = 0.0, None
+        if cfg.g_sparsity_loss_weight > 0 and occupancy_targets is not None:
+            occupancy, d_pre = occupancy_loss(self.model.generator.pre_activation, occupancy_targets,
+                                              cfg.g_sparsity_tau, self.backend.xp)
+            _check_finite(occupancy, "generator (occupancy)")
             d_pre = [cfg.g_sparsity_loss_weight * d for d in d_pre]
         discriminator = self.model.discriminator
         discriminator.set_param_grads(False)  # D is not updated in the G step: only dL/d(images) is needed
@@ -146,30 +149,37 @@ class GANTrainer:
         d_energy = ds.reshape(-1, 1, 1, 1)
         self.model.generator.backward([dx + d_energy for dx in d_images], d_pre)
         self.opt_g.step()
-        return bce, mae, sparsity
+        return bce, mae, occupancy
 
     def train_step(self, real_images, real_energy) -> dict[str, float]:
         """The whole iteration of reference section 4 on one real batch."""
+        cfg, xp = self.model.config, self.backend.xp
         n = real_energy.shape[0]
         d_real = self.d_step(real_images, real_energy, 1.0)
         z, energy = self.sample_inputs(n)
         fake = self.model.generator.forward([z, energy], True)
         d_fake = self.d_step(fake, energy, 0.0)
-        targets = None
-        if self.model.config.g_sparsity_loss_weight > 0:
-            targets = [float((x > 0).mean()) for x in real_images]
-        g_bce, g_energy, g_sparsity, g_ratio = [], [], [], []
-        for _ in range(self.model.config.generator_steps):
-            bce, mae, sparsity = self.g_step(*self.sample_inputs(n), targets)
+        targets, target_response = None, 1.0
+        if cfg.energy_ratio_loss_weight > 0:
+            real_sums = sum(x.reshape(n, -1).sum(axis=1) for x in real_images)
+            target_response = float((real_sums / real_energy).mean())
+        if cfg.g_sparsity_loss_weight > 0:
+            targets = xp.stack([(x.reshape(n, -1) > 0).mean(axis=1) for x in real_images], axis=1)
+        g_bce, g_energy, g_occupancy, g_ratio = [], [], [], []
+        for _ in range(cfg.generator_steps):
+            z, energy = self.sample_inputs(n)
+            if targets is not None:
+                energy = real_energy
+            bce, mae, occupancy = self.g_step(z, energy, targets, target_response)
             g_bce.append(bce)
             g_energy.append(mae)
-            g_sparsity.append(sparsity)
+            g_occupancy.append(occupancy)
             g_ratio.append(self.last_ratio_mae)
         losses = {"d_real": d_real, "d_fake": d_fake, "g_bce": float(np.mean(g_bce)),
                   "g_energy_mae_gev": float(np.mean(g_energy))}
         if targets is not None:
-            losses["g_sparsity"] = float(np.mean(g_sparsity))
-        if self.model.config.energy_ratio_loss_weight > 0:
+            losses["g_occupancy"] = float(np.mean(g_occupancy))
+        if cfg.energy_ratio_loss_weight > 0:
             losses["g_energy_ratio_mae"] = float(np.mean(g_ratio))
         return losses
 
@@ -239,12 +249,17 @@ class CaloGANTrainer:
 
 
 # --------------------------------------------------------------------------- validation
-def fast_observables(layers_mev, energy_gev) -> dict[str, np.ndarray]:
-    """Per-shower response E_tot/E_in, layer fractions f_l = E_l / E_tot and sparsities (fraction of cells > 0)."""
+def validation_observables(layers_mev, energy_gev, geometry) -> dict[str, np.ndarray]:
+    """Per-shower observables the validation score compares: the response E_tot/E_in and, in the CaloGAN
+    geometry, the paper's 20 shower shapes (calosim.evaluate.observables.calogan_observables); in any other
+    geometry the layer fractions f_l = E_l / E_tot and sparsities (fraction of cells > 0)."""
     n = len(energy_gev)
     e = np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)  # MeV
     e_tot = e.sum(axis=1)
     out = {"response": e_tot / (1000.0 * np.asarray(energy_gev, np.float64))}
+    if is_calogan(geometry):
+        out.update(calogan_observables(layers_mev))
+        return out
     for i in range(e.shape[1]):
         out[f"f_{i}"] = e[:, i] / (e_tot + 1e-6)
         out[f"sparsity_{i}"] = (np.asarray(layers_mev[i]).reshape(n, -1) > 0).mean(axis=1)
@@ -316,6 +331,28 @@ def _energy_range(path, rows: range) -> tuple[float, float]:
             lo, hi = min(lo, float(e.min())), max(hi, float(e.max()))
     lo = float(math.floor(lo)) if lo >= 1.0 else lo
     return lo, float(math.ceil(hi))
+
+
+def _init_rng(seed: int) -> np.random.Generator:
+    """The generator the run's initial weights are drawn from (the first of the run's four seed streams)."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0])
+
+
+def initial_model(run_dir, backend: str = "numba"):
+    """The model of a run as it was before its first step: rebuilt from the run's run.json (model type, config,
+    geometry, particle, energy range) with the weights its seed draws, the same as the run started from. The
+    untrained baseline against which an evaluation shows what training bought."""
+    from calosim.geometry import Geometry
+
+    path = Path(run_dir) / RUN_JSON
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a run directory ({RUN_JSON} is missing)")
+    options = json.loads(path.read_text())
+    kind = registry.get_model_type(options["model_type"])
+    be = get_backend(backend, options.get("dtype", "float32"))
+    return kind.build(kind.config_from_dict(options["config"]), Geometry.from_dict(options["geometry"]), be,
+                      _init_rng(int(options["seed"])), particle=options["particle"],
+                      energy_range=tuple(options["energy_range"]))
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
@@ -411,7 +448,7 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     if len(train_rows) < cfg.batch_size:
         raise DataError(f"{data_path}: {len(train_rows)} training showers, fewer than one batch of {cfg.batch_size}")
     seeds = np.random.SeedSequence(seed).spawn(4)
-    init_rng, noise_rng, shuffle_rng = (np.random.default_rng(s) for s in seeds[:3])
+    init_rng, noise_rng, shuffle_rng = _init_rng(seed), *(np.random.default_rng(s) for s in seeds[1:3])
     validation_seed = seeds[3]
     dataset = ShowerDataset(data_path, chunk_size=chunk_size, batch_size=cfg.batch_size, shuffle=True,
                             rng=shuffle_rng, rows=train_rows, drop_last=True, arrays=True)
@@ -442,7 +479,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     (run_dir / RUN_JSON).write_text(json.dumps(options, indent=2) + "\n")
 
     validation = read_showers(data_path, val_rows.start, val_rows.stop) if len(val_rows) else None
-    val_ref = fast_observables(validation.layers, validation.energy) if validation is not None else None
+    val_ref = (validation_observables(validation.layers, validation.energy, geometry) if validation is not None
+               else None)
 
     for epoch in range(epochs_done + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -472,7 +510,7 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
         record = {"epoch": epoch, "steps": n_steps, **{k: sums[k] / counts[k] for k in sums}}
         if val_ref is not None:
             gen_layers = generate_arrays(model, validation.energy, np.random.default_rng(validation_seed))
-            record.update(validation_score(fast_observables(gen_layers, validation.energy), val_ref))
+            record.update(validation_score(validation_observables(gen_layers, validation.energy, geometry), val_ref))
         record["seconds"] = time.perf_counter() - t0
         score = record.get("score")
         if score is None:  # no validation split: the last epoch is the best we know

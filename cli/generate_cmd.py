@@ -22,9 +22,13 @@ from calosim.backends import BACKEND_NAMES
               help="showers per generator pass and per write")
 @click.option("--seed", default=0, show_default=True, help="seed of the latent vectors and energies")
 @click.option("--compress", is_flag=True, help="gzip the datasets (smaller, slower)")
+@click.option("--initial-weights", is_flag=True,
+              help="generate with the run's untrained starting point (rebuilt from --model RUN_DIR's run.json and "
+                   "seed) instead of its trained weights: the baseline that shows what training bought")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="output HDF5 file (CaloGAN layout: layer_i MeV, energy GeV)")
-def generate(model, backend, num_showers, energy, energy_range, energies_from, batch_size, seed, compress, output):
+def generate(model, backend, num_showers, energy, energy_range, energies_from, batch_size, seed, compress,
+             initial_weights, output):
     """Generate showers with a trained CaloGAN and write them, chunk by chunk, in the CaloGAN layout."""
     from calosim.cli.main import run_library_call
     from calosim.sample import generate as run_generate
@@ -39,6 +43,7 @@ def generate(model, backend, num_showers, energy, energy_range, energies_from, b
         result = run_library_call(run_generate, model, output, num_showers=num_showers, backend=backend,
                                   energy=energy, energy_range=tuple(energy_range) if energy_range else None,
                                   energies_from=energies_from, batch_size=batch_size, seed=seed,
-                                  compression="gzip" if compress else None, progress=bar.update)
+                                  compression="gzip" if compress else None, progress=bar.update,
+                                  initial=initial_weights)
     click.echo(f"wrote {result.n} showers to {result.path}: {result.ms_per_shower:.3f} ms/shower "
                f"({result.generator_ms_per_shower:.3f} ms/shower in the generator, {backend}, batch {batch_size})")

@@ -102,3 +102,33 @@ def test_train_and_generate_commands(tmp_path):
     assert "ms/shower" in result.output and len(read_showers(out)) == 30
     result = runner.invoke(main, ["info", "--model", "calogan"])
     assert result.exit_code == 0 and "29,726,280" in result.output and "2,743,632" in result.output
+
+
+def test_generate_initial_weights_of_a_run(tmp_path):
+    """`calosim generate --initial-weights` samples the run's untrained starting point: not the trained
+    weights' showers, marked as such in the file, and only for a run directory."""
+    import json
+
+    from test_train import TINY_OVERRIDES
+
+    data = write_showers(tmp_path / "tiny.h5", tiny_showers(64, seed=2))
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_OVERRIDES))
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--data", str(data), "--backend", "numpy", "--config-file", str(config),
+                                  "--epochs", "2", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    outs = {}
+    for flag in ([], ["--initial-weights"]):
+        out = tmp_path / f"gen{len(flag)}.h5"
+        result = runner.invoke(main, ["generate", "--model", str(run), "--backend", "numpy", "-n", "50",
+                                      "--energy", "50", "--seed", "1", "-o", str(out), *flag])
+        assert result.exit_code == 0, result.output
+        outs[bool(flag)] = read_showers(out)
+        with h5py.File(out, "r") as f:
+            assert f.attrs["weights"] == ("initial" if flag else "trained")
+    assert not np.array_equal(outs[True].layers[1], outs[False].layers[1])
+    result = runner.invoke(main, ["generate", "--model", str(run / "best.h5"), "--initial-weights", "-n", "5",
+                                  "-o", str(tmp_path / "x.h5")])
+    assert result.exit_code != 0 and "run.json" in result.output

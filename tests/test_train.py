@@ -12,11 +12,11 @@ import pytest
 from calosim.backends import get_backend
 from calosim.checkpoint import load_checkpoint, load_model, model_arrays, read_model_header, save_model
 from calosim.data import Showers, write_showers
-from calosim.errors import ConfigError, TrainingError
+from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.geometry import Geometry, LayerGeometry
 from calosim.models.calogan import CaloGAN
 from calosim.models.config import get_config
-from calosim.train import GANTrainer, train
+from calosim.train import GANTrainer, initial_model, train
 
 # shapes that relate like CaloGAN's (both attention blocks active), a few hundred cells in all
 TINY_GEOMETRY = Geometry("tiny", (LayerGeometry("layer_0", (2, 16), (160.0, 30.0)),
@@ -264,55 +264,80 @@ def test_precise_bn_runs_in_the_loop(tiny_data, tiny_config_file, tmp_path):
     assert get_config("calogan").bn_recalibration_batches == 0  # the paper's config is unchanged
 
 
-def test_soft_sparsity_loss_gradient():
-    """The sparsity term's gradient, alone and through the generator (dL/dz), by central differences in
-    float64."""
-    from calosim.losses import soft_sparsity_loss
+def _occupancy_surrogate(xs, frozen_diffs, tau):
+    """The function whose exact gradient the straight-through occupancy backward is: sum_l sum_i 2 d_il / N
+    * mean_c sigmoid(x_ilc / tau), with d_il = h_il - t_il held fixed."""
+    total = 0.0
+    for x, d in zip(xs, frozen_diffs):
+        n = x.shape[0]
+        soft = (1.0 / (1.0 + np.exp(-x.reshape(n, -1) / tau))).mean(axis=1)
+        total += float((2.0 * d * soft).sum() / n)
+    return total
+
+
+def test_occupancy_loss_value_and_straight_through_gradient():
+    """The loss is the per-shower squared occupancy miss; its backward is the exact gradient (central
+    differences, float64) of the sigmoid surrogate with the misses held fixed, alone and through the generator
+    (dL/dz); and a small step along it lowers the loss itself."""
+    from calosim.losses import occupancy_loss
 
     rng = np.random.default_rng(2)
     xs = [rng.normal(0.0, 0.5, (3, 2, 4, 1)), rng.normal(0.2, 0.5, (3, 4, 4, 1))]
-    targets, tau, h = [0.8, 0.3], 0.4, 1e-6
-    loss, grads = soft_sparsity_loss(xs, targets, tau, np)
+    targets = np.array([[0.8, 0.3], [0.1, 0.9], [0.5, 0.5]])
+    tau, h = 0.4, 1e-6
+    loss, grads = occupancy_loss(xs, targets, tau, np)
+    diffs = [(x.reshape(3, -1) > 0).mean(axis=1) - targets[:, i] for i, x in enumerate(xs)]
+    assert loss == pytest.approx(sum(float((d**2).mean()) for d in diffs), rel=1e-12)
     for x, g in zip(xs, grads):
         num = np.zeros_like(x)
         for idx in np.ndindex(x.shape):
             old = x[idx]
             x[idx] = old + h
-            up = soft_sparsity_loss(xs, targets, tau, np)[0]
+            up = _occupancy_surrogate(xs, diffs, tau)
             x[idx] = old - h
-            down = soft_sparsity_loss(xs, targets, tau, np)[0]
+            down = _occupancy_surrogate(xs, diffs, tau)
             x[idx] = old
             num[idx] = (up - down) / (2 * h)
         np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-10)
+    stepped = [x - 2.0 * g / np.abs(g).max() for x, g in zip(xs, grads)]
+    assert occupancy_loss(stepped, targets, tau, np)[0] < loss
 
     model = _float64_tiny_model()
     gen = model.generator
     z, e = rng.standard_normal((4, 8)), rng.uniform(1.0, 100.0, 4)
     tau = 0.02  # of the order of the initial generator's outputs, so that the sigmoid is not saturated
-    targets = [0.9, 0.1, 0.5]
+    targets = np.tile([0.9, 0.1, 0.5], (4, 1))
+    gen.forward([z, e], True)
+    diffs = [(x.reshape(4, -1) > 0).mean(axis=1) - targets[:, i] for i, x in enumerate(gen.pre_activation)]
 
-    def loss_of(zz):
+    def surrogate_of(zz):
         gen.forward([zz, e], True)
-        return soft_sparsity_loss(gen.pre_activation, targets, tau, np)
+        return _occupancy_surrogate(gen.pre_activation, diffs, tau)
 
     images = gen.forward([z, e], True)
-    _, d_pre = soft_sparsity_loss(gen.pre_activation, targets, tau, np)
+    _, d_pre = occupancy_loss(gen.pre_activation, targets, tau, np)
     dz = gen.backward([np.zeros_like(x) for x in images], d_pre)
     num = np.zeros_like(z)
     for idx in np.ndindex(z.shape):
         zp, zm = z.copy(), z.copy()
         zp[idx] += h
         zm[idx] -= h
-        num[idx] = (loss_of(zp)[0] - loss_of(zm)[0]) / (2 * h)
+        num[idx] = (surrogate_of(zp) - surrogate_of(zm)) / (2 * h)
     np.testing.assert_allclose(dz, num, rtol=1e-5, atol=1e-8)
 
 
-def test_sparsity_term_in_the_generator_step():
+def test_occupancy_term_in_the_generator_step():
+    """With the term on, the generator steps run at the real batch's energies and report the term."""
     model = _float64_tiny_model(g_sparsity_loss_weight=1.0, g_sparsity_tau=0.02)
     trainer = GANTrainer(model, np.random.default_rng(1))
-    losses = trainer.train_step(*_batch(model.backend, tiny_showers(16, seed=3)))
-    assert np.isfinite(losses["g_sparsity"]) and losses["g_sparsity"] > 0
-    assert "g_sparsity" not in GANTrainer(_float64_tiny_model(), np.random.default_rng(1)).train_step(
+    images, energy = _batch(model.backend, tiny_showers(16, seed=3))
+    seen = []
+    original = trainer.g_step
+    trainer.g_step = lambda z, e, *args: seen.append(np.array(e)) or original(z, e, *args)
+    losses = trainer.train_step(images, energy)
+    assert np.isfinite(losses["g_occupancy"]) and losses["g_occupancy"] > 0
+    assert len(seen) == model.config.generator_steps and all(np.array_equal(e, energy) for e in seen)
+    assert "g_occupancy" not in GANTrainer(_float64_tiny_model(), np.random.default_rng(1)).train_step(
         *_batch(model.backend, tiny_showers(16, seed=3)))
 
 
@@ -336,6 +361,31 @@ def test_energy_ratio_term_gradient():
     expected = 0.5 * np.sign(sums - e) / 16 + 2.0 * np.sign(sums / e - 1) / (16 * e)
     np.testing.assert_allclose(ds, expected, rtol=1e-12)
     assert trainer.last_ratio_mae == pytest.approx(np.abs(sums / e - 1).mean(), rel=1e-12)
+    _, _, images9, _, ds9 = trainer.g_loss(z, e, target_response=0.9)  # train_step: the real batch's response
+    sums9 = sum(x.reshape(16, -1).sum(axis=1) for x in images9)
+    np.testing.assert_allclose(ds9, 0.5 * np.sign(sums9 - e) / 16 + 2.0 * np.sign(sums9 / e - 0.9) / (16 * e),
+                               rtol=1e-12)
     assert mae == pytest.approx(np.abs(sums - e).mean(), rel=1e-12)
     losses = trainer.train_step(*_batch(model.backend, tiny_showers(16, seed=3)))
     assert np.isfinite(losses["g_energy_ratio_mae"])
+
+
+def test_initial_model_is_the_run_starting_point(tiny_data, tmp_path):
+    """With zero learning rates a run's weights never move, so its last.h5 holds the weights it started from:
+    initial_model must rebuild exactly those (and differ from another seed's)."""
+    frozen = tmp_path / "frozen.json"
+    frozen.write_text(json.dumps({**TINY_OVERRIDES, "lr_d": 0.0, "lr_g": 0.0}))
+    train(tmp_path / "run", data=tiny_data, backend="numpy", config_file=frozen, epochs=1, seed=5)
+    last = load_model(tmp_path / "run" / "last.h5", get_backend("numpy"))
+    start = initial_model(tmp_path / "run", backend="numpy")
+    assert start.config == last.config and start.geometry == last.geometry
+    for net in ("generator", "discriminator"):
+        a, b = getattr(start, net).parameters(), getattr(last, net).parameters()
+        assert [p.name for p in a] == [p.name for p in b]
+        for p, q in zip(a, b):
+            np.testing.assert_array_equal(p.value, q.value, err_msg=p.name)
+    train(tmp_path / "other", data=tiny_data, backend="numpy", config_file=frozen, epochs=1, seed=6)
+    other = initial_model(tmp_path / "other", backend="numpy")
+    assert not np.array_equal(other.generator.parameters()[0].value, start.generator.parameters()[0].value)
+    with pytest.raises(DataError, match="run.json"):
+        initial_model(tmp_path, backend="numpy")

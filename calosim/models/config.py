@@ -37,12 +37,17 @@ class CaloGANConfig(ConfigMixin):
     # so that cells pushed below zero early on still get gradients; inference always uses the ReLU. 0: the paper
     g_output_leak: float = 0.0
     g_output_leak_forwards: int = 0
-    # optional generator-loss term g_sparsity_loss_weight * sum_l |mean(sigmoid(x_l / g_sparsity_tau)) - s_l|
-    # on each layer's output x_l before the final activation (training units, GeV), s_l the fraction of
-    # non-zero cells of layer l in the real batch of the step; 0: the paper's loss
+    # optional generator-loss term g_sparsity_loss_weight * sum_l mean_i (h_il - t_il)^2 (calosim.losses.
+    # occupancy_loss): h_il the fraction of cells > 0 of generated shower i in layer l, t_il that of the real
+    # shower of the batch with the same energy; straight-through gradient through sigmoid(x / g_sparsity_tau) of
+    # the cells before the final activation (training units, GeV); 0: the paper's loss
     g_sparsity_loss_weight: float = 0.0
     g_sparsity_tau: float = 1e-3
     # discriminator (reference section 3)
+    # > 0: each discriminator stream first puts its layer image on the log scale log(1 + x / this) (training
+    # units, GeV), so that the many cells of a few MeV weigh beside the core's GeV (the sums, sparsities and
+    # energy features still see the cells as they are); 0: the paper's linear images
+    d_stream_log_epsilon: float = 0.0
     d_conv_filters: int = 64
     d_lc_filters: tuple[int, int, int] = (16, 8, 8)
     mbd_kernels: int = 10
@@ -53,8 +58,9 @@ class CaloGANConfig(ConfigMixin):
     bn_epsilon: float = 1e-3
     # training (reference section 4)
     energy_loss_weight: float = 0.05
-    # optional generator-loss term energy_ratio_loss_weight * mean |E_tot / E - 1| (the MAE in GeV above barely
-    # sees showers of a few GeV, whose mean response then drifts); 0: the paper's loss
+    # optional generator-loss term energy_ratio_loss_weight * mean |E_tot / E - r|, r the real batch's mean
+    # response (the MAE in GeV above barely sees showers of a few GeV, whose mean response then drifts); 0: the
+    # paper's loss
     energy_ratio_loss_weight: float = 0.0
     lr_d: float = 2e-5
     lr_g: float = 2e-4
@@ -90,6 +96,8 @@ class CaloGANConfig(ConfigMixin):
                 or self.energy_ratio_loss_weight < 0):
             raise ConfigError(f"config {self.name!r}: g_sparsity_loss_weight >= 0, g_sparsity_tau > 0, "
                               "bn_recalibration_batches >= 0 and energy_ratio_loss_weight >= 0")
+        if self.d_stream_log_epsilon < 0:
+            raise ConfigError(f"config {self.name!r}: d_stream_log_epsilon must be >= 0 (0: linear images)")
         if self.image_scale <= 0:
             raise ConfigError(f"config {self.name!r}: image_scale must be > 0")
 
