@@ -47,9 +47,9 @@ def test_attention_only_where_shapes_relate():
     assert out[0].shape == (3, 25, 25, 1) and d.forward([*out, be.asarray(np.full(3, 50.0))]).shape == (3, 1)
 
 
-def _model(seed=0):
+def _model(seed=0, config=TINY):
     be = get_backend("numpy", "float64")
-    g, d = build_calogan(TINY, TINY_SHAPES, be, np.random.default_rng(seed))
+    g, d = build_calogan(config, TINY_SHAPES, be, np.random.default_rng(seed))
     # Random biases: zero biases put every all-zero patch exactly on a LeakyReLU kink, where a central
     # difference is meaningless; and the attention's carry weight (~5e-5 at start) gets a real share.
     rng = np.random.default_rng(seed + 100)
@@ -89,8 +89,10 @@ def _directional(params, loss_fn, grads, rng, n_directions=3, extra=None):
     return worst, report
 
 
-def test_discriminator_gradient_full_model():
-    be, _, d = _model()
+@pytest.mark.parametrize("log_epsilon", [0.0, 0.05], ids=["paper", "log_streams"])
+def test_discriminator_gradient_full_model(log_epsilon):
+    be, _, d = _model(config=TINY.replace(d_stream_log_epsilon=log_epsilon))
+    assert (type(d.streams[0].layers[0]).__name__ == "SymLog") == (log_epsilon > 0)
     rng = np.random.default_rng(1)
     n = 5
     images = []
@@ -117,8 +119,9 @@ def test_discriminator_gradient_full_model():
     assert worst < TOL, f"discriminator: numeric vs analytic {report}"
 
 
-def test_generator_gradient_through_discriminator():
-    be, g, d = _model()
+@pytest.mark.parametrize("energy_scaled", [False, True], ids=["paper", "energy_scaled_output"])
+def test_generator_gradient_through_discriminator(energy_scaled):
+    be, g, d = _model(config=TINY.replace(g_energy_scaled_output=energy_scaled))
     rng = np.random.default_rng(3)
     n = 4
     z = rng.standard_normal((n, TINY.latent_dim))

@@ -12,10 +12,10 @@ from calosim.models.config import get_config
 from calosim.models.inference import FoldedGenerator
 
 
-def _model(backend_name, dtype, config="small", seed=0):
+def _model(backend_name, dtype, config="small", seed=0, **overrides):
     backend = get_backend(backend_name, dtype)
     rng = np.random.default_rng(seed)
-    model = CaloGAN.build(get_config(config), calogan_geometry(), backend, rng)
+    model = CaloGAN.build(get_config(config, **overrides), calogan_geometry(), backend, rng)
     for layer in model.generator.walk():  # trained-looking BatchNorm statistics
         for key, value in layer.state.items():
             layer.state[key] = backend.asarray(np.abs(rng.standard_normal(value.shape)) + 0.5)
@@ -25,9 +25,10 @@ def _model(backend_name, dtype, config="small", seed=0):
     return model
 
 
+@pytest.mark.parametrize("energy_scaled", [False, True], ids=["paper", "energy_scaled_output"])
 @pytest.mark.parametrize("backend_name", ["numpy", "numba"])
-def test_folded_generator_equals_inference_forward(backend_name):
-    model = _model(backend_name, "float64")
+def test_folded_generator_equals_inference_forward(backend_name, energy_scaled):
+    model = _model(backend_name, "float64", g_energy_scaled_output=energy_scaled)
     be = model.backend
     rng = np.random.default_rng(1)
     z = be.asarray(rng.standard_normal((5, model.config.latent_dim)))

@@ -6,7 +6,7 @@ Notation: N batch, L layers, layer l an image (R_l, C_l); Z latent size; images 
 (N, R_l, C_l, 1) in training units (GeV = MeV / config.image_scale); E the incident energy (N,) in GeV.
 
 Generator  G(z, E) -> [(N, R_l, C_l, 1)]:
-    h = z * (E / 100)
+    h = z * (E / 100)   [config g_energy_scaled_output: h = [z, log(E / 100)], and out_l below times E / 100]
     stream_l(h) = Dense((R+2)(C+2) F) -> Reshape(R+2, C+2, F) -> Conv2D(f, 2x2, same, he_uniform) -> LeakyReLU
                   -> BatchNorm -> LC2D(g, 2x2, he_uniform) -> LeakyReLU -> LC2D(1, 2x2, no bias, glorot_normal)
     x_l = attention(stream_l(h), carry_l(x_{l-1}))  for l >= 1 where the shapes relate (else x_l = stream_l(h))
@@ -57,6 +57,21 @@ ENERGY_SCALE_GEV = 100.0  # h = z * (E / 100)
 WELL_THRESHOLD_GEV = 5.0  # the discriminator's "energy too far off" step
 
 
+def generator_input(z, energy, config: CaloGANConfig, xp):
+    """(h, s): the streams' input and the per-shower factor s = E / 100 GeV, (N, 1).
+
+    The paper: h = z * s. With config.g_energy_scaled_output: h = [z, log s] (N, Z + 1), and the generator
+    multiplies its output images by s."""
+    s = (energy / ENERGY_SCALE_GEV).reshape(-1, 1)
+    if config.g_energy_scaled_output:
+        return xp.concatenate([z, xp.log(s)], axis=1), s
+    return z * s, s
+
+
+def stream_input_dim(config: CaloGANConfig) -> int:
+    return config.latent_dim + (1 if config.g_energy_scaled_output else 0)
+
+
 def carry_factors(src: tuple[int, int], dst: tuple[int, int]):
     """(upsample, pool) factors per axis turning a (R, C) image into a ``dst`` one, or None if no integer
     up-sampling / pooling does it. (3, 96) -> (12, 12): ((4, 1), (1, 8)); (12, 12) -> (12, 6): ((1, 1), (1, 2))."""
@@ -71,6 +86,14 @@ def carry_factors(src: tuple[int, int], dst: tuple[int, int]):
         else:
             return None
     return tuple(up), tuple(pool)
+
+
+def scale_output(images, s, config: CaloGANConfig):
+    """Images (N, R, C, 1) times s (N, 1) with config.g_energy_scaled_output, else as they are (the same
+    factor serves the gradients on the way back)."""
+    if not config.g_energy_scaled_output:
+        return images
+    return [x * s.reshape(-1, 1, 1, 1) for x in images]
 
 
 class Carry(Sequential):
@@ -141,7 +164,7 @@ class CaloGANGenerator(Layer):
         self.streams, self.attentions, self.carries, self.relus = [], [], [], []
         for index, shape in enumerate(self.shapes):
             stream = _generator_stream(shape, cfg, f"{self.name}.stream{index}")
-            out = stream.build(input_shape, self.backend, rng)
+            out = stream.build((stream_input_dim(cfg),), self.backend, rng)
             assert out == (*shape, 1), (out, shape)
             if cfg.g_output_init_scale != 1.0:  # after the draw: the same random numbers as the paper's init
                 kernel = stream.layers[-1].params["kernel"]
@@ -174,19 +197,19 @@ class CaloGANGenerator(Layer):
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim or energy.shape != (z.shape[0],):
             raise ValueError(f"{self.name}: expected z (N, {self.config.latent_dim}) and E (N,), "
                              f"got {tuple(z.shape)} and {tuple(energy.shape)}")
-        self._scale = (energy / ENERGY_SCALE_GEV).reshape(-1, 1)  # retained: dh/dz
-        h = z * self._scale
+        h, self._scale = generator_input(z, energy, self.config, self.backend.xp)  # the scale is retained
         xs = [stream.forward(h, training) for stream in self.streams]
         for index in range(1, len(xs)):
             if self.attentions[index] is not None:
                 carried = self.carries[index].forward(xs[index - 1], training)
                 xs[index] = self.attentions[index].forward([xs[index], carried], training)
-        self.pre_activation = xs  # retained: the images before the final activation (the sparsity loss)
-        return [relu.forward(x, training) for relu, x in zip(self.relus, xs)]
+        self.pre_activation = xs  # retained: the images before the final activation (the occupancy loss)
+        return scale_output([relu.forward(x, training) for relu, x in zip(self.relus, xs)], self._scale,
+                            self.config)
 
     def backward(self, d_images, d_pre_activation=None):
         """dL/dz from dL/d(images) and optionally dL/d(images before the final activation)."""
-        dxs = [relu.backward(d) for relu, d in zip(self.relus, d_images)]
+        dxs = [relu.backward(d) for relu, d in zip(self.relus, scale_output(d_images, self._scale, self.config))]
         if d_pre_activation is not None:
             dxs = [dx + dp for dx, dp in zip(dxs, d_pre_activation)]
         for index in range(len(dxs) - 1, 0, -1):
@@ -198,7 +221,11 @@ class CaloGANGenerator(Layer):
         for stream, dx in zip(self.streams, dxs):
             d = stream.backward(dx)
             dh = d if dh is None else dh + d
-        return None if dh is None else dh * self._scale
+        if dh is None:
+            return None
+        if self.config.g_energy_scaled_output:
+            return dh[:, :self.config.latent_dim]
+        return dh * self._scale
 
     def set_latent_gradient(self, flag: bool) -> None:
         """Whether backward computes dL/dz (training never needs it: it skips one large product per stream)."""

@@ -29,6 +29,10 @@ class CaloGANConfig(ConfigMixin):
     g_conv_filters: int = 16
     g_lc_filters: int = 6
     attention: bool = True  # layer-to-layer in-painting where the layer shapes relate
+    # True: the streams get [z, log(E / 100 GeV)] instead of z * E / 100 GeV, and the output images are
+    # multiplied by E / 100 GeV after the final activation, so the generator draws showers per 100 GeV of
+    # incident energy and the linear energy scaling is built in instead of learnt; False: the paper
+    g_energy_scaled_output: bool = False
     # multiplies the initial kernel of each stream's last LC2D (1.0: the paper's glorot_normal); < 1 starts the
     # generator nearer the right energy scale, so that pulling E_tot down does not push cells below the ReLU
     g_output_init_scale: float = 1.0

@@ -18,8 +18,7 @@ import numpy as np
 
 from calosim.backends import get_backend
 from calosim.layers import BatchNorm, Conv2D, Dense, LeakyReLU, LocallyConnected2D, Reshape
-
-ENERGY_SCALE_GEV = 100.0  # h = z * (E / 100), as in the generator
+from calosim.models.calogan import generator_input, scale_output
 
 
 def _numpy(backend, array) -> np.ndarray:
@@ -87,14 +86,14 @@ class FoldedGenerator:
         self.streams = [_FoldedStream(stream, self.backend) for stream in generator.streams]
 
     def forward(self, z, energy):
-        h = z * (energy / ENERGY_SCALE_GEV).reshape(-1, 1)
         g = self.generator
+        h, s = generator_input(z, energy, g.config, self.backend.xp)
         xs = [stream.forward(h) for stream in self.streams]
         for index in range(1, len(xs)):
             if g.attentions[index] is not None:
                 carried = g.carries[index].forward(xs[index - 1], False)
                 xs[index] = g.attentions[index].forward([xs[index], carried], False)
-        return [relu.forward(x, False) for relu, x in zip(g.relus, xs)]
+        return scale_output([relu.forward(x, False) for relu, x in zip(g.relus, xs)], s, g.config)
 
     def gemm_shapes(self, batch: int):
         """The products this path executes (fewer than the trained generator's, see the module docstring)."""
