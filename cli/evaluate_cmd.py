@@ -14,6 +14,9 @@ from calosim.errors import CalosimError
 @click.option("--train", "train", type=click.Path(dir_okay=False), default=None,
               help="the generator's training showers: turns on the memorisation check (the reference "
                    "showers must then be held out)")
+@click.option("--baseline", "baseline", type=click.Path(dir_okay=False), default=None,
+              help="other generated showers (e.g. of the untrained generator: calosim generate "
+                   "--initial-weights) whose separation power is listed beside GENERATED's")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="report directory: metrics.json, report.md, plots/")
 @click.option("--backend", type=click.Choice(BACKEND_NAMES), default="numpy", show_default=True,
@@ -29,11 +32,12 @@ from calosim.errors import CalosimError
               help="use the CaloChallenge classifier (3 x 2048, Adam 2e-4, batch 1000): slow on a CPU")
 @click.option("--no-classifier", is_flag=True, help="skip the classifier tests")
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
-def evaluate(reference, generated, train, out, backend, max_showers, seed, binning, epochs, spec_classifier,
+def evaluate(reference, generated, train, baseline, out, backend, max_showers, seed, binning, epochs, spec_classifier,
              no_classifier, no_plots):
     """Compare GENERATED with REFERENCE showers: the CaloGAN observables (separation power, KS; inclusive
     and per energy range), classifier tests on low- and high-level features (AUC), a memorisation check
-    against --train, and plots. Writes OUT/metrics.json, OUT/report.md and OUT/plots/*.png."""
+    against --train, a baseline (--baseline) side by side, and plots. Writes OUT/metrics.json, OUT/report.md
+    and OUT/plots/*.png."""
     from calosim.backends import BackendUnavailable
     from calosim.evaluate.classifier import ClassifierConfig
     from calosim.evaluate.report import evaluate as run_evaluate
@@ -45,7 +49,8 @@ def evaluate(reference, generated, train, out, backend, max_showers, seed, binni
     try:
         metrics = run_evaluate(reference, generated, out, train_path=train, backend=backend,
                                max_showers=max_showers, seed=seed, binning=binning, classifier_config=config,
-                               run_classifier=not no_classifier, make_plots=not no_plots)
+                               run_classifier=not no_classifier, make_plots=not no_plots,
+                               baseline_path=baseline)
     except (CalosimError, BackendUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_summary(metrics))

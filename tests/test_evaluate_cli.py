@@ -65,3 +65,26 @@ def test_cli_reports_mismatched_geometry_without_traceback(shared_data, tmp_path
     missing = CliRunner().invoke(main, ["evaluate", "--reference", str(tmp_path / "nope.h5"), "--generated", ref,
                                         "--out", str(tmp_path / "r")])
     assert missing.exit_code == 1 and "nope.h5" in missing.output
+
+
+def test_cli_baseline_side_by_side(shared_data, tmp_path):
+    """Geant4 e+ against held-out Geant4 e+, with Geant4 pi+ as the baseline: the e+ sample is closer on the
+    shower shapes, the pi+ one on nothing that matters, and the report says so per observable."""
+    ref = slice_file(shared_data / "geant4" / "eplus_train.h5", tmp_path / "ref.h5", 0, 400)
+    gen = slice_file(shared_data / "geant4" / "eplus_train.h5", tmp_path / "gen.h5", 400, 800)
+    pions = slice_file(shared_data / "geant4" / "piplus_train.h5", tmp_path / "pions.h5", 0, 400)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["evaluate", "--reference", ref, "--generated", gen, "--baseline", pions,
+                                       "--out", str(out), "--no-classifier", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    base = metrics["baseline"]
+    assert base["sample"]["n"] == 400 and set(base["sep_power"]) == set(metrics["observables"]["inclusive"])
+    for name in ("E_tot", "f_2", "sigma_1", "shower_depth", "sparsity_2"):
+        assert name in base["closer"], (name, base["sep_power"][name])
+        assert base["sep_power"][name] > 5 * metrics["observables"]["inclusive"][name]["sep_power"]
+    assert len(base["closer"]) >= 18 and set(base["closer"]) | set(base["not_closer"]) == set(base["sep_power"])
+    response = metrics["mean_response"]
+    assert abs(response["generated"] - response["reference"]) < 0.01 < response["reference"] - response["baseline"]
+    assert f"closer to the reference than the baseline on {len(base['closer'])} of" in result.output
+    assert "S(10 q) baseline" in (out / "report.md").read_text()

@@ -38,6 +38,12 @@ def _describe(showers: Showers, path: str) -> dict:
             "energy_max_gev": float(e.max()) if e.size else None}
 
 
+def _mean_response(showers: Showers) -> float:
+    """<E_tot / E_inc> (cells MeV, incident energy GeV)."""
+    e_tot = sum(np.asarray(x, np.float64).reshape(len(showers), -1).sum(axis=1) for x in showers.layers)
+    return float(np.mean(e_tot / (1000.0 * np.asarray(showers.energy, np.float64))))
+
+
 def _jsonable(obj):
     """NaN / inf -> None, NumPy scalars and arrays -> Python, recursively."""
     if isinstance(obj, dict):
@@ -60,14 +66,16 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
              max_showers: int | None = None, seed: int = 0, binning=None,
              energy_ranges: list[tuple[float, float]] | None = None,
              classifier_config: ClassifierConfig | None = None, run_classifier: bool = True,
-             make_plots: bool = True, memorisation_samples: int = 1000) -> dict:
+             make_plots: bool = True, memorisation_samples: int = 1000, baseline_path=None) -> dict:
     """Compare generated with reference showers; write metrics.json, plots/ and report.md under ``out_dir``.
 
     reference_path, generated_path, train_path: shower files (CaloGAN or CaloChallenge layout; ``binning``
     for challenge files without a geometry attribute) or Showers objects. ``max_showers`` reads at most that
     many showers (the first ones) of each file. ``train_path`` (the generator's training showers) turns on the
     memorisation check; the reference showers must then be held out from training. ``backend`` runs the
-    classifier ("numpy" | "numba" | "cupy"); ``seed`` fixes its splits and initialisation.
+    classifier ("numpy" | "numba" | "cupy"); ``seed`` fixes its splits and initialisation. ``baseline_path``
+    (other generated showers, e.g. of the untrained generator: `calosim generate --initial-weights`) adds
+    its separation power beside the generated one's for every observable, and which of the two is closer.
 
     Returns the metrics dict (as written to metrics.json).
     """
@@ -104,6 +112,20 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
         "energy_ranges": [list(r) for r in energy_ranges],
         "observables": obs_metrics,
     }
+
+    metrics["mean_response"] = {"reference": _mean_response(ref), "generated": _mean_response(gen)}
+    if baseline_path is not None:
+        base, base_name = _load(baseline_path, max_showers, binning)
+        if base.geometry.shapes != ref.geometry.shapes:
+            raise DataError(f"{base_name}: geometry {list(base.geometry.shapes)} differs from the reference's")
+        base_metrics = compare_observables(ref_obs, default_observables(base), ref.energy, base.energy, [])
+        sep_base = {n: m["sep_power"] for n, m in base_metrics["inclusive"].items()}
+        sep_gen = {n: m["sep_power"] for n, m in obs_metrics["inclusive"].items() if n in sep_base}
+        metrics["baseline"] = {"sample": _describe(base, base_name), "sep_power": sep_base,
+                               "mean_sep_power": base_metrics["mean_sep_power"],
+                               "closer": [n for n in sep_gen if sep_gen[n] < sep_base[n]],
+                               "not_closer": [n for n in sep_gen if not sep_gen[n] < sep_base[n]]}
+        metrics["mean_response"]["baseline"] = _mean_response(base)
 
     roc_inputs = {}
     if run_classifier:
@@ -175,11 +197,26 @@ def format_summary(metrics: dict) -> str:
     lines = [f"reference: {ref['path']} ({ref['n']} {ref['particle']} showers)",
              f"generated: {gen['path']} ({gen['n']} {gen['particle']} showers)", ""]
     obs = metrics["observables"]["inclusive"]
+    base = metrics.get("baseline")
     width = max([len(n) for n in obs] + [10])
-    lines.append(f"{'observable':<{width}}  {'S(10 q)':>8}  {'S(unif)':>8}  {'KS':>6}")
+    if base:
+        lines.insert(2, f"baseline:  {base['sample']['path']} ({base['sample']['n']} showers)")
+    lines.append(f"{'observable':<{width}}  {'S(10 q)':>8}  {'S(unif)':>8}  {'KS':>6}"
+                 + (f"  {'S(base)':>8}" if base else ""))
     for name, m in obs.items():
-        lines.append(f"{name:<{width}}  {_f(m['sep_power']):>8}  {_f(m['sep_power_uniform']):>8}  {_f(m['ks']):>6}")
-    lines.append(f"{'mean':<{width}}  {_f(metrics['observables']['mean_sep_power']):>8}")
+        line = f"{name:<{width}}  {_f(m['sep_power']):>8}  {_f(m['sep_power_uniform']):>8}  {_f(m['ks']):>6}"
+        if base and name in base["sep_power"]:
+            line += f"  {_f(base['sep_power'][name]):>8}" + ("" if name in base["closer"] else "  not closer")
+        lines.append(line)
+    lines.append(f"{'mean':<{width}}  {_f(metrics['observables']['mean_sep_power']):>8}"
+                 + (f"  {'':>8}  {'':>6}  {_f(base['mean_sep_power']):>8}" if base else ""))
+    response = metrics["mean_response"]
+    lines.append("")
+    lines.append("mean E_tot/E_inc: " + ", ".join(f"{k} {_f(v, 4)}" for k, v in response.items()))
+    if base:
+        lines.append(f"generated closer to the reference than the baseline on {len(base['closer'])} of "
+                     f"{len(base['closer']) + len(base['not_closer'])} observables"
+                     + (f" (not on {', '.join(base['not_closer'])})" if base["not_closer"] else ""))
     cls = metrics.get("classifier")
     if cls:
         lines.append("")
@@ -203,7 +240,11 @@ def format_markdown(metrics: dict) -> str:
     md = ["# calosim evaluation report", "",
           f"calosim {metrics['calosim_version']}, seed {metrics['seed']}", "",
           "| sample | file | showers | particle | geometry | E_inc [GeV] |", "|---|---|---|---|---|---|"]
-    for label, d in (("reference", ref), ("generated", gen)):
+    samples = [("reference", ref), ("generated", gen)]
+    base = metrics.get("baseline")
+    if base:
+        samples.append(("baseline", base["sample"]))
+    for label, d in samples:
         md.append(f"| {label} | `{d['path']}` | {d['n']} | {d['particle']} | {d['geometry']} | "
                   f"{_f(d['energy_min_gev'], 1)}-{_f(d['energy_max_gev'], 1)} |")
     md += ["", "## Summary", ""]
@@ -212,6 +253,11 @@ def format_markdown(metrics: dict) -> str:
         md.append(f"- classifier ({name.replace('_', ' ')}): AUC {_f(r['auc'])}"
                   + (f", calibrated {_f(r.get('auc_calibrated'))}" if "auc_calibrated" in r else ""))
     md.append(f"- mean separation power (10 equal-population bins): {_f(metrics['observables']['mean_sep_power'])}")
+    md.append("- mean E_tot/E_inc: " + ", ".join(f"{k} {_f(v, 4)}" for k, v in metrics["mean_response"].items()))
+    if base:
+        md.append(f"- closer to the reference than the baseline on {len(base['closer'])} of "
+                  f"{len(base['closer']) + len(base['not_closer'])} observables"
+                  + (f" (not on {', '.join(base['not_closer'])})" if base["not_closer"] else ""))
     if metrics.get("memorisation"):
         md.append(f"- memorisation: {metrics['memorisation']['verdict']}")
     md += ["", "AUC 0.5: the classifier cannot tell the samples apart; separation power 0: identical histograms, "
@@ -221,9 +267,11 @@ def format_markdown(metrics: dict) -> str:
     md += ["## Observables (inclusive)", "",
            "S(10 q): separation power with 10 equal-population bins of the pooled sample (CaloGAN); "
            "S(unif): 50 uniform bins over the pooled range; KS: Kolmogorov-Smirnov distance.", "",
-           "| observable | S(10 q) | S(unif) | KS |", "|---|---|---|---|"]
+           "| observable | S(10 q) | S(unif) | KS |" + (" S(10 q) baseline |" if base else ""),
+           "|---|---|---|---|" + ("---|" if base else "")]
     for name, m in obs["inclusive"].items():
-        md.append(f"| {name} | {_f(m['sep_power'])} | {_f(m['sep_power_uniform'])} | {_f(m['ks'])} |")
+        md.append(f"| {name} | {_f(m['sep_power'])} | {_f(m['sep_power_uniform'])} | {_f(m['ks'])} |"
+                  + (f" {_f(base['sep_power'].get(name))} |" if base else ""))
     if obs["energy_ranges"]:
         labels = [r["label"] for r in obs["energy_ranges"]]
         md += ["", "## Separation power (10 q) per incident-energy range", "",
