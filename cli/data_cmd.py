@@ -1,4 +1,4 @@
-"""`calosim data list` and `calosim data show FILE`."""
+"""`calosim data list`, `calosim data show FILE` and `calosim data slice FILE`."""
 
 import click
 
@@ -33,3 +33,27 @@ def show(file, binning):
     except CalosimError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_summary(info))
+
+
+@data.command("slice")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--rows", nargs=2, type=click.IntRange(min=0), required=True, metavar="START STOP",
+              help="copy showers START <= i < STOP (e.g. a held-out part of a training file)")
+@click.option("--binning", type=click.Path(exists=True, dir_okay=False),
+              help="CaloChallenge binning XML, for challenge files without a geometry attribute")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="new CaloGAN-layout file")
+def slice_cmd(file, rows, binning, output):
+    """Copy rows START..STOP of FILE (any supported format) into a new CaloGAN-layout file, validated."""
+    from calosim.data.formats import read_showers, write_showers
+
+    start, stop = rows
+    try:
+        if stop <= start:
+            raise click.ClickException(f"--rows {start} {stop}: STOP must be larger than START")
+        showers = read_showers(file, start, stop, binning=binning)
+        if len(showers) < stop - start:
+            raise click.ClickException(f"{file}: holds {start + len(showers)} showers, fewer than STOP {stop}")
+        path = write_showers(output, showers, producer=f"calosim data slice {file} rows {start}-{stop}")
+    except CalosimError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {len(showers)} showers (rows {start}-{stop} of {file}) to {path}")

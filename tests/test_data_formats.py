@@ -230,3 +230,22 @@ def test_interrupted_write_keeps_old_file(tmp_path, monkeypatch):
         write_showers(path, make_showers(7))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["s.h5"]
+
+
+def test_data_slice_command(tmp_path):
+    from click.testing import CliRunner
+
+    from calosim.cli.main import main
+
+    src = write_showers(tmp_path / "all.h5", make_showers(30, seed=4))
+    out = tmp_path / "part.h5"
+    result = CliRunner().invoke(main, ["data", "slice", str(src), "--rows", "10", "25", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    part, whole = read_showers(out), read_showers(src)
+    assert len(part) == 15
+    for a, b in zip(part.layers, whole.layers):
+        np.testing.assert_array_equal(a, b[10:25])
+    np.testing.assert_array_equal(part.energy, whole.energy[10:25])
+    for rows in (["20", "40"], ["5", "5"]):
+        result = CliRunner().invoke(main, ["data", "slice", str(src), "--rows", *rows, "-o", str(tmp_path / "x.h5")])
+        assert result.exit_code != 0 and "Traceback" not in result.output and not (tmp_path / "x.h5").exists()
