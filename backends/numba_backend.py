@@ -16,12 +16,10 @@ import numpy as np
 from calosim.backends.base import BackendUnavailable
 from calosim.backends.numpy_backend import NumpyBackend, conv_output_size
 
-# From this batch size on, an LC2D forward transposes its weights once (L, C_out, P) so that every output is
-# a vectorised dot product; below it, each weight is read once in its own layout (batch 1 sampling).
-LC2D_TRANSPOSE_MIN_BATCH = 8
-# From this batch size on, an LC2D weight gradient is one BLAS product per position, (P, N) x (N, C_out), on
-# patches gathered by im2col (measured 3-6x faster than the per-position loop from N = 8 on CaloGAN shapes).
-LC2D_BLAS_WEIGHT_MIN_BATCH = 4
+# From this batch size on, an LC2D forward transposes its weights once (L, C_out, P) and runs the tiled,
+# position-major kernel (4-sample tiles); below it, each weight is read once in its own layout (batch-1
+# sampling). The backward passes (training only) always run the tiled kernels.
+LC2D_TILED_MIN_BATCH = 8
 # Below this many multiply-adds an LC2D forward runs serially (batch-1 sampling: ~0.1 ms of work).
 LC2D_SERIAL_MAX_WORK = 1 << 20
 # Element-wise kernels run in parallel only from this many cells on (memory bound below; a parallel launch
@@ -83,6 +81,13 @@ class NumbaBackend(NumpyBackend):
             raise ValueError(f"lc2d: weights {tuple(w_shape)} do not fit input {tuple(x_shape)} with kernel "
                              f"{kernel}, stride {stride} (expected (H_out, W_out, P) = {expected})")
 
+    def _lc2d_transposed(self, w):
+        """Weights (H_out, W_out, P, C_out) as wt (L, C_out, P), the layout of the tiled kernels."""
+        ho, wo, p, co = w.shape
+        wt = np.empty((ho * wo, co, p), dtype=w.dtype)
+        self._k_lc2d.transpose_weights(w, wt)
+        return wt
+
     def lc2d_forward(self, x, w, b, kernel, stride):
         dt = np.result_type(x, w)
         x, w = _c(x, dt), _c(w, dt)
@@ -93,10 +98,8 @@ class NumbaBackend(NumpyBackend):
         y = np.empty((n, ho, wo, co), dtype=dt)
         (kh, kw), (sh, sw) = kernel, stride
         k = self._k_lc2d
-        if n >= LC2D_TRANSPOSE_MIN_BATCH:
-            wt = np.empty((ho * wo, co, p), dtype=dt)
-            k.transpose_weights(w, wt)
-            k.lc2d_forward_wt(x, wt, bias, b is not None, kh, kw, sh, sw, y)
+        if n >= LC2D_TILED_MIN_BATCH:
+            k.lc2d_forward_tiled(x, self._lc2d_transposed(w), bias.reshape(-1, co), b is not None, kh, kw, sh, sw, y)
         elif n * ho * wo * p * co < LC2D_SERIAL_MAX_WORK:
             k.lc2d_forward_serial(x, w, bias, b is not None, kh, kw, sh, sw, y)
         else:
@@ -108,22 +111,20 @@ class NumbaBackend(NumpyBackend):
         dy, w = _c(dy, dt), _c(w, dt)
         self._lc2d_check(x_shape, w.shape, kernel, stride)
         dx = np.empty(tuple(x_shape), dtype=dt)
-        self._k_lc2d.lc2d_backward_data(dy, w, kernel[0], kernel[1], stride[0], stride[1], dx)
+        self._k_lc2d.lc2d_backward_data_tiled(dy, self._lc2d_transposed(w), kernel[0], kernel[1], stride[0],
+                                              stride[1], dx)
         return dx
 
     def lc2d_backward_weight(self, x, dy, kernel, stride):
         dt = np.result_type(x, dy)
         x, dy = _c(x, dt), _c(dy, dt)
         (kh, kw), (sh, sw) = kernel, stride
-        n, ho, wo, co = dy.shape
+        _, ho, wo, co = dy.shape
         dw = np.empty((ho, wo, kh * kw * x.shape[3], co), dtype=dt)
         self._lc2d_check(x.shape, dw.shape, kernel, stride)
-        if n < LC2D_BLAS_WEIGHT_MIN_BATCH:
-            self._k_lc2d.lc2d_backward_weight(x, dy, kh, kw, sh, sw, dw)
-            return dw
-        npos, p = ho * wo, dw.shape[2]
-        patches = self._patches_c(x, kernel, stride).reshape(n, npos, p)
-        np.matmul(patches.transpose(1, 2, 0), dy.reshape(n, npos, co).transpose(1, 0, 2), out=dw.reshape(npos, p, co))
+        dwt = np.empty((ho * wo, co, dw.shape[2]), dtype=dt)
+        self._k_lc2d.lc2d_backward_weight_tiled(x, dy, kh, kw, sh, sw, dwt)
+        self._k_lc2d.untranspose_weights(dwt, dw)
         return dw
 
     # ----------------------------------------------------------------- convolution ('valid'): im2col + BLAS
@@ -219,7 +220,7 @@ class NumbaBackend(NumpyBackend):
     def mbd_forward(self, m):
         m = _c(m, m.dtype)
         o = np.empty(m.shape[:2], dtype=m.dtype)
-        self._k_mbd.mbd_forward(m, o)
+        self._k_mbd.mbd_forward(m, np.ascontiguousarray(m.transpose(1, 2, 0)), o)
         return o
 
     def mbd_backward(self, m, do):
@@ -228,7 +229,7 @@ class NumbaBackend(NumpyBackend):
         if do.shape != m.shape[:2]:
             raise ValueError(f"mbd: do {do.shape} does not fit m {m.shape}")
         dm = np.empty_like(m)
-        self._k_mbd.mbd_backward(m, do, dm)
+        self._k_mbd.mbd_backward(m, np.ascontiguousarray(m.transpose(1, 2, 0)), do, dm)
         return dm
 
     # ----------------------------------------------------------------- optimiser

@@ -90,6 +90,31 @@ def test_lc2d_parity_calogan_shape(n, dtype):
           ref.lc2d_backward_weight(x, dy, (2, 2), (1, 1)), dtype, x=x)
 
 
+# The tiled kernels (forward from batch 8 on, both backward passes always) work on 4-sample x 4-output
+# (forward), 2-sample x 8-output (data) and 4-sample x 2-output (weight) tiles: batches and widths that are
+# not multiples of those exercise the clamped tails.
+TILE_CASES = [
+    (8, 5, 12, 6, 16, (3, 3), (1, 2)),
+    (11, 4, 7, 3, 5, (2, 2), (1, 1)),
+    (13, 6, 9, 2, 1, (2, 3), (2, 1)),
+    (9, 5, 8, 4, 9, (3, 2), (1, 2)),
+]
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=[f"n{c[0]}-ci{c[3]}-co{c[4]}" for c in TILE_CASES])
+def test_lc2d_parity_tile_tails(case, dtype):
+    rng = np.random.default_rng(15)
+    ref, fast = both(dtype)
+    x, w, b, dy = window_arrays(rng, case, dtype, lc2d=True)
+    kernel, stride = case[5], case[6]
+    check("lc2d_forward", fast.lc2d_forward(x, w, b, kernel, stride), ref.lc2d_forward(x, w, b, kernel, stride),
+          dtype, x=x, w=w)
+    check("lc2d_backward_data", fast.lc2d_backward_data(dy, w, x.shape, kernel, stride),
+          ref.lc2d_backward_data(dy, w, x.shape, kernel, stride), dtype, dy=dy, w=w)
+    check("lc2d_backward_weight", fast.lc2d_backward_weight(x, dy, kernel, stride),
+          ref.lc2d_backward_weight(x, dy, kernel, stride), dtype, x=x, dy=dy)
+
+
 @pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("case", WINDOW_CASES, ids=WINDOW_IDS)
 def test_conv2d_parity(case, use_bias, dtype):

@@ -2,6 +2,9 @@
 
 Notation: N batch, K kernels, D kernel dimensions; m (N, K, D), o and do (N, K).
 o[i, k] = sum_j exp(-sum_d |m[i, k, d] - m[j, k, d]|) (j = i included).
+
+The kernels take m a second time as mt (K, D, N) (the caller transposes it, N*K*D values), so that every
+inner loop runs over the batch axis j, contiguous and vectorised, with a scratch row of N distances per task.
 """
 
 from __future__ import annotations
@@ -13,39 +16,51 @@ from calosim.kernels.numba import FASTMATH
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def mbd_forward(m, o):
-    """Fills o (N, K) from m (N, K, D)."""
+def mbd_forward(m, mt, o):
+    """Fills o (N, K) from m (N, K, D) and mt (K, D, N), its transpose."""
     n, nk, nd = m.shape
     for i in prange(n):  # each task writes o[i] only
+        dist = np.empty(n, dtype=m.dtype)
         for k in range(nk):
-            acc = 0.0
+            dist[:] = 0.0
+            for d in range(nd):
+                a = m[i, k, d]
+                row = mt[k, d]
+                for j in range(n):
+                    dist[j] += abs(a - row[j])
+            acc = m.dtype.type(0.0)
             for j in range(n):
-                dist = 0.0
-                for d in range(nd):
-                    dist += abs(m[i, k, d] - m[j, k, d])
-                acc += np.exp(-dist)
+                acc += np.exp(-dist[j])
             o[i, k] = acc
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def mbd_backward(m, do, dm):
+def mbd_backward(m, mt, do, dm):
     """dm[i, k, d] = -sum_j (do[i, k] + do[j, k]) e[i, j, k] sign(m[i, k, d] - m[j, k, d]); fills dm (N, K, D).
 
-    m is what the forward retained; e is recomputed rather than stored (N*N*K values).
+    m (and its transpose mt (K, D, N)) is what the forward retained; e is recomputed rather than stored
+    (N*N*K values). do is read as its transpose dot (K, N).
     """
     n, nk, nd = m.shape
+    dot = np.ascontiguousarray(do.T)
     for i in prange(n):  # each task writes dm[i] only
+        weight = np.empty(n, dtype=m.dtype)
         for k in range(nk):
+            weight[:] = 0.0
             for d in range(nd):
-                dm[i, k, d] = 0.0
+                a = m[i, k, d]
+                row = mt[k, d]
+                for j in range(n):
+                    weight[j] += abs(a - row[j])
+            g = do[i, k]
+            dk = dot[k]
             for j in range(n):
-                dist = 0.0
-                for d in range(nd):
-                    dist += abs(m[i, k, d] - m[j, k, d])
-                weight = (do[i, k] + do[j, k]) * np.exp(-dist)
-                for d in range(nd):
-                    diff = m[i, k, d] - m[j, k, d]
-                    if diff > 0:
-                        dm[i, k, d] -= weight
-                    elif diff < 0:
-                        dm[i, k, d] += weight
+                weight[j] = (g + dk[j]) * np.exp(-weight[j])
+            for d in range(nd):
+                a = m[i, k, d]
+                row = mt[k, d]
+                acc = m.dtype.type(0.0)
+                for j in range(n):
+                    diff = a - row[j]
+                    acc += weight[j] * ((diff > 0) - (diff < 0))
+                dm[i, k, d] = -acc
