@@ -26,22 +26,36 @@ def _model(backend_name, dtype="float32", **overrides):
                      (1.0, 100.0))
 
 
-@pytest.mark.parametrize("transform,energy_weight", [("log", 0.0), ("fraction", 0.0), ("log", 5.0),
-                                                      ("fraction", 5.0)])
-def test_vae_loss_gradient(backend_name, transform, energy_weight):
-    model = _model(backend_name, "float64", transform=transform, energy_weight=energy_weight)
+@pytest.mark.parametrize("transform,energy_weight,head", [
+    ("log", 0.0, ""), ("fraction", 0.0, ""), ("log", 5.0, ""), ("fraction", 5.0, ""),
+    ("log", 5.0, "occupancy"), ("fraction", 5.0, "occupancy"), ("log", 5.0, "prior"), ("log", 5.0, "occupancy+prior"),
+])
+def test_vae_loss_gradient(backend_name, transform, energy_weight, head):
+    """Whole loss, float64: with the occupancy head (BCE beside the masked amounts) and the learned prior (KL
+    between two Gaussians, prior draws through the prior network), the response terms on both paths."""
+    extra = {}
+    if "occupancy" in head:
+        extra.update(occupancy=True, output_activation="linear")
+    if "prior" in head:
+        extra.update(learned_prior=True, prior_hidden=4, prior_energy_weight=energy_weight)
+    model = _model(backend_name, "float64", transform=transform, energy_weight=energy_weight, **extra)
     be = model.backend
     s = tiny_showers(6, seed=1)
     x = model.to_training(s.layers, s.energy)
     e = be.asarray(s.energy.astype(np.float64))
     c = model.condition(e)
-    eps = be.asarray(np.random.default_rng(2).standard_normal((6, 3)))
+    rng = np.random.default_rng(2)
+    eps = be.asarray(rng.standard_normal((6, 3)))
+    z_prior = be.asarray(rng.standard_normal((6, 3)))
     if energy_weight:  # a decoder far from the data, so that the response term is not ~0
         for p in model.decoder.parameters():
             p.value[...] = p.value * 3.0
+    if model.prior is not None:  # away from its N(0, 1) start (a zero output layer)
+        for p in model.prior.parameters():
+            p.value[...] = p.value + be.asarray(0.3 * rng.standard_normal(p.value.shape))
 
     def loss_and_grads():
-        total, _, _, energy = model.loss_and_backward(x, c, eps, e)
+        total, _, _, energy = model.loss_and_backward(x, c, eps, e, z_prior)
         assert energy > 0 or not energy_weight
         return total, {p: p.grad for p in model.parameters()}
 
@@ -92,3 +106,55 @@ def test_response_term_and_threshold():
     layers = model.to_layers(x, e)
     flat = np.concatenate([x.reshape(8, -1) for x in layers], axis=1)
     assert flat[flat > 0].min() >= 100.0 and (flat == 0).sum() > (s.flat() == 0).sum()
+
+
+def test_kl_between_gaussians_matches_the_standard_prior_case_and_its_gradient():
+    from calosim.models.vae import kl_divergence, kl_divergence_gaussians
+
+    rng = np.random.default_rng(0)
+    mu, lv, mu_p, lv_p = (rng.standard_normal((4, 3)) for _ in range(4))
+    kl0, dmu0, dlv0 = kl_divergence(mu, lv, np)
+    kl, dmu, dlv, _, _ = kl_divergence_gaussians(mu, lv, np.zeros_like(mu), np.zeros_like(lv), np)
+    np.testing.assert_allclose(kl, kl0, rtol=1e-12)
+    np.testing.assert_allclose(dmu, dmu0, rtol=1e-12)
+    np.testing.assert_allclose(dlv, dlv0, rtol=1e-12)
+    _, *grads = kl_divergence_gaussians(mu, lv, mu_p, lv_p, np)
+    args, h = [mu, lv, mu_p, lv_p], 1e-6
+    for i, g in enumerate(grads):
+        d = rng.standard_normal(mu.shape)
+        plus = [a + h * d if j == i else a for j, a in enumerate(args)]
+        minus = [a - h * d if j == i else a for j, a in enumerate(args)]
+        numeric = (kl_divergence_gaussians(*plus, np)[0].sum() - kl_divergence_gaussians(*minus, np)[0].sum()) / (2 * h)
+        assert abs(numeric - (g * d).sum()) < 1e-6 * max(1.0, abs(numeric)), (i, numeric, (g * d).sum())
+
+
+def test_occupancy_head_learns_the_fraction_of_empty_cells_and_generation_follows_it():
+    model = _model("numpy", occupancy=True, output_activation="linear", learned_prior=True, lr=1e-2)
+    trainer = VAETrainer(model, np.random.default_rng(1))
+    s = tiny_showers(64, seed=4)  # 30% of the cells are empty
+    for _ in range(150):
+        trainer.train_step(s.layers, s.energy)
+    be = model.backend
+    z = be.asarray(model.sample_latent(np.random.default_rng(0), 400))
+    layers = model.generate(z, be.asarray(np.full(400, 50.0)))
+    occupancy = np.mean(np.concatenate([(x > 0).reshape(400, -1) for x in layers], axis=1))
+    assert 0.6 < occupancy < 0.8, occupancy
+    again = model.generate(z, be.asarray(np.full(400, 50.0)))  # the same latent vectors: the same showers
+    assert all(np.array_equal(a, b) for a, b in zip(layers, again))
+    other = model.generate(z, be.asarray(np.full(400, 50.0)), rng=np.random.default_rng(7))
+    assert not all(np.array_equal(a, b) for a, b in zip(layers, other))
+
+
+def test_learned_prior_is_saved_and_loaded(tmp_path):
+    model = _model("numpy", occupancy=True, output_activation="linear", learned_prior=True)
+    for p in model.prior.parameters():
+        p.value[...] = np.random.default_rng(3).standard_normal(p.value.shape)
+    registry.save(tmp_path / "m.h5", model)
+    loaded = registry.load(tmp_path / "m.h5", get_backend("numba"))
+    assert set(registry.networks_of(loaded)) == {"encoder", "decoder", "prior"}
+    z, e = np.random.default_rng(0).standard_normal((5, 3)), np.full(5, 30.0)
+    be = loaded.backend  # float32 latent bytes differ from float64 ones: the same explicit occupancy draws
+    ours = model.generate(z, e, rng=np.random.default_rng(1))
+    theirs = loaded.generate(be.asarray(z), be.asarray(e), rng=np.random.default_rng(1))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, loaded.backend.to_numpy(b), rtol=2e-4, atol=1e-3)

@@ -64,18 +64,31 @@ def test_critic_loss_gradient_with_penalty(backend_name, batch):
     assert result.passed(1e-6), result.describe()
 
 
-def test_generator_loss_gradient(backend_name, batch):
-    model = _model(backend_name, "float64")
+@pytest.mark.parametrize("energy_weight", [0.0, 3.0])
+def test_generator_loss_gradient(backend_name, batch, energy_weight):
+    model = _model(backend_name, "float64", energy_weight=energy_weight)
     trainer = WGANGPTrainer(model, np.random.default_rng(1))
-    z, c = trainer.fake_batch(model.backend.asarray(batch[1].astype(np.float64)))
+    energy = model.backend.asarray(batch[1].astype(np.float64))
+    z, c = trainer.fake_batch(energy)
+    response = model.backend.asarray(np.full(8, 0.99))
 
     def loss_and_grads():
-        loss, dx = trainer.generator_loss(z, c)
+        loss, dx = trainer.generator_loss(z, c, energy, response)
         model.generator.backward(dx)
         return loss, {p: p.grad for p in model.generator.parameters()}
 
     result = check_parameters(loss_and_grads, model.generator.parameters(), np.random.default_rng(5), name="G")
     assert result.passed(1e-6), result.describe()
+    assert (trainer.last_energy_loss > 0) == (energy_weight > 0)
+
+
+def test_energy_term_pulls_the_response_towards_the_real_one(batch):
+    model = _model("numpy", energy_weight=50.0, critic_steps=1, lr_g=3e-3)
+    trainer = WGANGPTrainer(model, np.random.default_rng(1))
+    energies = []
+    for _ in range(40):
+        energies.append(trainer.train_step(*batch)["g_energy"])
+    assert np.mean(energies[-5:]) < 0.5 * np.mean(energies[:5])
 
 
 def test_five_critic_steps_per_generator_step(batch):

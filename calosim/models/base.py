@@ -74,6 +74,25 @@ def training_to_voxels(x, energy_gev, config, xp):
     return x * (1000.0 * energy_gev / config.voxel_scale).reshape(-1, 1)
 
 
+def voxel_fractions(x, energy_gev, config, xp):
+    """cell (MeV) / E_inc (MeV) per voxel (N, V) for x (N, V) training units (negative x: an empty cell, as the
+    generated max(cell, 0)), and its derivative by x (N, V); the inverse transform of ``training_to_voxels``,
+    zero derivative where its cap binds. The response of a shower is the row sum."""
+    e_mev = (1000.0 * energy_gev).reshape(-1, 1)
+    positive = x > 0
+    x = xp.maximum(x, 0.0)
+    if config.transform == "log":
+        u = xp.minimum(x * config.log_scale, 50.0)
+        raw = config.log_epsilon_mev * xp.expm1(u)
+        cells = xp.minimum(raw, e_mev)
+        grad = xp.where((raw < e_mev) & (x * config.log_scale < 50.0),
+                        config.log_epsilon_mev * config.log_scale * xp.exp(u), 0.0) / e_mev
+    else:
+        cells = x * (e_mev / config.voxel_scale)
+        grad = xp.ones_like(x) / config.voxel_scale
+    return cells / e_mev, (grad * positive).astype(x.dtype)
+
+
 def energy_condition(energy_gev, energy_range, xp):
     """c = log(E / E_min) / log(E_max / E_min) as an (N, 1) array (same dtype as ``energy_gev``)."""
     lo, hi = energy_range

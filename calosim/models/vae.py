@@ -18,14 +18,32 @@ Loss (mean over the batch):
     inverse transform (zero where the cell cap binds). With prior_energy_weight > 0 the loss also has
     prior_energy_weight * (r_prior - r)^2, r_prior the response of the decoder at z ~ N(0, 1) (the generation
     path) and the batch's condition: the reconstruction path alone leaves the prior's decodes free to carry
-    another energy when the posterior does not cover the prior (this term trains the decoder only).
+    another energy when the posterior does not cover the prior (this term trains the decoder, and the
+    learned prior's network when there is one).
 i.e. a Gaussian likelihood of fixed width ``recon_sigma`` (in training units) on the normalised voxels; the
 MSE keeps the loss defined for exact zeros, which a BCE on fractions would too but with a worse scale for
 voxels far below 1. Generation samples z from the prior N(0, 1) and runs the decoder alone.
+
+Learned prior (config ``learned_prior``): the energy is visible in x, so the encoder puts energy information
+into z and decodes of z ~ N(0, 1) at a given c lose it (a prior hole). With a learned conditional prior
+p(z | c) = N(mu_p(c), sigma_p(c)^2), a third network c -> Dense(prior_hidden) -> LeakyReLU -> Dense(2 Z)
+(output initialised to zero: N(0, 1) at the start), the KL term is KL(q(z | x, c) || p(z | c)) and generation
+maps z ~ N(0, 1) to mu_p(c) + sigma_p(c) z.
+
+Occupancy head (config ``occupancy``): most Geant4 cells are empty or tiny (a mean-regression decoder smears
+them into too few or too many non-zero cells), so the decoder's last Dense has 2 V outputs, amounts a (N, V)
+and occupancy logits l (N, V), a hurdle likelihood: m = [x > 0] (per voxel),
+    recon = sum_v m_v (a_v - x_v)^2 / (2 recon_sigma^2) + occupancy_weight * sum_v BCE(sigmoid(l_v), m_v)
+(the amount is fitted on occupied voxels only), and the response terms use the amounts in the real
+shower's occupied voxels, r = sum_v m_v cell(a_v) / E_inc (for the prior's decodes too: the occupancy is
+left to the BCE, whose probabilities stay calibrated). Generation keeps voxel v with probability sigmoid(l_v):
+u_v < sigmoid(l_v), u ~ U(0, 1) from ``rng`` (default: a Generator seeded by the bytes of the batch's
+latent vectors, so the same latent vectors give the same showers).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +57,7 @@ from calosim.models.base import (
     check_finite,
     check_unique_names,
     training_to_voxels,
+    voxel_fractions,
     voxels_to_training,
 )
 from calosim.optim import Adam
@@ -65,6 +84,10 @@ class VAEConfig(ConfigMixin):
     prior_energy_weight: float = 0.0  # the same for decodes of z drawn from the prior
     threshold_mev: float = 0.0  # generated cells below this are set to 0 (the decoder's sparsity)
     output_activation: str = "relu"  # "relu" or "linear" (generated cells: max(cell, 0), then threshold_mev)
+    occupancy: bool = False  # a per-voxel occupancy head (Bernoulli logits beside the amounts; linear output)
+    occupancy_weight: float = 1.0  # weight of the occupancy BCE (summed over voxels) in the reconstruction loss
+    learned_prior: bool = False  # a conditional prior p(z | c) = N(mu_p(c), sigma_p(c)^2) instead of N(0, 1)
+    prior_hidden: int = 32  # width of the prior network's hidden layer
     energy_range: tuple[float, float] | None = None
 
     def __post_init__(self):
@@ -74,6 +97,11 @@ class VAEConfig(ConfigMixin):
                               "log_scale > 0")
         if self.output_activation not in ("relu", "linear"):
             raise ConfigError(f"config {self.name!r}: output_activation 'relu' or 'linear'")
+        if self.prior_hidden < 1:
+            raise ConfigError(f"config {self.name!r}: prior_hidden >= 1")
+        if self.occupancy and (self.output_activation != "linear" or self.occupancy_weight <= 0):
+            raise ConfigError(f"config {self.name!r}: occupancy needs output_activation 'linear' and "
+                              "occupancy_weight > 0")
         if self.energy_weight < 0 or self.prior_energy_weight < 0 or self.threshold_mev < 0:
             raise ConfigError(f"config {self.name!r}: energy_weight >= 0, threshold_mev >= 0")
         if not self.hidden or self.recon_sigma <= 0 or self.kl_weight < 0 or self.voxel_scale <= 0:
@@ -99,19 +127,46 @@ def kl_divergence(mu, logvar, xp):
     return kl, mu, 0.5 * (var - 1.0)
 
 
+def kl_divergence_gaussians(mu, logvar, mu_p, logvar_p, xp):
+    """Per-sample KL(N(mu, sigma^2) || N(mu_p, sigma_p^2)) (N,), diagonal, and its gradients per sample
+    (d/dmu, d/dlogvar, d/dmu_p, d/dlogvar_p):
+        KL = 1/2 sum_j [logvar_p - logvar + (sigma^2 + (mu - mu_p)^2) / sigma_p^2 - 1]."""
+    inv_p = xp.exp(-logvar_p)
+    var, delta = xp.exp(logvar), mu - mu_p
+    q = (var + delta * delta) * inv_p
+    kl = 0.5 * (logvar_p - logvar + q - 1.0).sum(axis=1)
+    d_mu = delta * inv_p
+    return kl, d_mu, 0.5 * (var * inv_p - 1.0), -d_mu, 0.5 * (1.0 - q)
+
+
 def reparameterise_backward(dz, sigma, eps):
     """(dL/dmu, dL/dlogvar) from dL/dz through z = mu + sigma * eps, sigma = exp(logvar / 2)."""
     return dz, dz * eps * sigma * 0.5
+
+
+def sigmoid(x, xp):
+    """1 / (1 + exp(-x)) without overflow."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def occupancy_loss(logits, occupied, xp):
+    """Summed BCE of sigmoid(logits) against the 0/1 array ``occupied`` (both (N, V)), as a batch mean, and
+    its gradient (sigmoid(l) - m) / N."""
+    n = logits.shape[0]
+    loss = xp.maximum(logits, 0) - logits * occupied + xp.log1p(xp.exp(-xp.abs(logits)))
+    return float(loss.sum() / n), ((sigmoid(logits, xp) - occupied) / n).astype(logits.dtype)
 
 
 class VAE(ShowerModel):
     model_type = "vae"
 
     def __init__(self, config: VAEConfig, geometry, encoder: Sequential, decoder: Sequential, backend,
-                 particle="unknown", energy_range=(1.0, 100.0)):
+                 particle="unknown", energy_range=(1.0, 100.0), prior: Sequential | None = None):
         super().__init__(config, geometry, backend, particle, energy_range)
         self.encoder = encoder
         self.decoder = decoder
+        self.prior = prior
 
     @classmethod
     def build(cls, config: VAEConfig, geometry, backend, rng: np.random.Generator, particle="unknown",
@@ -126,14 +181,34 @@ class VAE(ShowerModel):
         for width in reversed(config.hidden):
             layers += [Dense(width, kernel_init="he_uniform"), LeakyReLU(config.alpha)]
         out = [ReLU()] if config.output_activation == "relu" else []
-        decoder = Sequential([*layers, Dense(v), *out], name="decoder")
+        decoder = Sequential([*layers, Dense(2 * v if config.occupancy else v), *out], name="decoder")
         decoder.build((z + 1,), backend, rng)
-        model = cls(config, geometry, encoder, decoder, backend, particle, energy_range)
+        prior = None
+        if config.learned_prior:  # starts as N(0, 1): the output layer is zero
+            prior = Sequential([Dense(config.prior_hidden, kernel_init="he_uniform"), LeakyReLU(config.alpha),
+                                Dense(2 * z, kernel_init="zeros")], name="prior")
+            prior.build((1,), backend, rng)
+        model = cls(config, geometry, encoder, decoder, backend, particle, energy_range, prior)
         check_unique_names(model.networks())
         return model
 
     def networks(self) -> dict:
-        return {"encoder": self.encoder, "decoder": self.decoder}
+        nets = {"encoder": self.encoder, "decoder": self.decoder}
+        if self.prior is not None:
+            nets["prior"] = self.prior
+        return nets
+
+    def prior_stats(self, c, training: bool = True):
+        """(mu_p, logvar_p) (N, Z) of the prior p(z | c); (None, None) for the fixed N(0, 1)."""
+        if self.prior is None:
+            return None, None
+        stats = self.prior.forward(c, training)
+        return stats[:, :self.latent_dim], stats[:, self.latent_dim:]
+
+    def prior_latent(self, eps, c, training: bool = False):
+        """A prior draw z (N, Z) from standard normal ``eps`` (N, Z): mu_p(c) + sigma_p(c) eps (or eps)."""
+        mu_p, logvar_p = self.prior_stats(c, training)
+        return eps if mu_p is None else reparameterise(mu_p, logvar_p, eps, self.backend.xp)[0]
 
     def to_training(self, layers_mev, energy_gev):
         """Per-layer (N, R, C) MeV (NumPy) and E (N,) GeV -> x (N, V) training units (backend array)."""
@@ -147,59 +222,98 @@ class VAE(ShowerModel):
             cells = xp.where(cells < self.config.threshold_mev, 0.0, cells).astype(cells.dtype)
         return self.geometry.unflatten(cells)
 
+    def fractions_and_gradient(self, x, energy_gev):
+        """cell (MeV) / E_inc (MeV) per voxel (N, V) and its derivative by x (N, V), for x (N, V) training units."""
+        return voxel_fractions(x, energy_gev, self.config, self.backend.xp)
+
     def response_and_gradient(self, x, energy_gev):
         """r = sum of the cells (MeV) / E_inc (MeV) per sample (N,) and dr/dx (N, V) for x (N, V) training units."""
-        xp, cfg = self.backend.xp, self.config
-        e_mev = (1000.0 * energy_gev).reshape(-1, 1)
-        positive = x > 0  # generated cells are max(cell, 0): negative decoder outputs carry no energy
-        x = xp.maximum(x, 0.0)
-        if cfg.transform == "log":
-            u = xp.minimum(x * cfg.log_scale, 50.0)
-            raw = cfg.log_epsilon_mev * xp.expm1(u)
-            cells = xp.minimum(raw, e_mev)
-            grad = xp.where((raw < e_mev) & (x * cfg.log_scale < 50.0),
-                            cfg.log_epsilon_mev * cfg.log_scale * xp.exp(u), 0.0) / e_mev
-        else:
-            cells = x * (e_mev / cfg.voxel_scale)
-            grad = xp.ones_like(x) / cfg.voxel_scale
-        return cells.sum(axis=1) / e_mev.reshape(-1), (grad * positive).astype(x.dtype)
+        fractions, grad = self.fractions_and_gradient(x, energy_gev)
+        return fractions.sum(axis=1), grad
+
+    def decoded_response(self, out, energy_gev, occupied=None):
+        """The response of a decoder output (N, V) and dr/d(out); with the occupancy head, out (N, 2 V) =
+        [a, l], the response of the amounts in the voxels ``occupied`` (N, V) 0/1 (a real shower's):
+        r = sum_v m_v cell(a_v) / E_inc, and dr/d(out) (zero for the logits, which only the BCE trains)."""
+        if not self.config.occupancy:
+            return self.response_and_gradient(out, energy_gev)
+        xp, v = self.backend.xp, self.geometry.n_cells
+        fractions, grad = self.fractions_and_gradient(out[:, :v], energy_gev)
+        d_out = xp.concatenate([occupied * grad, xp.zeros_like(grad)], axis=1)
+        return (occupied * fractions).sum(axis=1), d_out.astype(out.dtype)
+
+    def sample_occupancy(self, out, rng: np.random.Generator):
+        """Amounts (N, V) of the voxels kept with probability sigmoid(l_v), 0 elsewhere, for out (N, 2 V)."""
+        xp, v = self.backend.xp, self.geometry.n_cells
+        u = self.backend.asarray(rng.random((out.shape[0], v)))
+        return xp.where(u < sigmoid(out[:, v:], xp), out[:, :v], 0.0).astype(out.dtype)
+
+    def occupancy_rng(self, z) -> np.random.Generator:
+        """The default Generator of the occupancy draws: seeded by the bytes of the latent vectors z."""
+        digest = hashlib.blake2b(np.ascontiguousarray(self.backend.to_numpy(z)).tobytes(), digest_size=16)
+        return np.random.default_rng(int.from_bytes(digest.digest(), "little"))
 
     def decode(self, z, c, training: bool = True):
         return self.decoder.forward(self.backend.xp.concatenate([z, c], axis=1), training)
 
-    def generate(self, z, energy, labels=None, training: bool = False) -> list:
-        """[(N, R_l, C_l)] MeV for z (N, Z) drawn from the prior and E (N,) GeV (backend arrays)."""
-        return self.to_layers(self.decode(z, self.condition(energy), training), energy)
+    def generate(self, z, energy, labels=None, training: bool = False, rng: np.random.Generator | None = None) -> list:
+        """[(N, R_l, C_l)] MeV for z (N, Z) standard normal (mapped through the learned prior when there is one)
+        and E (N,) GeV (backend arrays); ``rng``: the occupancy draws (default :meth:`occupancy_rng` of z;
+        unused without the occupancy head)."""
+        c = self.condition(energy)
+        out = self.decode(self.prior_latent(z, c, training), c, training)
+        if self.config.occupancy:
+            out = self.sample_occupancy(out, rng if rng is not None else self.occupancy_rng(z))
+        return self.to_layers(out, energy)
 
     def loss_and_backward(self, x, c, eps, energy_gev=None, z_prior=None):
-        """(total, reconstruction, KL, energy) batch means for x (N, V), c (N, 1), eps (N, Z), the incident
+        """(total, reconstruction (with the occupancy head: amounts + occupancy BCE), KL, energy) batch means
+        for x (N, V), c (N, 1), eps (N, Z), the incident
         energies (N,) GeV (backend array; needed when energy_weight or prior_energy_weight > 0) and z_prior
         (N, Z) prior draws (needed when prior_energy_weight > 0); energy is the sum of both response terms
         (unweighted). Sets every parameter's gradient of the total."""
         xp, cfg = self.backend.xp, self.config
         n, z_dim = eps.shape
         prior_loss, prior_grads = 0.0, None
+        occupied = (x > 0).astype(x.dtype) if cfg.occupancy else None
+        mu_p, logvar_p = self.prior_stats(c, True)
+        d_mu_p = d_logvar_p = 0.0  # gradients of the learned prior's outputs, accumulated
         if cfg.prior_energy_weight > 0 or cfg.energy_weight > 0:
             r, _ = self.response_and_gradient(x, energy_gev)
         if cfg.prior_energy_weight > 0:
-            r_prior, dr = self.response_and_gradient(self.decode(z_prior, c, True), energy_gev)
+            z_p = z_prior if mu_p is None else reparameterise(mu_p, logvar_p, z_prior, xp)[0]
+            r_prior, dr = self.decoded_response(self.decode(z_p, c, True), energy_gev, occupied)
             err = r_prior - r
             prior_loss = float((err * err).mean())
-            self.decoder.backward(dr * (2.0 * cfg.prior_energy_weight / n * err).reshape(-1, 1))
+            dz_p = self.decoder.backward(dr * (2.0 * cfg.prior_energy_weight / n * err).reshape(-1, 1))[:, :z_dim]
+            if mu_p is not None:
+                d_mu_p, d_logvar_p = reparameterise_backward(dz_p, xp.exp(0.5 * logvar_p), z_prior)
             prior_grads = [p.grad.copy() for p in self.decoder.parameters()]
         stats = self.encoder.forward(xp.concatenate([x, c], axis=1), True)
         mu, logvar = stats[:, :z_dim], stats[:, z_dim:]
         z, sigma = reparameterise(mu, logvar, eps, xp)
-        x_hat = self.decode(z, c, True)
-        diff = x_hat - x
+        x_hat = self.decode(z, c, True)  # (N, V), or (N, 2 V) = [amounts, occupancy logits]
+        v = x.shape[1]
+        diff = x_hat[:, :v] - x
+        if cfg.occupancy:  # the amount is fitted where the voxel is occupied
+            diff = diff * occupied
         inv = 1.0 / (2.0 * cfg.recon_sigma ** 2)
         recon = float((diff * diff).sum() * inv / n)
-        kl, dkl_mu, dkl_logvar = kl_divergence(mu, logvar, xp)
+        if mu_p is None:
+            kl, dkl_mu, dkl_logvar = kl_divergence(mu, logvar, xp)
+        else:
+            kl, dkl_mu, dkl_logvar, dkl_mu_p, dkl_logvar_p = kl_divergence_gaussians(mu, logvar, mu_p, logvar_p, xp)
+            d_mu_p = d_mu_p + (cfg.kl_weight / n) * dkl_mu_p
+            d_logvar_p = d_logvar_p + (cfg.kl_weight / n) * dkl_logvar_p
         kl = float(kl.mean())
         d_x_hat = diff * (2.0 * inv / n)
+        if cfg.occupancy:
+            bce, d_logits = occupancy_loss(x_hat[:, v:], occupied, xp)
+            recon += cfg.occupancy_weight * bce
+            d_x_hat = xp.concatenate([d_x_hat, cfg.occupancy_weight * d_logits], axis=1)
         energy = 0.0
         if cfg.energy_weight > 0:
-            r_hat, dr = self.response_and_gradient(x_hat, energy_gev)
+            r_hat, dr = self.decoded_response(x_hat, energy_gev, occupied)
             err = r_hat - r
             energy = float((err * err).mean())
             d_x_hat = d_x_hat + dr * (2.0 * cfg.energy_weight / n * err).reshape(-1, 1)
@@ -210,6 +324,8 @@ class VAE(ShowerModel):
         if prior_grads is not None:
             for p, g in zip(self.decoder.parameters(), prior_grads):
                 p.grad = p.grad + g
+        if mu_p is not None:
+            self.prior.backward(xp.concatenate([d_mu_p, d_logvar_p], axis=1))
         total = recon + cfg.kl_weight * kl + cfg.energy_weight * energy + cfg.prior_energy_weight * prior_loss
         return total, recon, kl, energy + prior_loss
 

@@ -19,6 +19,10 @@ and is not interpolated), as in FastCaloGAN, whose critic takes the label as a s
 gradient is the hand-written double backward of calosim.layers.double_backward.
 After every ``critic_steps`` (5) critic steps one generator step: L_G = -mean D(G(z, c), c), with the
 energies of the current real batch. Adam 1e-4, beta1 0.55, batch 128.
+Optional energy term (``energy_weight`` > 0, off in the FastCaloGAN config): L_G += energy_weight *
+mean_n |r(G(z_n, c_n)) - r_n|, r = sum of the cells (MeV) / E_inc (MeV) the response, r_n that of the real
+shower at the same incident energy (CaloGAN's energy-conservation term as a response; the critic alone leaves
+the total energy several per cent low), its gradient through the inverse transform.
 
 Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
 energies, each epoch visits them in increasing order, all the batches of one energy point before the next
@@ -41,6 +45,7 @@ from calosim.models.base import (
     check_finite,
     check_unique_names,
     training_to_voxels,
+    voxel_fractions,
     voxels_to_training,
 )
 from calosim.optim import Adam
@@ -63,6 +68,7 @@ class WGANGPConfig(ConfigMixin):
     batch_size: int = 128
     epochs: int = 100
     energy_schedule: bool = False
+    energy_weight: float = 0.0  # generator: weight of mean |r_fake - r_real| (responses at the same E)
     transform: str = "log"  # training units: "log" or "fraction" (calosim.models.base.voxels_to_training)
     voxel_scale: float = 20.0  # "fraction": x = cell / E_inc * this
     log_epsilon_mev: float = 0.1  # "log": x = log(1 + cell / this) / log_scale
@@ -74,6 +80,8 @@ class WGANGPConfig(ConfigMixin):
         if self.transform not in VOXEL_TRANSFORMS or self.log_epsilon_mev <= 0 or self.log_scale <= 0:
             raise ConfigError(f"config {self.name!r}: transform one of {VOXEL_TRANSFORMS}, log_epsilon_mev > 0, "
                               "log_scale > 0")
+        if self.energy_weight < 0:
+            raise ConfigError(f"config {self.name!r}: energy_weight >= 0")
         if self.critic_steps < 1 or self.d_layers < 1 or not self.g_hidden or self.voxel_scale <= 0:
             raise ConfigError(f"config {self.name!r}: critic_steps >= 1, d_layers >= 1, g_hidden not empty, "
                               "voxel_scale > 0")
@@ -162,7 +170,7 @@ class WGANGPTrainer:
     those calls report "g_loss").
     """
 
-    loss_names = ("d_wasserstein", "d_penalty", "grad_norm", "g_loss")
+    loss_names = ("d_wasserstein", "d_penalty", "grad_norm", "g_loss", "g_energy")
 
     def __init__(self, model: WGANGP, rng: np.random.Generator):
         cfg = model.config
@@ -219,18 +227,29 @@ class WGANGPTrainer:
         self.optimizers["critic"].step()
         return wasserstein, penalty, norm
 
-    def generator_loss(self, z, c):
-        """(L_G, dL_G/dx_fake) with the critic's weights fixed; leaves the generator ready for backward."""
-        model = self.model
+    def generator_loss(self, z, c, energy=None, response=None):
+        """(L_G, dL_G/dx_fake) with the critic's weights fixed; leaves the generator ready for backward.
+        With config energy_weight > 0, ``energy`` (N,) GeV and the real responses ``response`` (N,) add the
+        energy term (its unweighted value in ``last_energy_loss``)."""
+        model, xp = self.model, self.backend.xp
         x_fake = model.generator_forward(z, c, True)
         scores = model.critic.forward(model.critic_input(x_fake, c), True)
         n = scores.shape[0]
-        d_in = model.critic.backward(self.backend.xp.full(scores.shape, -1.0 / n, dtype=scores.dtype))
-        return float(-scores.mean()), d_in[:, :x_fake.shape[1]]
+        d_in = model.critic.backward(xp.full(scores.shape, -1.0 / n, dtype=scores.dtype))
+        loss, dx = float(-scores.mean()), d_in[:, :x_fake.shape[1]]
+        self.last_energy_loss = 0.0
+        w = model.config.energy_weight
+        if w > 0:
+            fractions, grad = voxel_fractions(x_fake, energy, model.config, xp)
+            diff = fractions.sum(axis=1) - response
+            self.last_energy_loss = float(xp.abs(diff).mean())
+            loss += w * self.last_energy_loss
+            dx = dx + grad * (w / n * xp.sign(diff)).reshape(-1, 1).astype(grad.dtype)
+        return loss, dx
 
-    def generator_step(self, energy) -> float:
+    def generator_step(self, energy, response=None) -> float:
         z, c = self.fake_batch(energy)
-        loss, dx = self.generator_loss(z, c)
+        loss, dx = self.generator_loss(z, c, energy, response)
         check_finite(loss, "generator")
         self.model.generator.backward(dx)
         self.optimizers["generator"].step()
@@ -244,5 +263,11 @@ class WGANGPTrainer:
         self.critic_calls += 1
         out = {"d_wasserstein": wasserstein, "d_penalty": penalty, "grad_norm": norm}
         if self.critic_calls % model.config.critic_steps == 0:
-            out["g_loss"] = self.generator_step(energy)
+            response = None
+            if model.config.energy_weight > 0:  # the real showers' E_tot / E_in
+                total = sum(np.asarray(x, np.float64).reshape(len(energy_gev), -1).sum(axis=1) for x in layers_mev)
+                response = self.backend.asarray(total / (1000.0 * np.asarray(energy_gev, np.float64)))
+            out["g_loss"] = self.generator_step(energy, response)
+            if model.config.energy_weight > 0:
+                out["g_energy"] = self.last_energy_loss
         return out
