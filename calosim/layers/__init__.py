@@ -10,10 +10,9 @@ from calosim.layers.local import LocallyConnected2D
 from calosim.layers.mbd import MinibatchDiscrimination
 from calosim.layers.norm import BatchNorm
 from calosim.layers.shape import AveragePooling2D, Concat, Flatten, Reshape, UpSampling2D, ZeroPad2D
-from calosim.layers.shower_shape import ShowerShapeFeatures
 
 __all__ = [
     "AveragePooling2D", "BatchNorm", "ChannelSoftmax", "Concat", "Conv2D", "Dense", "Dropout", "Flatten",
     "InpaintingAttention", "Layer", "LeakyReLU", "LocallyConnected2D", "MinibatchDiscrimination", "Parameter",
-    "ReLU", "Reshape", "Sequential", "ShowerShapeFeatures", "Sigmoid", "SymLog", "Tanh", "UpSampling2D", "ZeroPad2D",
+    "ReLU", "Reshape", "Sequential", "Sigmoid", "SymLog", "Tanh", "UpSampling2D", "ZeroPad2D",
 ]

@@ -20,7 +20,6 @@ Discriminator  D([images], E) -> logits (N, 1) (the sigmoid lives in the BCE-wit
                -> LeakyReLU -> 3 x [ZeroPad(1) -> LC2D -> LeakyReLU
                -> BatchNorm] with (16, 3x3, stride (1, 2)), (8, 2x2), (8, 2x2, stride (1, 2)))
                features s_l, tanh(MBD(s_l)), sparsity_l (fraction of cells > 0), tanh(MBD(sparsity_l))
-               [config d_shape_features: q_l = (E_ratio_l, sigma_l) (calosim.layers.shower_shape), tanh(MBD(q_l))]
     global:    E_l / 10, E_tot / 100, tanh(MBD(E_l)), |E_tot - E|, 10 [|E_tot - E| > 5 GeV]
                (E_l = sum of layer l's cells, E_tot = sum_l E_l, all in GeV)
     -> concat -> Dense(1).
@@ -47,7 +46,6 @@ from calosim.layers import (
     ReLU,
     Reshape,
     Sequential,
-    ShowerShapeFeatures,
     SymLog,
     Tanh,
     UpSampling2D,
@@ -266,7 +264,6 @@ class CaloGANDiscriminator(Layer):
             raise ValueError(f"{self.name}: input shapes must be {expected}, got {input_shapes}")
         k, d = cfg.mbd_kernels, cfg.mbd_dim
         self.streams, self.feature_mbd, self.feature_tanh, self.sparsity_mbd, self.sparsity_tanh = [], [], [], [], []
-        self.shapes_features, self.shape_mbd, self.shape_tanh = [], [], []
         widths = []  # widths of the pieces of the final concatenation, in order
         for index, shape in enumerate(expected):
             stream = _discriminator_stream(shape, cfg, f"{self.name}.stream{index}")
@@ -284,18 +281,6 @@ class CaloGANDiscriminator(Layer):
             self.feature_tanh.append(tanhs[0])
             self.sparsity_tanh.append(tanhs[1])
             widths += [n_features, k, 1, k]
-            if cfg.d_shape_features:
-                shape_features = ShowerShapeFeatures(name=f"{self.name}.shape{index}")
-                shape_features.build(shape, self.backend, rng)
-                shape_mbd = MinibatchDiscrimination(k, d, name=f"{self.name}.mbd_shape{index}")
-                shape_mbd.build((2,), self.backend, rng)
-                shape_tanh = Tanh(name=f"{self.name}.tanh_shape{index}")
-                shape_tanh.build((k,), self.backend, rng)
-                self.shapes_features.append(shape_features)
-                self.shape_mbd.append(shape_mbd)
-                self.shape_tanh.append(shape_tanh)
-                widths += [2, k]
-        self.pieces_per_layer = 6 if cfg.d_shape_features else 4
         n_layers = len(expected)
         self.energy_mbd = MinibatchDiscrimination(k, d, name=f"{self.name}.mbd_energies")
         self.energy_mbd.build((n_layers,), self.backend, rng)
@@ -309,8 +294,7 @@ class CaloGANDiscriminator(Layer):
 
     def sublayers(self):
         return [*self.streams, *self.feature_mbd, *self.feature_tanh, *self.sparsity_mbd, *self.sparsity_tanh,
-                *self.shapes_features, *self.shape_mbd, *self.shape_tanh, self.energy_mbd, self.energy_tanh,
-                self.output]
+                self.energy_mbd, self.energy_tanh, self.output]
 
     def set_update_statistics(self, flag: bool) -> None:
         """Whether training-mode forwards update the BatchNorm moving statistics (off in the generator step)."""
@@ -336,11 +320,6 @@ class CaloGANDiscriminator(Layer):
             pieces.append(sparsity)
             pieces.append(self.sparsity_tanh[index].forward(self.sparsity_mbd[index].forward(sparsity, training),
                                                             training))
-            if self.shapes_features:
-                shape = self.shapes_features[index].forward(x, training)
-                pieces.append(shape)
-                pieces.append(self.shape_tanh[index].forward(self.shape_mbd[index].forward(shape, training),
-                                                             training))
             layer_energies.append(x.reshape(n, -1).sum(axis=1))
         e_layers = xp.stack(layer_energies, axis=1)  # (N, L) GeV
         e_tot = e_layers.sum(axis=1, keepdims=True)  # (N, 1)
@@ -358,22 +337,18 @@ class CaloGANDiscriminator(Layer):
         bounds = np.cumsum(self.widths)[:-1]
         parts = np.split(np.arange(dp.shape[1]), bounds)
         d = [dp[:, p[0]:p[-1] + 1] for p in parts]
-        n_layers, per_layer = len(self.shapes), self.pieces_per_layer
-        d_e_layers, d_e_tot, d_mbd_e, d_well, _ = d[per_layer * n_layers:]
+        n_layers = len(self.shapes)
+        d_e_layers, d_e_tot, d_mbd_e, d_well, _ = d[4 * n_layers:]
         d_e_layers = d_e_layers / 10.0 + self.energy_mbd.backward(self.energy_tanh.backward(d_mbd_e))
         d_e_tot = d_e_tot / 100.0 + d_well * self._deviation_sign  # (N, 1); the step has no gradient
         d_e_layers = d_e_layers + d_e_tot
         d_images = []
         for index in range(n_layers):
-            d_features, d_mbd, _, d_smbd = d[per_layer * index: per_layer * index + 4]
+            d_features, d_mbd, _, d_smbd = d[4 * index: 4 * index + 4]
             d_features = d_features + self.feature_mbd[index].backward(self.feature_tanh[index].backward(d_mbd))
             self.sparsity_mbd[index].backward(self.sparsity_tanh[index].backward(d_smbd))  # weight gradient only
             dx = self.streams[index].backward(d_features)
             dx = dx + d_e_layers[:, index].reshape(-1, 1, 1, 1)
-            if self.shapes_features:
-                d_shape, d_shape_mbd = d[per_layer * index + 4: per_layer * index + 6]
-                d_shape = d_shape + self.shape_mbd[index].backward(self.shape_tanh[index].backward(d_shape_mbd))
-                dx = dx + self.shapes_features[index].backward(d_shape)
             d_images.append(dx)
         return d_images
 

@@ -52,10 +52,6 @@ class CaloGANConfig(ConfigMixin):
     # units, GeV), so that the many cells of a few MeV weigh beside the core's GeV (the sums, sparsities and
     # energy features still see the cells as they are); 0: the paper's linear images
     d_stream_log_epsilon: float = 0.0
-    # True: per layer the discriminator also gets the shower shapes (E_ratio, lateral width) of
-    # calosim.layers.shower_shape and a minibatch discrimination on them, both with gradients to the cells;
-    # False: the paper's features
-    d_shape_features: bool = False
     d_conv_filters: int = 64
     d_lc_filters: tuple[int, int, int] = (16, 8, 8)
     mbd_kernels: int = 10
