@@ -89,6 +89,7 @@ LAYER_CASES: tuple[LayerCase, ...] = (
     LayerCase("batchnorm_inference", _bn_inference, (3, 4, 2), training=False),
     LayerCase("relu", lambda: L.ReLU(), (3, 5)),
     LayerCase("leakyrelu", lambda: L.LeakyReLU(0.3), (3, 5)),
+    LayerCase("kneerelu", lambda: L.KneeReLU(0.5, 0.1), (3, 5)),
     LayerCase("sigmoid", lambda: L.Sigmoid(), (6,)),
     LayerCase("tanh", lambda: L.Tanh(), (6,)),
     LayerCase("symlog", lambda: L.SymLog(0.05), (3, 4)),

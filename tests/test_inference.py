@@ -25,10 +25,10 @@ def _model(backend_name, dtype, config="small", seed=0, **overrides):
     return model
 
 
-@pytest.mark.parametrize("energy_scaled", [False, True], ids=["paper", "energy_scaled_output"])
+@pytest.mark.parametrize("energy_scaled,knee", [(False, 0.0), (True, 0.05)], ids=["paper", "energy_scaled_knee"])
 @pytest.mark.parametrize("backend_name", ["numpy", "numba"])
-def test_folded_generator_equals_inference_forward(backend_name, energy_scaled):
-    model = _model(backend_name, "float64", g_energy_scaled_output=energy_scaled)
+def test_folded_generator_equals_inference_forward(backend_name, energy_scaled, knee):
+    model = _model(backend_name, "float64", g_energy_scaled_output=energy_scaled, g_output_knee=knee)
     be = model.backend
     rng = np.random.default_rng(1)
     z = be.asarray(rng.standard_normal((5, model.config.latent_dim)))

@@ -1,6 +1,6 @@
 """Layers with hand-written forward and backward passes, each on any backend."""
 
-from calosim.layers.activations import ChannelSoftmax, LeakyReLU, ReLU, Sigmoid, SymLog, Tanh
+from calosim.layers.activations import ChannelSoftmax, KneeReLU, LeakyReLU, ReLU, Sigmoid, SymLog, Tanh
 from calosim.layers.attention import InpaintingAttention
 from calosim.layers.base import Layer, Parameter, Sequential
 from calosim.layers.conv import Conv2D
@@ -13,6 +13,7 @@ from calosim.layers.shape import AveragePooling2D, Concat, Flatten, Reshape, UpS
 
 __all__ = [
     "AveragePooling2D", "BatchNorm", "ChannelSoftmax", "Concat", "Conv2D", "Dense", "Dropout", "Flatten",
-    "InpaintingAttention", "Layer", "LeakyReLU", "LocallyConnected2D", "MinibatchDiscrimination", "Parameter",
-    "ReLU", "Reshape", "Sequential", "Sigmoid", "SymLog", "Tanh", "UpSampling2D", "ZeroPad2D",
+    "InpaintingAttention", "KneeReLU", "Layer", "LeakyReLU", "LocallyConnected2D", "MinibatchDiscrimination",
+    "Parameter", "ReLU", "Reshape", "Sequential", "Sigmoid", "SymLog", "Tanh",
+    "UpSampling2D", "ZeroPad2D",
 ]

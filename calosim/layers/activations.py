@@ -20,6 +20,34 @@ class LeakyReLU(Layer):
         return self.backend.leaky_relu_backward(self._x, dy, self.alpha)
 
 
+class KneeReLU(LeakyReLU):
+    """x^2 / (x + knee) for x > 0, alpha * x otherwise: a ReLU whose small positive outputs are quadratically
+    small (x^2 / knee for x << knee) and large ones linear (x - knee for x >> knee); knee 0 is the leaky ReLU.
+    The zeros (and so the fraction of cells > 0) are the ReLU's."""
+
+    def __init__(self, knee: float, alpha: float = 0.0, name: str | None = None):
+        super().__init__(alpha, name=name or "kneerelu")
+        if knee < 0:
+            raise ValueError(f"KneeReLU: knee must be >= 0, got {knee}")
+        self.knee = float(knee)
+
+    def forward(self, x, training: bool = True):
+        if self.knee == 0:
+            return super().forward(x, training)
+        xp = self.backend.xp
+        self._x = x  # the input is retained (its sign picks the branch)
+        positive = xp.maximum(x, 0.0)
+        return xp.where(x > 0, positive * positive / (positive + self.knee), self.alpha * x).astype(x.dtype)
+
+    def backward(self, dy):
+        if self.knee == 0:
+            return super().backward(dy)
+        xp = self.backend.xp
+        x = xp.maximum(self._x, 0.0)
+        slope = x * (x + 2.0 * self.knee) / ((x + self.knee) * (x + self.knee))
+        return (dy * xp.where(self._x > 0, slope, self.alpha)).astype(dy.dtype)
+
+
 class ReLU(LeakyReLU):
     def __init__(self, name: str | None = None):
         super().__init__(0.0, name=name or "relu")

@@ -10,7 +10,7 @@ Generator  G(z, E) -> [(N, R_l, C_l, 1)]:
     stream_l(h) = Dense((R+2)(C+2) F) -> Reshape(R+2, C+2, F) -> Conv2D(f, 2x2, same, he_uniform) -> LeakyReLU
                   -> BatchNorm -> LC2D(g, 2x2, he_uniform) -> LeakyReLU -> LC2D(1, 2x2, no bias, glorot_normal)
     x_l = attention(stream_l(h), carry_l(x_{l-1}))  for l >= 1 where the shapes relate (else x_l = stream_l(h))
-    out_l = ReLU(x_l)
+    out_l = ReLU(x_l)   [config g_output_knee k > 0: x_l^2 / (x_l + k) where x_l > 0, 0 elsewhere]
 carry_l = AveragePool(p) o UpSample(u): per axis, u = R_l / R_{l-1} if that divides, or p = R_{l-1} / R_l;
 in the CaloGAN geometry (3, 96) -> (12, 12) is UpSample(4, 1) then AveragePool(1, 8) and (12, 12) -> (12, 6)
 is AveragePool(1, 2), as in the paper. The carry is taken from x_{l-1} after its attention, before the ReLU.
@@ -39,6 +39,7 @@ from calosim.layers import (
     Dense,
     Flatten,
     InpaintingAttention,
+    KneeReLU,
     Layer,
     LeakyReLU,
     LocallyConnected2D,
@@ -109,13 +110,13 @@ class Carry(Sequential):
         self.up, self.pool = up, pool
 
 
-class AnnealedReLU(LeakyReLU):
+class AnnealedReLU(KneeReLU):
     """The generator's final activation with a leak that anneals away: each training-mode forward uses the slope
     in ``state["slope"]`` (saved with the model, so resuming continues the schedule) and then lowers it by
-    ``slope0 / forwards`` down to 0; inference always uses the plain ReLU."""
+    ``slope0 / forwards`` down to 0; inference always uses the plain (knee) ReLU."""
 
-    def __init__(self, slope0: float, forwards: int, name: str):
-        super().__init__(0.0, name=name)
+    def __init__(self, slope0: float, forwards: int, name: str, knee: float = 0.0):
+        super().__init__(knee, 0.0, name=name)
         self.slope0, self.forwards = float(slope0), int(forwards)
 
     def _build(self, input_shape, rng):
@@ -181,7 +182,10 @@ class CaloGANGenerator(Layer):
             self.carries.append(carry)
             self.attentions.append(attention)
             if cfg.g_output_leak > 0:
-                relu = AnnealedReLU(cfg.g_output_leak, cfg.g_output_leak_forwards, name=f"{self.name}.relu{index}")
+                relu = AnnealedReLU(cfg.g_output_leak, cfg.g_output_leak_forwards, name=f"{self.name}.relu{index}",
+                                    knee=cfg.g_output_knee)
+            elif cfg.g_output_knee > 0:
+                relu = KneeReLU(cfg.g_output_knee, name=f"{self.name}.relu{index}")
             else:
                 relu = ReLU(name=f"{self.name}.relu{index}")
             relu.build((*shape, 1), self.backend, rng)

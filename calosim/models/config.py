@@ -41,6 +41,10 @@ class CaloGANConfig(ConfigMixin):
     # so that cells pushed below zero early on still get gradients; inference always uses the ReLU. 0: the paper
     g_output_leak: float = 0.0
     g_output_leak_forwards: int = 0
+    # > 0: the final activation is x^2 / (x + this) for x > 0 (calosim.layers.KneeReLU; training units, per
+    # 100 GeV with g_energy_scaled_output): cells just switched on carry quadratically little energy, as the
+    # many faint cells of a real shower do, while the fraction of cells > 0 stays the ReLU's; 0: the paper's ReLU
+    g_output_knee: float = 0.0
     # optional generator-loss term g_sparsity_loss_weight * sum_l mean_i (h_il - t_il)^2 (calosim.losses.
     # occupancy_loss): h_il the fraction of cells > 0 of generated shower i in layer l, t_il that of the real
     # shower of the batch with the same energy; straight-through gradient through sigmoid(x / g_sparsity_tau) of
@@ -91,6 +95,8 @@ class CaloGANConfig(ConfigMixin):
             if not 0 < lo < hi:
                 raise ConfigError(f"config {self.name!r}: energy_range must be 0 < lo < hi GeV, "
                                   f"got {self.energy_range}")
+        if self.g_output_knee < 0:
+            raise ConfigError(f"config {self.name!r}: g_output_knee must be >= 0 (0: the ReLU)")
         if not self.g_output_init_scale > 0:
             raise ConfigError(f"config {self.name!r}: g_output_init_scale must be > 0")
         if not 0.0 <= self.g_output_leak < 1.0 or (self.g_output_leak > 0 and self.g_output_leak_forwards < 1):
