@@ -17,7 +17,8 @@ from calosim.models.vae import VAE, VAETrainer
 from calosim.train_registry import train_model_type
 
 TINY = {"latent_dim": 3, "hidden": [8, 6], "batch_size": 16, "epochs": 2, "lr": 1e-3, "energy_weight": 0.0,
-        "prior_energy_weight": 0.0, "output_activation": "relu"}
+        "prior_energy_weight": 0.0, "output_activation": "relu", "occupancy": False, "learned_prior": False,
+        "layer_energy_head": False, "recon_sigma": 0.1}
 
 
 def _model(backend_name, dtype="float32", **overrides):
@@ -29,6 +30,7 @@ def _model(backend_name, dtype="float32", **overrides):
 @pytest.mark.parametrize("transform,energy_weight,head", [
     ("log", 0.0, ""), ("fraction", 0.0, ""), ("log", 5.0, ""), ("fraction", 5.0, ""),
     ("log", 5.0, "occupancy"), ("fraction", 5.0, "occupancy"), ("log", 5.0, "prior"), ("log", 5.0, "occupancy+prior"),
+    ("log", 0.0, "layers"), ("log", 5.0, "occupancy+prior+layers"),
 ])
 def test_vae_loss_gradient(backend_name, transform, energy_weight, head):
     """Whole loss, float64: with the occupancy head (BCE beside the masked amounts) and the learned prior (KL
@@ -38,6 +40,8 @@ def test_vae_loss_gradient(backend_name, transform, energy_weight, head):
         extra.update(occupancy=True, output_activation="linear")
     if "prior" in head:
         extra.update(learned_prior=True, prior_hidden=4, prior_energy_weight=energy_weight)
+    if "layers" in head:
+        extra.update(layer_energy_head=True, output_activation="linear")
     model = _model(backend_name, "float64", transform=transform, energy_weight=energy_weight, **extra)
     be = model.backend
     s = tiny_showers(6, seed=1)
@@ -54,8 +58,10 @@ def test_vae_loss_gradient(backend_name, transform, energy_weight, head):
         for p in model.prior.parameters():
             p.value[...] = p.value + be.asarray(0.3 * rng.standard_normal(p.value.shape))
 
+    targets = model.layer_targets(s.layers, s.energy) if model.config.layer_energy_head else None
+
     def loss_and_grads():
-        total, _, _, energy = model.loss_and_backward(x, c, eps, e, z_prior)
+        total, _, _, energy = model.loss_and_backward(x, c, eps, e, z_prior, targets)
         assert energy > 0 or not energy_weight
         return total, {p: p.grad for p in model.parameters()}
 
@@ -76,10 +82,13 @@ def test_training_lowers_the_loss_and_generation_is_non_negative():
     assert [x.shape for x in layers] == [(3, 2, 8), (3, 4, 4), (3, 4, 2)] and all(x.min() >= 0 for x in layers)
 
 
-@pytest.fixture
-def tiny_config(tmp_path):
+HEADS = {"latent_dim": 3, "hidden": [8, 6], "batch_size": 16, "epochs": 2}  # the small config's heads
+
+
+@pytest.fixture(params=["plain", "heads"])
+def tiny_config(tmp_path, request):
     path = tmp_path / "vae.json"
-    path.write_text(json.dumps(TINY))
+    path.write_text(json.dumps(TINY if request.param == "plain" else HEADS))
     return path
 
 
@@ -93,7 +102,8 @@ def test_resume_equals_uninterrupted_on_a_calochallenge_file(backend_name, tmp_p
     b = registry.load(tmp_path / "split" / "last.h5", get_backend("numpy"))
     for p, q in zip(a.parameters(), b.parameters()):
         assert p.name == q.name and np.array_equal(p.value, q.value), p.name
-    assert set(registry.networks_of(b)) == {"encoder", "decoder"} and b.geometry == TINY_GEOMETRY
+    nets = {"encoder", "decoder"} | ({"prior"} if b.config.learned_prior else set())
+    assert set(registry.networks_of(b)) == nets and b.geometry == TINY_GEOMETRY
 
 
 def test_response_term_and_threshold():
@@ -158,3 +168,24 @@ def test_learned_prior_is_saved_and_loaded(tmp_path):
     theirs = loaded.generate(be.asarray(z), be.asarray(e), rng=np.random.default_rng(1))
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, loaded.backend.to_numpy(b), rtol=2e-4, atol=1e-3)
+
+
+def test_layer_energy_head_sets_each_generated_layer_energy():
+    model = _model("numpy", "float64", layer_energy_head=True, output_activation="linear", occupancy=True)
+    be = model.backend
+    s = tiny_showers(5, seed=2)
+    t = model.layer_targets(s.layers, s.energy)
+    e = s.energy.astype(np.float64)
+    sums = np.stack([x.reshape(5, -1).sum(1) for x in s.layers], 1)
+    np.testing.assert_allclose(np.exp(t) - 1e-3, sums / (1000 * e[:, None]), rtol=1e-6)
+    cells = be.asarray(model.geometry.flatten([np.asarray(x, np.float64) for x in s.layers]))
+    out = model.rescale_layers(cells * 3.0, t, e)  # any shape: the head's energies come back
+    for a, b in zip(model.geometry.unflatten(out), s.layers):
+        np.testing.assert_allclose(a.reshape(5, -1).sum(1), b.reshape(5, -1).sum(1), rtol=1e-6)
+    z = be.asarray(model.sample_latent(np.random.default_rng(0), 5))
+    layers = model.generate(z, be.asarray(e))
+    t_hat = model.decode(z, model.condition(be.asarray(e)), False)[:, -3:]
+    for i, x in enumerate(layers):
+        sums = x.reshape(5, -1).sum(1)
+        want = np.maximum(np.exp(t_hat[:, i]) - 1e-3, 0) * 1000 * e
+        np.testing.assert_allclose(sums[sums > 0], want[sums > 0], rtol=1e-6)
