@@ -17,6 +17,9 @@ Discriminator  D(image, c, E) -> logits (N, 2): [real/fake, auxiliary (the class
     features f (72); concat[f, tanh(MBD(f), 20 kernels x 10), c, sum(image) / E] -> Dense(1), Dense(1)
     The condition and the response sum(image) / E (about 1 for a calorimeter in GeV units) are this
     implementation's addition for the energy conditioning; the sigmoids live in the BCE-with-logits losses.
+    With d_log_epsilon_mev > 0 the stream sees log(1 + image / eps) instead of the image (the response feature
+    stays linear): in linear units a diffuse 1% of the energy spread over the outer cells is invisible to D,
+    yet it doubles the lateral width; images are >= 0 (the generator's ReLU), d log / d image = 1 / (eps + x).
 Training (per real batch of B): D on concat[real, fake] (2B; fakes at the real batch's energies, labels drawn
 uniformly), targets real 1 / fake 0 with ``label_flip`` (5%) of them flipped, auxiliary target the class;
 then G on 2B fresh samples, target 1 and the sampled class (D's BatchNorm statistics not updated).
@@ -83,6 +86,7 @@ class LAGANConfig(ConfigMixin):
     energy_weight: float = 0.0  # generator only: energy_weight * mean |sum(fake) - sum(real)| / E (see below)
     g_output_gain: float = 1.0  # the generator's last LC2D kernel is initialised times this
     image_scale: float = 1000.0  # MeV per training unit
+    d_log_epsilon_mev: float = 0.0  # > 0: the discriminator's stream sees log(1 + image / this) (see below)
     energy_range: tuple[float, float] | None = None
 
     def __post_init__(self):
@@ -91,6 +95,8 @@ class LAGANConfig(ConfigMixin):
             raise ConfigError(f"config {self.name!r}: n_classes must be 1 or 2 (one sigmoid auxiliary output)")
         if not 0.0 <= self.label_flip < 0.5 or self.image_scale <= 0:
             raise ConfigError(f"config {self.name!r}: 0 <= label_flip < 0.5 and image_scale > 0")
+        if self.d_log_epsilon_mev < 0:
+            raise ConfigError(f"config {self.name!r}: d_log_epsilon_mev >= 0")
         if not 0.5 < self.real_label <= 1.0 or self.energy_weight < 0 or self.g_output_gain <= 0:
             raise ConfigError(f"config {self.name!r}: 0.5 < real_label <= 1, energy_weight >= 0, g_output_gain > 0")
 
@@ -224,7 +230,12 @@ class LAGANDiscriminator(Layer):
         images, c, energy = inputs
         xp = self.backend.xp
         n = images.shape[0]
-        features = self.stream.forward(images, training)
+        seen = images
+        if self.config.d_log_epsilon_mev > 0:  # log(1 + x / eps): cells far below the core stay visible
+            eps = self.config.d_log_epsilon_mev / self.config.image_scale
+            self._log_scale = 1.0 / (eps + xp.maximum(images, 0.0))  # retained: d log / d image
+            seen = xp.log1p(xp.maximum(images, 0.0) / eps)
+        features = self.stream.forward(seen, training)
         mbd = self.tanh.forward(self.mbd.forward(features, training), training)
         self._inv_energy = 1.0 / energy.reshape(n, 1)  # retained: d response / d image
         response = images.reshape(n, -1).sum(axis=1, keepdims=True) * self._inv_energy
@@ -237,6 +248,8 @@ class LAGANDiscriminator(Layer):
         k = self.n_features
         d_features = dh[:, :k] + self.mbd.backward(self.tanh.backward(dh[:, k:k + self.config.mbd_kernels]))
         d_images = self.stream.backward(d_features)
+        if self.config.d_log_epsilon_mev > 0:
+            d_images = d_images * self._log_scale
         d_response = dh[:, -1:]  # (N, 1)
         d_images = d_images + (d_response * self._inv_energy).reshape(-1, 1, 1, 1)
         return [d_images, dh[:, -2:-1], -d_response * self._response * self._inv_energy]
