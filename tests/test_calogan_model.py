@@ -119,10 +119,11 @@ def test_discriminator_gradient_full_model(log_epsilon):
     assert worst < TOL, f"discriminator: numeric vs analytic {report}"
 
 
-@pytest.mark.parametrize("energy_scaled,knee", [(False, 0.0), (True, 0.0), (True, 0.05)],
-                         ids=["paper", "energy_scaled_output", "energy_scaled_knee"])
-def test_generator_gradient_through_discriminator(energy_scaled, knee):
-    be, g, d = _model(config=TINY.replace(g_energy_scaled_output=energy_scaled, g_output_knee=knee))
+@pytest.mark.parametrize("energy_scaled,knee,power", [(False, 0.0, 0.0), (True, 0.0, 0.0), (True, 0.05, -0.5)],
+                         ids=["paper", "energy_scaled_output", "energy_scaled_knee_latent_power"])
+def test_generator_gradient_through_discriminator(energy_scaled, knee, power):
+    be, g, d = _model(config=TINY.replace(g_energy_scaled_output=energy_scaled, g_output_knee=knee,
+                                          g_latent_energy_power=power))
     rng = np.random.default_rng(3)
     n = 4
     z = rng.standard_normal((n, TINY.latent_dim))

@@ -28,7 +28,8 @@ def _model(backend_name, dtype, config="small", seed=0, **overrides):
 @pytest.mark.parametrize("energy_scaled,knee", [(False, 0.0), (True, 0.05)], ids=["paper", "energy_scaled_knee"])
 @pytest.mark.parametrize("backend_name", ["numpy", "numba"])
 def test_folded_generator_equals_inference_forward(backend_name, energy_scaled, knee):
-    model = _model(backend_name, "float64", g_energy_scaled_output=energy_scaled, g_output_knee=knee)
+    model = _model(backend_name, "float64", g_energy_scaled_output=energy_scaled, g_output_knee=knee,
+                   g_latent_energy_power=-0.5 if energy_scaled else 0.0)
     be = model.backend
     rng = np.random.default_rng(1)
     z = be.asarray(rng.standard_normal((5, model.config.latent_dim)))

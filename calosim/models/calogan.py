@@ -6,7 +6,8 @@ Notation: N batch, L layers, layer l an image (R_l, C_l); Z latent size; images 
 (N, R_l, C_l, 1) in training units (GeV = MeV / config.image_scale); E the incident energy (N,) in GeV.
 
 Generator  G(z, E) -> [(N, R_l, C_l, 1)]:
-    h = z * (E / 100)   [config g_energy_scaled_output: h = [z, log(E / 100)], and out_l below times E / 100]
+    h = z * (E / 100)   [config g_energy_scaled_output: h = [z (E / 100)^p, log(E / 100)], p config
+                         g_latent_energy_power, and out_l below times E / 100]
     stream_l(h) = Dense((R+2)(C+2) F) -> Reshape(R+2, C+2, F) -> Conv2D(f, 2x2, same, he_uniform) -> LeakyReLU
                   -> BatchNorm -> LC2D(g, 2x2, he_uniform) -> LeakyReLU -> LC2D(1, 2x2, no bias, glorot_normal)
     x_l = attention(stream_l(h), carry_l(x_{l-1}))  for l >= 1 where the shapes relate (else x_l = stream_l(h))
@@ -61,12 +62,17 @@ WELL_THRESHOLD_GEV = 5.0  # the discriminator's "energy too far off" step
 def generator_input(z, energy, config: CaloGANConfig, xp):
     """(h, s): the streams' input and the per-shower factor s = E / 100 GeV, (N, 1).
 
-    The paper: h = z * s. With config.g_energy_scaled_output: h = [z, log s] (N, Z + 1), and the generator
-    multiplies its output images by s."""
+    The paper: h = z * s. With config.g_energy_scaled_output: h = [z * s^p, log s] (N, Z + 1), p =
+    config.g_latent_energy_power, and the generator multiplies its output images by s."""
     s = (energy / ENERGY_SCALE_GEV).reshape(-1, 1)
     if config.g_energy_scaled_output:
-        return xp.concatenate([z, xp.log(s)], axis=1), s
+        return xp.concatenate([z * latent_scale(s, config), xp.log(s)], axis=1), s
     return z * s, s
+
+
+def latent_scale(s, config: CaloGANConfig):
+    """dh/dz of the energy-scaled input: s^p (1 for p = 0)."""
+    return s ** config.g_latent_energy_power if config.g_latent_energy_power else 1.0
 
 
 def stream_input_dim(config: CaloGANConfig) -> int:
@@ -228,7 +234,7 @@ class CaloGANGenerator(Layer):
         if dh is None:
             return None
         if self.config.g_energy_scaled_output:
-            return dh[:, :self.config.latent_dim]
+            return dh[:, :self.config.latent_dim] * latent_scale(self._scale, self.config)
         return dh * self._scale
 
     def set_latent_gradient(self, flag: bool) -> None:

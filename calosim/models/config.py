@@ -33,6 +33,10 @@ class CaloGANConfig(ConfigMixin):
     # multiplied by E / 100 GeV after the final activation, so the generator draws showers per 100 GeV of
     # incident energy and the linear energy scaling is built in instead of learnt; False: the paper
     g_energy_scaled_output: bool = False
+    # with g_energy_scaled_output, the latent part of the streams' input is z * (E / 100 GeV)^this: -0.5 makes the
+    # noise, and so the shower-to-shower fluctuations relative to the mean, grow as 1 / sqrt(E) as a
+    # calorimeter's stochastic term does; 0: z as drawn
+    g_latent_energy_power: float = 0.0
     # multiplies the initial kernel of each stream's last LC2D (1.0: the paper's glorot_normal); < 1 starts the
     # generator nearer the right energy scale, so that pulling E_tot down does not push cells below the ReLU
     g_output_init_scale: float = 1.0
