@@ -64,9 +64,9 @@ def test_critic_loss_gradient_with_penalty(backend_name, batch):
     assert result.passed(1e-6), result.describe()
 
 
-@pytest.mark.parametrize("energy_weight", [0.0, 3.0])
-def test_generator_loss_gradient(backend_name, batch, energy_weight):
-    model = _model(backend_name, "float64", energy_weight=energy_weight)
+@pytest.mark.parametrize("energy_weight,layer_energies", [(0.0, False), (3.0, False), (3.0, True)])
+def test_generator_loss_gradient(backend_name, batch, energy_weight, layer_energies):
+    model = _model(backend_name, "float64", energy_weight=energy_weight, layer_energies=layer_energies)
     trainer = WGANGPTrainer(model, np.random.default_rng(1))
     energy = model.backend.asarray(batch[1].astype(np.float64))
     z, c = trainer.fake_batch(energy)
@@ -185,3 +185,20 @@ def test_train_and_generate_commands_on_a_calochallenge_file(tmp_path, model_typ
     assert len(generated) == 12 and generated.geometry.shapes == TINY_GEOMETRY.shapes
     assert model_type in generated.attrs["producer"]
     np.testing.assert_allclose(generated.energy, read_showers(data, 0, 12).energy, rtol=1e-6)
+
+
+def test_layer_energies_are_features_and_set_each_generated_layer_energy(batch):
+    model = _model("numpy", "float64", layer_energies=True)
+    layers, energy = batch
+    x = model.to_training(layers, energy)
+    v = model.geometry.n_cells
+    assert x.shape == (8, v + 3) and model.critic.input_shape == (v + 4,)
+    sums = np.stack([a.reshape(8, -1).sum(1) for a in layers], 1)
+    np.testing.assert_allclose(model.layer_fractions(x[:, v:])[0] * 1000 * energy[:, None], sums, rtol=1e-5)
+    back = model.to_layers(x, energy.astype(np.float64))  # the real showers come back (cells and energies)
+    for a, b in zip(back, layers):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+    shape = x.copy()
+    shape[:, :v] *= 0.9  # another amplitude of the voxels: the layer energies still come from t
+    for a, b in zip(model.to_layers(shape, energy.astype(np.float64)), sums.T):
+        np.testing.assert_allclose(a.reshape(8, -1).sum(1), b, rtol=1e-5)

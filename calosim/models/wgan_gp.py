@@ -24,6 +24,13 @@ mean_n |r(G(z_n, c_n)) - r_n|, r = sum of the cells (MeV) / E_inc (MeV) the resp
 shower at the same incident energy (CaloGAN's energy-conservation term as a response; the critic alone leaves
 the total energy several per cent low), its gradient through the inverse transform.
 
+Optional layer energies (``layer_energies``): L more generator outputs (and critic inputs) t_l =
+log(1 + (E_l / E_inc) / layer_delta) / log_scale, the layer energies as fractions of the incident energy in
+log units (>= 0, so the final ReLU keeps them); generation rescales each layer's cells to sum
+layer_delta expm1(t_l log_scale) E_inc: the voxels give the shape, t the energies (through the log
+transform a shower's energy is only as good as its hottest voxels). The energy term then uses
+r = sum_l layer_delta expm1(t_l log_scale).
+
 Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
 energies, each epoch visits them in increasing order, all the batches of one energy point before the next
 (``energy_point_batches``); with continuous energies it falls back to the usual shuffled order.
@@ -69,6 +76,8 @@ class WGANGPConfig(ConfigMixin):
     epochs: int = 100
     energy_schedule: bool = False
     energy_weight: float = 0.0  # generator: weight of mean |r_fake - r_real| (responses at the same E)
+    layer_energies: bool = False  # L more outputs: the layer energies (see the module docstring)
+    layer_delta: float = 1e-3
     transform: str = "log"  # training units: "log" or "fraction" (calosim.models.base.voxels_to_training)
     voxel_scale: float = 20.0  # "fraction": x = cell / E_inc * this
     log_epsilon_mev: float = 0.1  # "log": x = log(1 + cell / this) / log_scale
@@ -80,8 +89,8 @@ class WGANGPConfig(ConfigMixin):
         if self.transform not in VOXEL_TRANSFORMS or self.log_epsilon_mev <= 0 or self.log_scale <= 0:
             raise ConfigError(f"config {self.name!r}: transform one of {VOXEL_TRANSFORMS}, log_epsilon_mev > 0, "
                               "log_scale > 0")
-        if self.energy_weight < 0:
-            raise ConfigError(f"config {self.name!r}: energy_weight >= 0")
+        if self.energy_weight < 0 or self.layer_delta <= 0:
+            raise ConfigError(f"config {self.name!r}: energy_weight >= 0, layer_delta > 0")
         if self.critic_steps < 1 or self.d_layers < 1 or not self.g_hidden or self.voxel_scale <= 0:
             raise ConfigError(f"config {self.name!r}: critic_steps >= 1, d_layers >= 1, g_hidden not empty, "
                               "voxel_scale > 0")
@@ -106,7 +115,7 @@ class WGANGP(ShowerModel):
     @classmethod
     def build(cls, config: WGANGPConfig, geometry, backend, rng: np.random.Generator, particle="unknown",
               energy_range=(1.0, 100.0)) -> WGANGP:
-        v = geometry.n_cells
+        v = geometry.n_cells + (geometry.n_layers if config.layer_energies else 0)  # generated features
         layers = []
         for width in config.g_hidden:
             layers += [Dense(width, kernel_init="he_uniform"), LeakyReLU(config.g_alpha)]
@@ -127,13 +136,36 @@ class WGANGP(ShowerModel):
 
     # ------------------------------------------------------------------ units
     def to_training(self, layers_mev, energy_gev):
-        """Per-layer (N, R, C) MeV (NumPy) and E (N,) GeV -> x (N, V) training units (backend array)."""
+        """Per-layer (N, R, C) MeV (NumPy) and E (N,) GeV -> x (N, V [+ L]) training units (backend array)."""
+        cfg = self.config
         flat = self.geometry.flatten([np.asarray(x, np.float64) for x in layers_mev])
-        return self.backend.asarray(voxels_to_training(flat, energy_gev, self.config))
+        x = voxels_to_training(flat, energy_gev, cfg)
+        if cfg.layer_energies:
+            n = len(energy_gev)
+            e = np.stack([np.asarray(v, np.float64).reshape(n, -1).sum(axis=1) for v in layers_mev], axis=1)
+            u = e / (1000.0 * np.asarray(energy_gev, np.float64))[:, None]
+            x = np.concatenate([x, np.log1p(u / cfg.layer_delta) / cfg.log_scale], axis=1)
+        return self.backend.asarray(x)
+
+    def layer_fractions(self, t):
+        """E_l / E_inc (N, L) of the layer-energy outputs t (N, L), and its derivative by t."""
+        cfg, xp = self.config, self.backend.xp
+        g = cfg.layer_delta * xp.exp(xp.minimum(t * cfg.log_scale, 50.0))
+        return g - cfg.layer_delta, g * cfg.log_scale
 
     def to_layers(self, x, energy_gev) -> list:
-        """x (N, V) training units and E (N,) GeV (backend arrays) -> [(N, R_l, C_l)] MeV backend arrays."""
-        return self.geometry.unflatten(training_to_voxels(x, energy_gev, self.config, self.backend.xp))
+        """x (N, V [+ L]) training units and E (N,) GeV (backend arrays) -> [(N, R_l, C_l)] MeV backend arrays."""
+        xp, v = self.backend.xp, self.geometry.n_cells
+        cells = training_to_voxels(x[:, :v], energy_gev, self.config, xp)
+        if self.config.layer_energies:  # each layer rescaled to the generated layer energy
+            target = self.layer_fractions(x[:, v:])[0] * (1000.0 * energy_gev).reshape(-1, 1)
+            off, parts = self.geometry.offsets, []
+            for i in range(self.geometry.n_layers):
+                part = cells[:, off[i]:off[i + 1]]
+                total = part.sum(axis=1, keepdims=True)
+                parts.append(part * xp.where(total > 0, target[:, i:i + 1] / xp.maximum(total, 1e-30), 0.0))
+            cells = xp.concatenate(parts, axis=1).astype(x.dtype)
+        return self.geometry.unflatten(cells)
 
     # ------------------------------------------------------------------ passes
     def generator_forward(self, z, c, training: bool = True):
@@ -240,7 +272,12 @@ class WGANGPTrainer:
         self.last_energy_loss = 0.0
         w = model.config.energy_weight
         if w > 0:
-            fractions, grad = voxel_fractions(x_fake, energy, model.config, xp)
+            v = model.geometry.n_cells
+            if model.config.layer_energies:  # the response of the layer-energy outputs
+                fractions, grad = model.layer_fractions(x_fake[:, v:])
+                grad = xp.concatenate([xp.zeros_like(x_fake[:, :v]), grad], axis=1)
+            else:
+                fractions, grad = voxel_fractions(x_fake, energy, model.config, xp)
             diff = fractions.sum(axis=1) - response
             self.last_energy_loss = float(xp.abs(diff).mean())
             loss += w * self.last_energy_loss
