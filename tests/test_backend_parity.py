@@ -130,6 +130,28 @@ def test_conv2d_parity(case, use_bias, dtype):
           ref.conv2d_backward_weight(x, dy, case[5], stride), dtype, x=x, dy=dy)
 
 
+# Convolutions whose patch rows (K_w * C_in) are long enough for the tiled kernels with tied filters (forward
+# from batch 8 on, backward-data at any batch); the generator's is (2, 2) over 36 channels.
+CONV_TILED_CASES = [
+    (8, 6, 9, 9, 5, (2, 2), (1, 1)),
+    (11, 7, 8, 16, 3, (3, 2), (2, 1)),
+    (3, 5, 6, 36, 16, (2, 2), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", CONV_TILED_CASES, ids=[f"n{c[0]}-ci{c[3]}-co{c[4]}" for c in CONV_TILED_CASES])
+def test_conv2d_parity_tiled(case, dtype):
+    rng = np.random.default_rng(17)
+    ref, fast = both(dtype)
+    x, w, b, dy = window_arrays(rng, case, dtype, lc2d=False)
+    stride = case[6]
+    for bias in (b, None):
+        check("conv2d_forward", fast.conv2d_forward(x, w, bias, stride), ref.conv2d_forward(x, w, bias, stride),
+              dtype, x=x)
+    check("conv2d_backward_data", fast.conv2d_backward_data(dy, w, x.shape, stride),
+          ref.conv2d_backward_data(dy, w, x.shape, stride), dtype, dy=dy)
+
+
 @pytest.mark.parametrize("case", WINDOW_CASES, ids=WINDOW_IDS)
 def test_forward_against_loop_references(case, backend):
     """Both backends' LC2D and convolution forwards against the four-loop references, in float64."""
@@ -164,6 +186,25 @@ def test_tied_lc2d_is_conv2d(case, backend):
 
 
 # ----------------------------------------------------------------- shape ops
+# (a shape, b shape): products above the split threshold, split by columns, by rows, with leading axes, a
+# transposed operand (the dense layer's weight gradient) and a single row (batch-1 sampling).
+MATMUL_CASES = [((64, 300), (300, 1100)), ((3000, 70), (70, 48)), ((5, 7, 600), (600, 900)),
+                ((300, 64), (64, 1300)), ((1, 2048), (2048, 5000))]
+
+
+@pytest.mark.parametrize("shapes", MATMUL_CASES, ids=[f"{a}x{b}" for a, b in MATMUL_CASES])
+def test_matmul_parity(shapes, dtype):
+    rng = np.random.default_rng(16)
+    ref, fast = both(dtype)
+    a = rng.standard_normal(shapes[0]).astype(dtype)
+    b = rng.standard_normal(shapes[1]).astype(dtype)
+    if shapes == ((300, 64), (64, 1300)):
+        a = np.ascontiguousarray(a.T).T  # a transposed view, as x.T in a weight gradient
+    out = fast.matmul(a, b)
+    assert out.shape == (*a.shape[:-1], b.shape[1]) and out.flags.c_contiguous
+    check("matmul", out, ref.matmul(a, b), dtype, a=a, b=b)
+
+
 def test_pad2d_parity(dtype):
     rng = np.random.default_rng(16)
     ref, fast = both(dtype)
