@@ -160,10 +160,10 @@ def test_learned_prior_is_saved_and_loaded(tmp_path):
     for p in model.prior.parameters():
         p.value[...] = np.random.default_rng(3).standard_normal(p.value.shape)
     registry.save(tmp_path / "m.h5", model)
-    loaded = registry.load(tmp_path / "m.h5", get_backend("numba"))
+    loaded = registry.load(tmp_path / "m.h5", get_backend("numpy"))
     assert set(registry.networks_of(loaded)) == {"encoder", "decoder", "prior"}
     z, e = np.random.default_rng(0).standard_normal((5, 3)), np.full(5, 30.0)
-    be = loaded.backend  # float32 latent bytes differ from float64 ones: the same explicit occupancy draws
+    be = loaded.backend  # the same explicit occupancy draws (a logit near a draw may flip across backends)
     ours = model.generate(z, e, rng=np.random.default_rng(1))
     theirs = loaded.generate(be.asarray(z), be.asarray(e), rng=np.random.default_rng(1))
     for a, b in zip(ours, theirs):

@@ -284,7 +284,8 @@ class VAE(ShowerModel):
         """Amounts (N, V) of the voxels kept with probability sigmoid(l_v), 0 elsewhere, for out (N, >= 2 V)
         = [a, l, ...]."""
         xp, v = self.backend.xp, self.geometry.n_cells
-        u = self.backend.asarray(rng.random((out.shape[0], v)))
+        dtype = np.float32 if out.dtype == np.float32 else np.float64
+        u = self.backend.asarray(rng.random((out.shape[0], v), dtype=dtype))
         return xp.where(u < sigmoid(out[:, v:2 * v], xp), out[:, :v], 0.0).astype(out.dtype)
 
     def occupancy_rng(self, z) -> np.random.Generator:
