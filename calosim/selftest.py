@@ -92,7 +92,6 @@ LAYER_CASES: tuple[LayerCase, ...] = (
     LayerCase("kneerelu", lambda: L.KneeReLU(0.5, 0.1), (3, 5)),
     LayerCase("sigmoid", lambda: L.Sigmoid(), (6,)),
     LayerCase("tanh", lambda: L.Tanh(), (6,)),
-    LayerCase("symlog", lambda: L.SymLog(0.05), (3, 4)),
     LayerCase("channel_softmax", lambda: L.ChannelSoftmax(), (3, 2, 4)),
     LayerCase("minibatch_discrimination", lambda: L.MinibatchDiscrimination(3, 4), (6,), batch=5),
     LayerCase("dropout", lambda: L.Dropout(0.3), (4, 5)),

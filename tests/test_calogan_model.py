@@ -89,10 +89,8 @@ def _directional(params, loss_fn, grads, rng, n_directions=3, extra=None):
     return worst, report
 
 
-@pytest.mark.parametrize("log_epsilon", [0.0, 0.05], ids=["paper", "log_streams"])
-def test_discriminator_gradient_full_model(log_epsilon):
-    be, _, d = _model(config=TINY.replace(d_stream_log_epsilon=log_epsilon))
-    assert (type(d.streams[0].layers[0]).__name__ == "SymLog") == (log_epsilon > 0)
+def test_discriminator_gradient_full_model():
+    be, _, d = _model()
     rng = np.random.default_rng(1)
     n = 5
     images = []

@@ -74,25 +74,6 @@ class Tanh(Layer):
         return dy * (1.0 - self._y * self._y)
 
 
-class SymLog(Layer):
-    """sign(x) log(1 + |x| / epsilon): a log scale for cell energies that spans many decades (epsilon in the
-    units of x); on x >= 0 it is log1p(x / epsilon), and it is defined (odd, C1) for every x."""
-
-    def __init__(self, epsilon: float, name: str | None = None):
-        super().__init__(name or "symlog")
-        if not epsilon > 0:
-            raise ValueError(f"SymLog: epsilon must be > 0, got {epsilon}")
-        self.epsilon = float(epsilon)
-
-    def forward(self, x, training: bool = True):
-        xp = self.backend.xp
-        self._x = x  # the input is retained: dy/dx = 1 / (epsilon + |x|)
-        return xp.sign(x) * xp.log1p(xp.abs(x) / self.epsilon)
-
-    def backward(self, dy):
-        return dy / (self.epsilon + self.backend.xp.abs(self._x))
-
-
 class ChannelSoftmax(Layer):
     """Softmax over the last axis (the channels of each pixel)."""
 

@@ -17,8 +17,7 @@ in the CaloGAN geometry (3, 96) -> (12, 12) is UpSample(4, 1) then AveragePool(1
 is AveragePool(1, 2), as in the paper. The carry is taken from x_{l-1} after its attention, before the ReLU.
 
 Discriminator  D([images], E) -> logits (N, 1) (the sigmoid lives in the BCE-with-logits loss):
-    per layer: s_l = Flatten(stream: [SymLog(eps) if config d_stream_log_epsilon > 0] -> Conv2D(c, 2x2, same)
-               -> LeakyReLU -> 3 x [ZeroPad(1) -> LC2D -> LeakyReLU
+    per layer: s_l = Flatten(stream: Conv2D(c, 2x2, same) -> LeakyReLU -> 3 x [ZeroPad(1) -> LC2D -> LeakyReLU
                -> BatchNorm] with (16, 3x3, stride (1, 2)), (8, 2x2), (8, 2x2, stride (1, 2)))
                features s_l, tanh(MBD(s_l)), sparsity_l (fraction of cells > 0), tanh(MBD(sparsity_l))
     global:    E_l / 10, E_tot / 100, tanh(MBD(E_l)), |E_tot - E|, 10 [|E_tot - E| > 5 GeV]
@@ -48,7 +47,6 @@ from calosim.layers import (
     ReLU,
     Reshape,
     Sequential,
-    SymLog,
     Tanh,
     UpSampling2D,
     ZeroPad2D,
@@ -245,8 +243,7 @@ class CaloGANGenerator(Layer):
 
 def _discriminator_stream(shape, cfg: CaloGANConfig, name: str) -> Sequential:
     f1, f2, f3 = cfg.d_lc_filters
-    layers: list[Layer] = [SymLog(cfg.d_stream_log_epsilon)] if cfg.d_stream_log_epsilon > 0 else []
-    layers += [Conv2D(cfg.d_conv_filters, 2, padding="same"), LeakyReLU(cfg.leaky_alpha)]
+    layers: list[Layer] = [Conv2D(cfg.d_conv_filters, 2, padding="same"), LeakyReLU(cfg.leaky_alpha)]
     for filters, kernel, stride in ((f1, 3, (1, 2)), (f2, 2, 1), (f3, 2, (1, 2))):
         layers += [ZeroPad2D(1), LocallyConnected2D(filters, kernel, strides=stride), LeakyReLU(cfg.leaky_alpha),
                    BatchNorm(cfg.bn_momentum, cfg.bn_epsilon)]

@@ -56,10 +56,6 @@ class CaloGANConfig(ConfigMixin):
     g_sparsity_loss_weight: float = 0.0
     g_sparsity_tau: float = 1e-3
     # discriminator (reference section 3)
-    # > 0: each discriminator stream first puts its layer image on the log scale log(1 + x / this) (training
-    # units, GeV), so that the many cells of a few MeV weigh beside the core's GeV (the sums, sparsities and
-    # energy features still see the cells as they are); 0: the paper's linear images
-    d_stream_log_epsilon: float = 0.0
     d_conv_filters: int = 64
     d_lc_filters: tuple[int, int, int] = (16, 8, 8)
     mbd_kernels: int = 10
@@ -110,8 +106,6 @@ class CaloGANConfig(ConfigMixin):
                 or self.energy_ratio_loss_weight < 0):
             raise ConfigError(f"config {self.name!r}: g_sparsity_loss_weight >= 0, g_sparsity_tau > 0, "
                               "bn_recalibration_batches >= 0 and energy_ratio_loss_weight >= 0")
-        if self.d_stream_log_epsilon < 0:
-            raise ConfigError(f"config {self.name!r}: d_stream_log_epsilon must be >= 0 (0: linear images)")
         if self.image_scale <= 0:
             raise ConfigError(f"config {self.name!r}: image_scale must be > 0")
 
