@@ -198,3 +198,25 @@ def test_discriminator_gradients_with_a_log_input(log_epsilon):
     minus = trainer.d_loss(images - h * direction, e, targets, aux)[0]
     numeric, analytic = (plus - minus) / (2 * h), float((d_images * direction).sum())
     assert abs(numeric - analytic) < 1e-6 * max(1.0, abs(numeric)), (numeric, analytic)
+
+
+def test_mean_image_term_gradient_and_pull():
+    model = _model("numpy", "float64", mean_image_weight=1.0)
+    trainer = LAGANTrainer(model, np.random.default_rng(1))
+    rng = np.random.default_rng(6)
+    fake, real = rng.random((6, 25, 25, 1)), rng.random((3, 25, 25, 1))
+    e_fake, e_real = rng.uniform(5, 90, 6), rng.uniform(5, 90, 3)
+    loss, grad = trainer.mean_image_loss(fake, real, e_fake, e_real)
+    direction, h = rng.standard_normal(fake.shape), 1e-6
+    numeric = (trainer.mean_image_loss(fake + h * direction, real, e_fake, e_real)[0]
+               - trainer.mean_image_loss(fake - h * direction, real, e_fake, e_real)[0]) / (2 * h)
+    assert abs(numeric - float((grad * direction).sum())) < 1e-6 * max(1.0, abs(numeric))
+    same = np.concatenate([real, real])  # fakes equal to the real images at their energies: no loss
+    assert trainer.mean_image_loss(same, real, np.concatenate([e_real, e_real]), e_real)[0] < 1e-12
+    model = _model("numpy", mean_image_weight=100.0, lr_g=2e-3)  # the term dominates: it must pull
+    trainer = LAGANTrainer(model, np.random.default_rng(1))
+    s = tiny_lagan_showers(10, seed=2)
+    first = trainer.train_step(s.layers, s.energy)["g_mean_image"]
+    for _ in range(20):
+        last = trainer.train_step(s.layers, s.energy)["g_mean_image"]
+    assert last < 0.8 * first, (first, last)
