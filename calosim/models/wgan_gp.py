@@ -24,12 +24,11 @@ mean_n |r(G(z_n, c_n)) - r_n|, r = sum of the cells (MeV) / E_inc (MeV) the resp
 shower at the same incident energy (CaloGAN's energy-conservation term as a response; the critic alone leaves
 the total energy several per cent low), its gradient through the inverse transform.
 
-Optional layer energies (``layer_energies``): L more generator outputs (and critic inputs) t_l =
-log(1 + (E_l / E_inc) / layer_delta) / log_scale, the layer energies as fractions of the incident energy in
-log units (>= 0, so the final ReLU keeps them); generation rescales each layer's cells to sum
-layer_delta expm1(t_l log_scale) E_inc: the voxels give the shape, t the energies (through the log
-transform a shower's energy is only as good as its hottest voxels). The energy term then uses
-r = sum_l layer_delta expm1(t_l log_scale).
+Optional layer energies (``layer_energies``): L more generator outputs (and critic inputs)
+t_l = sqrt(E_l / E_inc) (>= 0, so the final ReLU keeps them; the square root keeps a layer with 0.2% of the
+energy visible without the exponential sensitivity of the voxels' log units); generation rescales each
+layer's cells to sum t_l^2 E_inc: the voxels give the shape, t the energies (through the log transform a
+shower's energy is only as good as its hottest voxels). The energy term then uses r = sum_l t_l^2.
 
 Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
 energies, each epoch visits them in increasing order, all the batches of one energy point before the next
@@ -77,7 +76,6 @@ class WGANGPConfig(ConfigMixin):
     energy_schedule: bool = False
     energy_weight: float = 0.0  # generator: weight of mean |r_fake - r_real| (responses at the same E)
     layer_energies: bool = False  # L more outputs: the layer energies (see the module docstring)
-    layer_delta: float = 1e-3
     transform: str = "log"  # training units: "log" or "fraction" (calosim.models.base.voxels_to_training)
     voxel_scale: float = 20.0  # "fraction": x = cell / E_inc * this
     log_epsilon_mev: float = 0.1  # "log": x = log(1 + cell / this) / log_scale
@@ -89,8 +87,8 @@ class WGANGPConfig(ConfigMixin):
         if self.transform not in VOXEL_TRANSFORMS or self.log_epsilon_mev <= 0 or self.log_scale <= 0:
             raise ConfigError(f"config {self.name!r}: transform one of {VOXEL_TRANSFORMS}, log_epsilon_mev > 0, "
                               "log_scale > 0")
-        if self.energy_weight < 0 or self.layer_delta <= 0:
-            raise ConfigError(f"config {self.name!r}: energy_weight >= 0, layer_delta > 0")
+        if self.energy_weight < 0:
+            raise ConfigError(f"config {self.name!r}: energy_weight >= 0")
         if self.critic_steps < 1 or self.d_layers < 1 or not self.g_hidden or self.voxel_scale <= 0:
             raise ConfigError(f"config {self.name!r}: critic_steps >= 1, d_layers >= 1, g_hidden not empty, "
                               "voxel_scale > 0")
@@ -144,14 +142,12 @@ class WGANGP(ShowerModel):
             n = len(energy_gev)
             e = np.stack([np.asarray(v, np.float64).reshape(n, -1).sum(axis=1) for v in layers_mev], axis=1)
             u = e / (1000.0 * np.asarray(energy_gev, np.float64))[:, None]
-            x = np.concatenate([x, np.log1p(u / cfg.layer_delta) / cfg.log_scale], axis=1)
+            x = np.concatenate([x, np.sqrt(u)], axis=1)
         return self.backend.asarray(x)
 
     def layer_fractions(self, t):
-        """E_l / E_inc (N, L) of the layer-energy outputs t (N, L), and its derivative by t."""
-        cfg, xp = self.config, self.backend.xp
-        g = cfg.layer_delta * xp.exp(xp.minimum(t * cfg.log_scale, 50.0))
-        return g - cfg.layer_delta, g * cfg.log_scale
+        """E_l / E_inc = t^2 (N, L) of the layer-energy outputs t (N, L), and its derivative 2 t."""
+        return t * t, 2.0 * t
 
     def to_layers(self, x, energy_gev) -> list:
         """x (N, V [+ L]) training units and E (N,) GeV (backend arrays) -> [(N, R_l, C_l)] MeV backend arrays."""
