@@ -19,7 +19,8 @@ Model file (RUN_DIR/best.h5, RUN_DIR/last.h5, or any path), layout version 1:
         networks        (other types) JSON list of the network groups, in order
         plus whatever the trainer adds (epoch, seed, backend, validation score)
     /generator/params/<parameter name>        one dataset per trainable array, e.g.
-        /generator/params/generator.stream0.0.dense/kernel   (64, 3920)
+        /generator/params/generator.stream0.0.dense/kernel   (65, 3920): latent 64 plus log(E / 100 GeV)
+                                                               (g_energy_scaled_output; the paper: (1024, 17640))
         (the "/" inside a parameter name nests one group deeper: layer name, then parameter)
     /generator/state/<layer name>/<buffer>    BatchNorm moving_mean / moving_variance (C,)
     /discriminator/params/..., /discriminator/state/...   the same for the discriminator

@@ -128,15 +128,22 @@ CONFIGS: dict[str, CaloGANConfig] = {
     "small": CaloGANConfig(
         name="small", latent_dim=64, g_dense_channels=8, g_conv_filters=8, g_lc_filters=4,
         d_conv_filters=16, d_lc_filters=(8, 4, 4), mbd_kernels=5, mbd_dim=5,
-        lr_d=1e-4, lr_g=5e-4, batch_size=64, epochs=12, energy_loss_weight=0.5,
-        # start near E_tot/E_in ~ 1 (training mode) instead of ~4.3, leak the final ReLU for the first ~6 epochs
-        # so that cells pushed below zero can come back, and let the BatchNorm statistics follow the fast
-        # weights (momentum 0.9) so that inference matches training
-        g_output_init_scale=0.23, g_output_leak=0.3, g_output_leak_forwards=900, bn_momentum=0.9,
+        lr_d=1e-4, lr_g=5e-4, batch_size=64, epochs=24, energy_loss_weight=0.5,
+        # the generator draws showers per 100 GeV, scaled by E, with latent noise growing as 1 / sqrt(E) (the
+        # response is then built in, and low-energy showers fluctuate more, as Geant4's do)
+        g_energy_scaled_output=True, g_latent_energy_power=-0.5,
+        # start near E_tot/E_in ~ 1, leak the final activation for the first ~6 epochs so that cells pushed
+        # below zero can come back, and let the BatchNorm statistics follow the fast weights (momentum 0.9)
+        g_output_init_scale=0.4, g_output_leak=0.3, g_output_leak_forwards=900, bn_momentum=0.9,
         # and recompute them from 20 training-mode batches after every epoch (inference then matches training)
         bn_recalibration_batches=20,
+        # Geant4 showers have many cells of a few MeV: match each shower's fraction of cells > 0 to a real
+        # shower's of the same energy, with a final activation that gives cells just switched on little energy;
+        # and pull the response of showers of a few GeV, which the MAE in GeV hardly sees
+        g_sparsity_loss_weight=30.0, g_sparsity_tau=0.02, g_output_knee=0.05, energy_ratio_loss_weight=3.0,
     ),
 }
+
 
 def load_config_file(path) -> dict:
     """Overrides from a .json or .toml file: a flat table, or one under a top-level ``model`` key."""
