@@ -236,6 +236,15 @@ class CaloGANTrainer:
     def load_state(self, state: dict) -> None:
         pass
 
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the loop before epoch ``epoch`` of ``epochs`` (1-based): both learning rates fall linearly
+        from the config's at the first epoch to lr_final_fraction of them at the last (a function of the epoch
+        alone, so a resumed run continues the schedule)."""
+        cfg = self.model.config
+        progress = (epoch - 1) / (epochs - 1) if epochs > 1 else 0.0
+        factor = 1.0 - (1.0 - cfg.lr_final_fraction) * progress
+        self.gan.opt_g.lr, self.gan.opt_d.lr = cfg.lr_g * factor, cfg.lr_d * factor
+
     def end_epoch(self) -> None:
         """Called by the loop after each epoch's steps, before validation: precise BN if the config asks."""
         if self.model.config.bn_recalibration_batches > 0:
@@ -485,6 +494,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     for epoch in range(epochs_done + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         reporter.epoch_start(epoch, cfg.epochs, dataset.n_batches)
+        if hasattr(trainer, "start_epoch"):  # e.g. CaloGAN's learning-rate schedule (config lr_final_fraction)
+            trainer.start_epoch(epoch, cfg.epochs)
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         n_steps = 0

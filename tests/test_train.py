@@ -390,3 +390,35 @@ def test_initial_model_is_the_run_starting_point(tiny_data, tmp_path):
     assert not np.array_equal(other.generator.parameters()[0].value, start.generator.parameters()[0].value)
     with pytest.raises(DataError, match="run.json"):
         initial_model(tmp_path, backend="numpy")
+
+
+def test_learning_rates_fall_linearly_over_the_epochs(tiny_data, tmp_path):
+    """lr_final_fraction f: epoch k of K trains at lr * (1 - (1 - f) (k - 1) / (K - 1)), both networks; and the
+    run applies it (the first and the last epoch's rates are seen by the optimisers)."""
+    from calosim.train import CaloGANTrainer
+
+    model = _float64_tiny_model(lr_final_fraction=0.1)
+    trainer = CaloGANTrainer(model, np.random.default_rng(0))
+    cfg = model.config
+    for epoch, factor in ((1, 1.0), (3, 1.0 - 0.9 * 2 / 4), (5, 0.1)):
+        trainer.start_epoch(epoch, 5)
+        assert trainer.gan.opt_g.lr == pytest.approx(cfg.lr_g * factor, rel=1e-12)
+        assert trainer.gan.opt_d.lr == pytest.approx(cfg.lr_d * factor, rel=1e-12)
+    seen = []
+    original = CaloGANTrainer.train_step
+
+    def spy(self, *args):
+        seen.append((self.gan.opt_g.lr, self.gan.opt_d.lr))
+        return original(self, *args)
+
+    CaloGANTrainer.train_step = spy
+    config = tmp_path / "decay.json"
+    config.write_text(json.dumps({**TINY_OVERRIDES, "lr_final_fraction": 0.25}))
+    try:
+        train(tmp_path / "run", data=tiny_data, backend="numpy", config_file=config, epochs=3)
+    finally:
+        CaloGANTrainer.train_step = original
+    lr_g, lr_d = TINY_OVERRIDES["lr_g"], TINY_OVERRIDES["lr_d"]
+    assert seen[0] == pytest.approx((lr_g, lr_d)) and seen[-1] == pytest.approx((0.25 * lr_g, 0.25 * lr_d))
+    with pytest.raises(ConfigError, match="lr_final_fraction"):
+        get_config("small", lr_final_fraction=0.0)

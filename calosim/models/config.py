@@ -72,6 +72,9 @@ class CaloGANConfig(ConfigMixin):
     energy_ratio_loss_weight: float = 0.0
     lr_d: float = 2e-5
     lr_g: float = 2e-4
+    # both learning rates fall linearly over the epochs to this fraction of lr_d / lr_g at the last epoch; 1: the
+    # paper's constant rates
+    lr_final_fraction: float = 1.0
     beta1: float = 0.5
     beta2: float = 0.999
     batch_size: int = 256
@@ -95,6 +98,8 @@ class CaloGANConfig(ConfigMixin):
             if not 0 < lo < hi:
                 raise ConfigError(f"config {self.name!r}: energy_range must be 0 < lo < hi GeV, "
                                   f"got {self.energy_range}")
+        if not 0 < self.lr_final_fraction <= 1:
+            raise ConfigError(f"config {self.name!r}: lr_final_fraction must be in (0, 1]")
         if self.g_output_knee < 0:
             raise ConfigError(f"config {self.name!r}: g_output_knee must be >= 0 (0: the ReLU)")
         if not self.g_output_init_scale > 0:
