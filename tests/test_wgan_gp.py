@@ -202,3 +202,6 @@ def test_layer_energies_are_features_and_set_each_generated_layer_energy(batch):
     shape[:, :v] *= 0.9  # another amplitude of the voxels: the layer energies still come from t
     for a, b in zip(model.to_layers(shape, energy.astype(np.float64)), sums.T):
         np.testing.assert_allclose(a.reshape(8, -1).sum(1), b, rtol=1e-5)
+    shape[:, v + 2] = 0.0  # a layer energy at the ReLU's floor: the layer keeps its voxels' (0.9x) energy
+    last = model.to_layers(shape, energy.astype(np.float64))[2].reshape(8, -1).sum(1)
+    assert np.all(last > 0) and not np.allclose(last, sums[:, 2], rtol=1e-3)

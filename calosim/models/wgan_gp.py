@@ -27,8 +27,9 @@ the total energy several per cent low), its gradient through the inverse transfo
 Optional layer energies (``layer_energies``): L more generator outputs (and critic inputs)
 t_l = sqrt(E_l / E_inc) (>= 0, so the final ReLU keeps them; the square root keeps a layer with 0.2% of the
 energy visible without the exponential sensitivity of the voxels' log units); generation rescales each
-layer's cells to sum t_l^2 E_inc: the voxels give the shape, t the energies (through the log transform a
-shower's energy is only as good as its hottest voxels). The energy term then uses r = sum_l t_l^2.
+layer's cells to sum t_l^2 E_inc (where t_l > 0: a layer energy at the ReLU's floor keeps the voxels' own
+sum): the voxels give the shape, t the energies (through the log transform a shower's energy is only as
+good as its hottest voxels). The energy term then uses r = sum_l t_l^2.
 
 Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
 energies, each epoch visits them in increasing order, all the batches of one energy point before the next
@@ -159,7 +160,8 @@ class WGANGP(ShowerModel):
             for i in range(self.geometry.n_layers):
                 part = cells[:, off[i]:off[i + 1]]
                 total = part.sum(axis=1, keepdims=True)
-                parts.append(part * xp.where(total > 0, target[:, i:i + 1] / xp.maximum(total, 1e-30), 0.0))
+                t = target[:, i:i + 1]  # t = 0 (the ReLU's floor) says nothing: the voxels' own energy is kept
+                parts.append(part * xp.where((total > 0) & (t > 0), t / xp.maximum(total, 1e-30), 1.0))
             cells = xp.concatenate(parts, axis=1).astype(x.dtype)
         return self.geometry.unflatten(cells)
 
