@@ -46,6 +46,13 @@ def _threading_layer_default() -> None:
         numba.config.THREADING_LAYER = "workqueue"
 
 
+def _blocks(size: int, parts: int, align: int) -> list[tuple[int, int]]:
+    """[lo, hi) ranges cutting range(size) into at most ``parts`` blocks whose starts are multiples of align."""
+    step = -(-size // parts)
+    step += -step % align
+    return [(lo, min(lo + step, size)) for lo in range(0, size, step)]
+
+
 def _c(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
@@ -83,27 +90,39 @@ class NumbaBackend(NumpyBackend):
 
     # ----------------------------------------------------------------- matrix products
     def matmul(self, a, b):
-        """a @ b; a product of 2D operands (a may have leading axes) with at least MATMUL_SPLIT_MIN_FLOPS is
-        split into one block of output columns (or rows, when there are more rows) per thread, each a
-        single-threaded BLAS call writing its block of the output in place. Each block is computed the same
-        way every time, so results are reproducible for a given thread count."""
+        """a @ b; a product with at least MATMUL_SPLIT_MIN_FLOPS is split into one block per thread, each a
+        single-threaded BLAS call writing its block of the output in place: blocks of output columns (or
+        rows, when there are more rows) for a 2D b (a may have leading axes), blocks of the stack for
+        stacked (B, M, K) x (B, K, N) products. Each block is computed the same way every time, so results
+        are reproducible for a given thread count."""
         threads = self.num_threads
-        if not self._split_products or threads < 2 or b.ndim != 2 or a.ndim < 2:
+        if not self._split_products or threads < 2 or a.ndim < 2 or b.ndim not in (2, a.ndim):
+            return np.matmul(a, b)
+        if b.ndim == 3:  # a stack of products, (B, M, K) x (B, K, N): one block of the stack per thread
+            count, m, k = a.shape
+            n = b.shape[2]
+            if b.shape[0] != count or count < threads or 2 * count * m * k * n < MATMUL_SPLIT_MIN_FLOPS:
+                return np.matmul(a, b)
+            out = np.empty((count, m, n), dtype=np.result_type(a, b))
+            jobs = [(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in _blocks(count, threads, 1)]
+            self._run_split(jobs, threads)
+            return out
+        if b.ndim != 2:
             return np.matmul(a, b)
         a2 = a.reshape(-1, a.shape[-1])
         (m, k), n = a2.shape, b.shape[1]
         if 2 * m * k * n < MATMUL_SPLIT_MIN_FLOPS:
             return np.matmul(a, b)
         out = np.empty((m, n), dtype=np.result_type(a, b))
-        by_columns = n >= m
-        size = n if by_columns else m
-        step = -(-size // threads)
-        step += -step % 16  # blocks start on 64-byte boundaries
-        blocks = [(lo, min(lo + step, size)) for lo in range(0, size, step)]
-        if by_columns:
-            jobs = [(a2, b[:, lo:hi], out[:, lo:hi]) for lo, hi in blocks]
+        if n >= m:  # blocks start on 64-byte boundaries
+            jobs = [(a2, b[:, lo:hi], out[:, lo:hi]) for lo, hi in _blocks(n, threads, 16)]
         else:
-            jobs = [(a2[lo:hi], b, out[lo:hi]) for lo, hi in blocks]
+            jobs = [(a2[lo:hi], b, out[lo:hi]) for lo, hi in _blocks(m, threads, 16)]
+        self._run_split(jobs, threads)
+        return out.reshape(*a.shape[:-1], n)
+
+    def _run_split(self, jobs, threads):
+        """np.matmul(x, y, out=o) for each (x, y, o) in jobs: the first here, the others on the pool."""
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -112,7 +131,6 @@ class NumbaBackend(NumpyBackend):
         np.matmul(*jobs[0][:2], out=jobs[0][2])
         for job in pending:
             job.result()
-        return out.reshape(*a.shape[:-1], n)
 
     # ----------------------------------------------------------------- locally connected 2D
     @staticmethod

@@ -138,9 +138,51 @@ def bench_generator(config: str | None = "calogan", backend_name: str = "numba",
                             backend, batch_sizes, seed=seed, min_seconds=min_seconds, model_flops=model_flops)
 
 
+def _pass_products(net, batch: int, backward: bool, weight_grads: bool = True) -> list[tuple[int, int, int, int]]:
+    """The matrix products (count, M, K, N) of one forward pass of ``net``, or of one backward pass: per layer
+    the weight gradient (count, K, M, N) when it has parameters and ``weight_grads``, and the input gradient
+    (count, M, N, K) unless the layer skips it (``input_grad``: the generator's first dense layers)."""
+    shapes = []
+    for layer in net.walk():
+        if layer.sublayers():
+            continue
+        for count, m, k, n in layer.gemm_shapes(batch):
+            if not backward:
+                shapes.append((count, m, k, n))
+                continue
+            if weight_grads and layer.params:
+                shapes.append((count, k, m, n))
+            if layer.input_grad:
+                shapes.append((count, m, n, k))
+    return shapes
+
+
+def train_step_products(model, batch: int) -> list[tuple[int, int, int, int]]:
+    """The matrix products of one training iteration (calosim.train.GANTrainer.train_step): D real and D fake
+    (D forward and backward with weight gradients), the fake batch (G forward), and each generator step
+    (G forward, D forward, D backward without weight gradients, G backward). Element-wise work is not
+    counted."""
+    g, d = model.generator, model.discriminator
+    steps = model.config.generator_steps
+    d_step = _pass_products(d, batch, False) + _pass_products(d, batch, True)
+    g_step = (_pass_products(g, batch, False) + _pass_products(d, batch, False)
+              + _pass_products(d, batch, True, weight_grads=False) + _pass_products(g, batch, True))
+    return 2 * d_step + _pass_products(g, batch, False) + steps * g_step
+
+
+def step_gemm_seconds(backend, shapes, rng: np.random.Generator, min_seconds: float = 0.05) -> float:
+    """Time of plain matrix products of the given shapes (each distinct shape timed once, times its count)."""
+    from collections import Counter
+
+    return sum(times * gemm_seconds(backend, [shape], rng, min_seconds=min_seconds)
+               for shape, times in Counter(shapes).items())
+
+
 def bench_train_step(config: str = "calogan", backend_name: str = "numba", batch_size: int = 128, seed: int = 0,
                      min_seconds: float = 1.0) -> dict:
-    """Seconds of one full training iteration (D real, D fake, G twice) at ``batch_size``, on random showers."""
+    """Seconds of one full training iteration (D real, D fake, G twice) at ``batch_size``, on random showers,
+    with the FLOPs of its matrix products and the time plain matrix products of the same shapes take on the
+    same backend in the same run (``gemm_seconds``; ``ratio_to_gemm`` = gemm_seconds / seconds_per_step)."""
     from calosim.train import GANTrainer
 
     model = _bench_model(config, backend_name, None, seed)
@@ -155,13 +197,12 @@ def bench_train_step(config: str = "calogan", backend_name: str = "numba", batch
     energy_b = backend.asarray(energy)
     seconds = best_time(lambda: trainer.train_step(images, energy_b), backend.synchronize, min_seconds=min_seconds,
                         min_repeats=2)
-    g, d = model.generator, model.discriminator
-    # a backward pass costs two forwards (data and weight gradients). D real and D fake: 2 x 3 D; the fake
-    # batch: 1 G; each of the two G steps: G and D forward and backward, 3 G + 3 D.
-    steps = model.config.generator_steps
-    flops = (1 + 3 * steps) * g.flops(batch_size) + (6 + 3 * steps) * d.flops(batch_size)
+    shapes = train_step_products(model, batch_size)
+    flops = sum(2 * count * m * k * n for count, m, k, n in shapes)
+    gemm = step_gemm_seconds(backend, shapes, rng)
     return {"config": config, "backend": backend_name, "batch_size": batch_size, "seconds_per_step": seconds,
-            "gflops": flops / seconds / 1e9}
+            "gflop_per_step": flops / 1e9, "gflops": flops / seconds / 1e9, "gemm_seconds": gemm,
+            "gemm_gflops": flops / gemm / 1e9, "ratio_to_gemm": gemm / seconds}
 
 
 def bench_vs_geant4(config: str | None = "calogan", backend_name: str = "numba", energies=(1.0, 10.0, 50.0, 100.0),
@@ -224,7 +265,9 @@ def format_report(report: dict) -> str:
     if "train_step" in report:
         t = report["train_step"]
         lines.append(f"training iteration (D real, D fake, G x2) at batch {t['batch_size']}: "
-                     f"{t['seconds_per_step']:.3f} s ({t['gflops']:.1f} GFLOP/s)")
+                     f"{t['seconds_per_step']:.3f} s, {t['gflop_per_step']:.1f} GFLOP ({t['gflops']:.1f} GFLOP/s); "
+                     f"GEMMs of the same shapes {t['gemm_seconds']:.3f} s ({t['gemm_gflops']:.1f} GFLOP/s), "
+                     f"ratio {t['ratio_to_gemm']:.2f}")
     if "vs_geant4" in report:
         lines.append(f"{'E (GeV)':>8}  {'Geant4 ms':>10}  {'calosim ms':>10}  {'speed-up':>9}")
         for r in report["vs_geant4"]:
