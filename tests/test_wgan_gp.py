@@ -64,9 +64,11 @@ def test_critic_loss_gradient_with_penalty(backend_name, batch):
     assert result.passed(1e-6), result.describe()
 
 
-@pytest.mark.parametrize("energy_weight,layer_energies", [(0.0, False), (3.0, False), (3.0, True)])
-def test_generator_loss_gradient(backend_name, batch, energy_weight, layer_energies):
-    model = _model(backend_name, "float64", energy_weight=energy_weight, layer_energies=layer_energies)
+@pytest.mark.parametrize("energy_weight,layer_energies,power", [(0.0, False, 0.5), (3.0, False, 0.5),
+                                                                 (3.0, True, 0.5), (3.0, True, 0.25)])
+def test_generator_loss_gradient(backend_name, batch, energy_weight, layer_energies, power):
+    model = _model(backend_name, "float64", energy_weight=energy_weight, layer_energies=layer_energies,
+                   layer_energy_power=power)
     trainer = WGANGPTrainer(model, np.random.default_rng(1))
     energy = model.backend.asarray(batch[1].astype(np.float64))
     z, c = trainer.fake_batch(energy)
@@ -187,8 +189,9 @@ def test_train_and_generate_commands_on_a_calochallenge_file(tmp_path, model_typ
     np.testing.assert_allclose(generated.energy, read_showers(data, 0, 12).energy, rtol=1e-6)
 
 
-def test_layer_energies_are_features_and_set_each_generated_layer_energy(batch):
-    model = _model("numpy", "float64", layer_energies=True)
+@pytest.mark.parametrize("power", [0.5, 0.25])
+def test_layer_energies_are_features_and_set_each_generated_layer_energy(batch, power):
+    model = _model("numpy", "float64", layer_energies=True, layer_energy_power=power)
     layers, energy = batch
     x = model.to_training(layers, energy)
     v = model.geometry.n_cells

@@ -25,11 +25,11 @@ shower at the same incident energy (CaloGAN's energy-conservation term as a resp
 the total energy several per cent low), its gradient through the inverse transform.
 
 Optional layer energies (``layer_energies``): L more generator outputs (and critic inputs)
-t_l = sqrt(E_l / E_inc) (>= 0, so the final ReLU keeps them; the square root keeps a layer with 0.2% of the
-energy visible without the exponential sensitivity of the voxels' log units); generation rescales each
-layer's cells to sum t_l^2 E_inc (where t_l > 0: a layer energy at the ReLU's floor keeps the voxels' own
-sum): the voxels give the shape, t the energies (through the log transform a shower's energy is only as
-good as its hottest voxels). The energy term then uses r = sum_l t_l^2.
+t_l = (E_l / E_inc)^p, p = ``layer_energy_power`` (>= 0, so the final ReLU keeps them; a root keeps a layer
+with 0.2% of the energy visible without the exponential sensitivity of the voxels' log units); generation
+rescales each layer's cells to sum t_l^(1/p) E_inc (where t_l > 0: a layer energy at the ReLU's floor keeps
+the voxels' own sum): the voxels give the shape, t the energies (through the log transform a shower's energy
+is only as good as its hottest voxels). The energy term then uses r = sum_l t_l^(1/p).
 
 Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
 energies, each epoch visits them in increasing order, all the batches of one energy point before the next
@@ -77,6 +77,7 @@ class WGANGPConfig(ConfigMixin):
     energy_schedule: bool = False
     energy_weight: float = 0.0  # generator: weight of mean |r_fake - r_real| (responses at the same E)
     layer_energies: bool = False  # L more outputs: the layer energies (see the module docstring)
+    layer_energy_power: float = 0.5  # t_l = (E_l / E_inc)^this
     transform: str = "log"  # training units: "log" or "fraction" (calosim.models.base.voxels_to_training)
     voxel_scale: float = 20.0  # "fraction": x = cell / E_inc * this
     log_epsilon_mev: float = 0.1  # "log": x = log(1 + cell / this) / log_scale
@@ -88,8 +89,8 @@ class WGANGPConfig(ConfigMixin):
         if self.transform not in VOXEL_TRANSFORMS or self.log_epsilon_mev <= 0 or self.log_scale <= 0:
             raise ConfigError(f"config {self.name!r}: transform one of {VOXEL_TRANSFORMS}, log_epsilon_mev > 0, "
                               "log_scale > 0")
-        if self.energy_weight < 0:
-            raise ConfigError(f"config {self.name!r}: energy_weight >= 0")
+        if self.energy_weight < 0 or not 0 < self.layer_energy_power <= 1:
+            raise ConfigError(f"config {self.name!r}: energy_weight >= 0, 0 < layer_energy_power <= 1")
         if self.critic_steps < 1 or self.d_layers < 1 or not self.g_hidden or self.voxel_scale <= 0:
             raise ConfigError(f"config {self.name!r}: critic_steps >= 1, d_layers >= 1, g_hidden not empty, "
                               "voxel_scale > 0")
@@ -143,12 +144,16 @@ class WGANGP(ShowerModel):
             n = len(energy_gev)
             e = np.stack([np.asarray(v, np.float64).reshape(n, -1).sum(axis=1) for v in layers_mev], axis=1)
             u = e / (1000.0 * np.asarray(energy_gev, np.float64))[:, None]
-            x = np.concatenate([x, np.sqrt(u)], axis=1)
+            x = np.concatenate([x, u ** cfg.layer_energy_power], axis=1)
         return self.backend.asarray(x)
 
     def layer_fractions(self, t):
-        """E_l / E_inc = t^2 (N, L) of the layer-energy outputs t (N, L), and its derivative 2 t."""
-        return t * t, 2.0 * t
+        """E_l / E_inc = t^(1/p) (N, L) of the layer-energy outputs t (N, L) (>= 0), and its derivative."""
+        q = 1.0 / self.config.layer_energy_power
+        if q == 2.0:
+            return t * t, 2.0 * t
+        tq = t ** (q - 1.0)
+        return tq * t, q * tq
 
     def to_layers(self, x, energy_gev) -> list:
         """x (N, V [+ L]) training units and E (N,) GeV (backend arrays) -> [(N, R_l, C_l)] MeV backend arrays."""
