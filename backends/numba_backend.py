@@ -73,10 +73,10 @@ class NumbaBackend(NumpyBackend):
         super().__init__(dtype)
         self.check_available()
         _threading_layer_default()
-        from calosim.kernels.numba import activations, adam, batchnorm, conv2d, lc2d, mbd
+        from calosim.kernels.numba import activations, adam, batchnorm, conv2d, lc2d, mbd, pad2d
 
         self._k_lc2d, self._k_conv2d, self._k_bn = lc2d, conv2d, batchnorm
-        self._k_act, self._k_mbd, self._k_adam = activations, mbd, adam
+        self._k_act, self._k_mbd, self._k_adam, self._k_pad = activations, mbd, adam, pad2d
         # OpenBLAS on one thread, large products split over a thread pool of our own (see blas_threads)
         self._split_products = set_openblas_threads(1)
         self._pool = None
@@ -248,10 +248,19 @@ class NumbaBackend(NumpyBackend):
     # ----------------------------------------------------------------- shape ops
     def pad2d(self, x, pad):
         (top, bottom), (left, right) = pad
+        x = _c(x, x.dtype)
         n, h, w, c = x.shape
-        y = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
-        y[:, top : top + h, left : left + w, :] = x
+        y = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        self._k_pad.pad2d(x, top, left, y)
         return y
+
+    def pad2d_backward(self, dy, pad):
+        (top, bottom), (left, right) = pad
+        dy = _c(dy, dy.dtype)
+        n, hp, wp, c = dy.shape
+        dx = np.empty((n, hp - top - bottom, wp - left - right, c), dtype=dy.dtype)
+        self._k_pad.pad2d_backward(dy, top, left, dx)
+        return dx
 
     # ----------------------------------------------------------------- batch normalisation
     def batchnorm_forward(self, x, gamma, beta, eps):

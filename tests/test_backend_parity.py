@@ -213,6 +213,8 @@ def test_pad2d_parity(dtype):
         out = fast.pad2d(x, pad)
         assert out.dtype == x.dtype
         np.testing.assert_array_equal(out, ref.pad2d(x, pad))
+        dy = rng.standard_normal(out.shape).astype(dtype)
+        np.testing.assert_array_equal(fast.pad2d_backward(dy, pad), ref.pad2d_backward(dy, pad))
 
 
 # ----------------------------------------------------------------- batch normalisation

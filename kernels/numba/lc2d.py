@@ -140,15 +140,19 @@ def lc2d_forward_tiled(x, wt, b, has_bias, kh, kw, sh, sw, y):
                 y3[s3, pos, o2], y3[s3, pos, o3] = a32 + b2, a33 + b3
 
 
+DATA_BLOCK = 16  # samples per task of the data gradient
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def lc2d_backward_data_tiled(dy, wt, kh, kw, sh, sw, dx):
     """dx (N, H, W, C_in) from dy (N, H_out, W_out, C_out) and transposed weights wt (L, C_out, P), or
     (1, C_out, P) for a convolution; dx is overwritten.
 
-    Task (r, pair) gathers input row r of two samples: for every position whose window covers row r it adds
-    sum_o dy[s, l, o] * wt[l, o, run] to the run of the row under the window, eight outputs per pass (each
-    row cell is loaded and stored once per eight products, each weight once per two samples). Tasks never
-    write the same cell; an odd batch's last task has one sample.
+    Task (r, block) gathers input row r of a block of DATA_BLOCK samples: for every position whose window
+    covers row r, and every pair of samples of the block, it adds sum_o dy[s, l, o] * wt[l, o, run] to the
+    run of the row under the window, eight outputs per pass (each row cell is loaded and stored once per
+    eight products, each weight once per two samples, and a position's weights stay in the L1 cache while
+    the block passes). Tasks never write the same cell; an odd block's last pair has one sample.
     """
     n, h, wd, ci = dx.shape
     _, co, _ = wt.shape
@@ -160,15 +164,13 @@ def lc2d_backward_data_tiled(dy, wt, kh, kw, sh, sw, dx):
     dy3 = dy.reshape(n, npos, co)
     z = dx.dtype.type(0.0)
     m = co - 1
-    pairs = (n + 1) // 2
-    for t in prange(h * pairs):  # each task writes dx[sa, r] and dx[sb, r] only
-        r = t // pairs
-        sa = 2 * (t - r * pairs)
-        two = sa + 1 < n
-        sb = sa + 1 if two else sa
-        rowa, rowb = dx3[sa, r], dx3[sb, r]
-        rowa[:] = 0.0
-        rowb[:] = 0.0
+    blocks = (n + DATA_BLOCK - 1) // DATA_BLOCK
+    for t in prange(h * blocks):  # each task writes dx[s0:s1, r] only
+        r = t // blocks
+        s0 = DATA_BLOCK * (t - r * blocks)
+        s1 = min(s0 + DATA_BLOCK, n)
+        for s in range(s0, s1):
+            dx3[s, r, :] = 0.0
         for a in range(kh):
             if r - a < 0 or (r - a) % sh != 0:
                 continue
@@ -180,42 +182,47 @@ def lc2d_backward_data_tiled(dy, wt, kh, kw, sh, sw, dx):
                 pos = i * wo + j
                 wp = 0 if tied else pos
                 base = j * sw * ci
-                sega, segb = rowa[base:base + run], rowb[base:base + run]
-                ga, gb = dy3[sa, pos], dy3[sb, pos]
-                for o0 in range(0, co, 8):
-                    # outputs past C_out reuse the last weight row with a zero coefficient
-                    o1, o2, o3 = min(o0 + 1, m), min(o0 + 2, m), min(o0 + 3, m)
-                    o4, o5, o6, o7 = min(o0 + 4, m), min(o0 + 5, m), min(o0 + 6, m), min(o0 + 7, m)
-                    g0 = ga[o0]
-                    g1 = ga[o1] if o0 + 1 < co else z
-                    g2 = ga[o2] if o0 + 2 < co else z
-                    g3 = ga[o3] if o0 + 3 < co else z
-                    g4 = ga[o4] if o0 + 4 < co else z
-                    g5 = ga[o5] if o0 + 5 < co else z
-                    g6 = ga[o6] if o0 + 6 < co else z
-                    g7 = ga[o7] if o0 + 7 < co else z
-                    w0, w1 = wt[wp, o0, lo:lo + run], wt[wp, o1, lo:lo + run]
-                    w2, w3 = wt[wp, o2, lo:lo + run], wt[wp, o3, lo:lo + run]
-                    w4, w5 = wt[wp, o4, lo:lo + run], wt[wp, o5, lo:lo + run]
-                    w6, w7 = wt[wp, o6, lo:lo + run], wt[wp, o7, lo:lo + run]
-                    if two:
-                        h0 = gb[o0]
-                        h1 = gb[o1] if o0 + 1 < co else z
-                        h2 = gb[o2] if o0 + 2 < co else z
-                        h3 = gb[o3] if o0 + 3 < co else z
-                        h4 = gb[o4] if o0 + 4 < co else z
-                        h5 = gb[o5] if o0 + 5 < co else z
-                        h6 = gb[o6] if o0 + 6 < co else z
-                        h7 = gb[o7] if o0 + 7 < co else z
-                        for q in range(run):
-                            u0, u1, u2, u3 = w0[q], w1[q], w2[q], w3[q]
-                            u4, u5, u6, u7 = w4[q], w5[q], w6[q], w7[q]
-                            sega[q] += (g0 * u0 + g1 * u1 + g2 * u2 + g3 * u3) + (g4 * u4 + g5 * u5 + g6 * u6 + g7 * u7)
-                            segb[q] += (h0 * u0 + h1 * u1 + h2 * u2 + h3 * u3) + (h4 * u4 + h5 * u5 + h6 * u6 + h7 * u7)
-                    else:
-                        for q in range(run):
-                            sega[q] += ((g0 * w0[q] + g1 * w1[q] + g2 * w2[q] + g3 * w3[q])
-                                        + (g4 * w4[q] + g5 * w5[q] + g6 * w6[q] + g7 * w7[q]))
+                for sa in range(s0, s1, 2):
+                    two = sa + 1 < s1
+                    sb = sa + 1 if two else sa
+                    sega, segb = dx3[sa, r, base:base + run], dx3[sb, r, base:base + run]
+                    ga, gb = dy3[sa, pos], dy3[sb, pos]
+                    for o0 in range(0, co, 8):
+                        # outputs past C_out reuse the last weight row with a zero coefficient
+                        o1, o2, o3 = min(o0 + 1, m), min(o0 + 2, m), min(o0 + 3, m)
+                        o4, o5, o6, o7 = min(o0 + 4, m), min(o0 + 5, m), min(o0 + 6, m), min(o0 + 7, m)
+                        g0 = ga[o0]
+                        g1 = ga[o1] if o0 + 1 < co else z
+                        g2 = ga[o2] if o0 + 2 < co else z
+                        g3 = ga[o3] if o0 + 3 < co else z
+                        g4 = ga[o4] if o0 + 4 < co else z
+                        g5 = ga[o5] if o0 + 5 < co else z
+                        g6 = ga[o6] if o0 + 6 < co else z
+                        g7 = ga[o7] if o0 + 7 < co else z
+                        w0, w1 = wt[wp, o0, lo:lo + run], wt[wp, o1, lo:lo + run]
+                        w2, w3 = wt[wp, o2, lo:lo + run], wt[wp, o3, lo:lo + run]
+                        w4, w5 = wt[wp, o4, lo:lo + run], wt[wp, o5, lo:lo + run]
+                        w6, w7 = wt[wp, o6, lo:lo + run], wt[wp, o7, lo:lo + run]
+                        if two:
+                            h0 = gb[o0]
+                            h1 = gb[o1] if o0 + 1 < co else z
+                            h2 = gb[o2] if o0 + 2 < co else z
+                            h3 = gb[o3] if o0 + 3 < co else z
+                            h4 = gb[o4] if o0 + 4 < co else z
+                            h5 = gb[o5] if o0 + 5 < co else z
+                            h6 = gb[o6] if o0 + 6 < co else z
+                            h7 = gb[o7] if o0 + 7 < co else z
+                            for q in range(run):
+                                u0, u1, u2, u3 = w0[q], w1[q], w2[q], w3[q]
+                                u4, u5, u6, u7 = w4[q], w5[q], w6[q], w7[q]
+                                sega[q] += ((g0 * u0 + g1 * u1 + g2 * u2 + g3 * u3)
+                                            + (g4 * u4 + g5 * u5 + g6 * u6 + g7 * u7))
+                                segb[q] += ((h0 * u0 + h1 * u1 + h2 * u2 + h3 * u3)
+                                            + (h4 * u4 + h5 * u5 + h6 * u6 + h7 * u7))
+                        else:
+                            for q in range(run):
+                                sega[q] += ((g0 * w0[q] + g1 * w1[q] + g2 * w2[q] + g3 * w3[q])
+                                            + (g4 * w4[q] + g5 * w5[q] + g6 * w6[q] + g7 * w7[q]))
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
