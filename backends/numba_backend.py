@@ -1,15 +1,18 @@
 """The Numba backend: the NumPy specification with its hot loops replaced by compiled kernels.
 
 Kernels live in calosim.kernels.numba (one op per file); this module checks shapes, allocates outputs and
-chooses a kernel. Matrix products (dense layers, a convolution's one large GEMM) stay with BLAS through
-numpy.matmul. Every kernel is compiled lazily for the dtype it meets (float32 or float64) and cached on disk.
-Inputs are made C-contiguous in their own dtype first (no copy when they already are), so each kernel has
-one signature per dtype.
+chooses a kernel. Matrix products (dense layers, a convolution of one input channel) stay with BLAS through
+numpy.matmul, with OpenBLAS on one thread for the whole process and products of MATMUL_SPLIT_MIN_FLOPS or
+more split over the backend's own threads (see calosim.backends.blas_threads; unless OPENBLAS_NUM_THREADS
+is set, which leaves OpenBLAS's threading alone). Every kernel is compiled lazily for the dtype it meets
+(float32 or float64) and cached on disk. Inputs are made C-contiguous in their own dtype first (no copy
+when they already are), so each kernel has one signature per dtype.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 
 import numpy as np
 
@@ -38,8 +41,6 @@ ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 20
 def _threading_layer_default() -> None:
     """Numba's 'workqueue' layer unless the user chose one: OpenMP's spinning threads idle after a kernel
     compete with BLAS's threads on the same cores (measured: small products several times slower)."""
-    import os
-
     import numba
 
     if "NUMBA_THREADING_LAYER" not in os.environ:
@@ -77,8 +78,9 @@ class NumbaBackend(NumpyBackend):
 
         self._k_lc2d, self._k_conv2d, self._k_bn = lc2d, conv2d, batchnorm
         self._k_act, self._k_mbd, self._k_adam, self._k_pad = activations, mbd, adam, pad2d
-        # OpenBLAS on one thread, large products split over a thread pool of our own (see blas_threads)
-        self._split_products = set_openblas_threads(1)
+        # OpenBLAS on one thread, large products split over a thread pool of our own (see blas_threads),
+        # unless the user chose OpenBLAS's threads
+        self._split_products = "OPENBLAS_NUM_THREADS" not in os.environ and set_openblas_threads(1)
         self._pool = None
 
     @property
