@@ -94,8 +94,9 @@ class NumbaBackend(NumpyBackend):
     def matmul(self, a, b):
         """a @ b; a product with at least MATMUL_SPLIT_MIN_FLOPS is split into one block per thread, each a
         single-threaded BLAS call writing its block of the output in place: blocks of output columns (or
-        rows, when there are more rows) for a 2D b (a may have leading axes), blocks of the stack for
-        stacked (B, M, K) x (B, K, N) products. Each block is computed the same way every time, so results
+        rows, when there are more rows) for a 2D b (a may have leading axes), blocks of the inner axis as
+        partial products summed in order when it is at least 4 times longer than both others, blocks of the
+        stack for stacked (B, M, K) x (B, K, N) products. Each block is computed the same way every time, so results
         are reproducible for a given thread count."""
         threads = self.num_threads
         if not self._split_products or threads < 2 or a.ndim < 2 or b.ndim not in (2, a.ndim):
@@ -115,7 +116,16 @@ class NumbaBackend(NumpyBackend):
         (m, k), n = a2.shape, b.shape[1]
         if 2 * m * k * n < MATMUL_SPLIT_MIN_FLOPS:
             return np.matmul(a, b)
-        out = np.empty((m, n), dtype=np.result_type(a, b))
+        dt = np.result_type(a, b)
+        if k >= 4 * max(m, n):  # a long inner axis (a weight gradient summed over a batch of positions)
+            blocks = _blocks(k, threads, 16)
+            partial = np.empty((len(blocks), m, n), dtype=dt)
+            self._run_split([(a2[:, lo:hi], b[lo:hi], partial[t]) for t, (lo, hi) in enumerate(blocks)], threads)
+            out = partial[0]
+            for t in range(1, len(blocks)):  # the partial sums added in a fixed order
+                out += partial[t]
+            return out.reshape(*a.shape[:-1], n)
+        out = np.empty((m, n), dtype=dt)
         if n >= m:  # blocks start on 64-byte boundaries
             jobs = [(a2, b[:, lo:hi], out[:, lo:hi]) for lo, hi in _blocks(n, threads, 16)]
         else:

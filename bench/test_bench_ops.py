@@ -1,5 +1,6 @@
 """The hot ops at CaloGAN shapes, per CPU backend (float32): dense, LocallyConnected2D forward and
-backward, minibatch discrimination and batch norm. Run with `pytest --benchmark-only bench/`."""
+backward (the generator's and the discriminator's first), the generator's convolution, minibatch
+discrimination and batch norm. Run with `pytest --benchmark-only bench/`."""
 
 from __future__ import annotations
 
@@ -51,6 +52,39 @@ def test_lc2d(benchmark, record, backend_name, batch, direction):
         "backward_weight": lambda: be.lc2d_backward_weight(x, dy, LC2D_KERNEL, (1, 1)),
     }
     record(backend=backend_name, batch=batch, op=f"lc2d {direction} (5,98,16)->(4,97,6)")
+    _run(benchmark, be, ops[direction])
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward_data", "backward_weight"])
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_lc2d_discriminator(benchmark, record, backend_name, direction):
+    """The discriminator's first LC2D at the training batch: (128, 5, 98, 64) -> LC2D(16, 3x3, stride (1, 2))
+    -> (128, 3, 48, 16), 0.34 GFLOP per pass; the largest LC2D work of a training iteration."""
+    be = get_backend(backend_name)
+    batch, kernel, stride = 128, (3, 3), (1, 2)
+    x, weight, bias, dy = _arrays(be, (batch, 5, 98, 64), (3, 48, 9 * 64, 16), (3, 48, 16), (batch, 3, 48, 16))
+    ops = {
+        "forward": lambda: be.lc2d_forward(x, weight, bias, kernel, stride),
+        "backward_data": lambda: be.lc2d_backward_data(dy, weight, x.shape, kernel, stride),
+        "backward_weight": lambda: be.lc2d_backward_weight(x, dy, kernel, stride),
+    }
+    record(backend=backend_name, batch=batch, op=f"lc2d {direction} (5,98,64)->(3,48,16)", gflop=0.3397)
+    _run(benchmark, be, ops[direction])
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward_data", "backward_weight"])
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_conv2d_generator(benchmark, record, backend_name, direction):
+    """The generator's layer-0 convolution at the training batch: (128, 6, 99, 36) -> Conv2D(16, 2x2) ->
+    (128, 5, 98, 16) (the 'same' padding done before), 0.29 GFLOP per pass."""
+    be = get_backend(backend_name)
+    x, weight, bias, dy = _arrays(be, (128, 6, 99, 36), (2, 2, 36, 16), (16,), (128, 5, 98, 16))
+    ops = {
+        "forward": lambda: be.conv2d_forward(x, weight, bias, (1, 1)),
+        "backward_data": lambda: be.conv2d_backward_data(dy, weight, x.shape, (1, 1)),
+        "backward_weight": lambda: be.conv2d_backward_weight(x, dy, (2, 2), (1, 1)),
+    }
+    record(backend=backend_name, batch=128, op=f"conv2d {direction} (6,99,36)->(5,98,16)", gflop=0.2890)
     _run(benchmark, be, ops[direction])
 
 

@@ -187,9 +187,11 @@ def test_tied_lc2d_is_conv2d(case, backend):
 
 # ----------------------------------------------------------------- shape ops
 # (a shape, b shape): products above the split threshold, split by columns, by rows, with leading axes, a
-# transposed operand (the dense layer's weight gradient), a single row (batch-1 sampling) and a stack.
+# transposed operand (the dense layer's weight gradient), a single row (batch-1 sampling), a stack
+# and a long inner axis (a convolution's weight gradient).
 MATMUL_CASES = [((64, 300), (300, 1100)), ((3000, 70), (70, 48)), ((5, 7, 600), (600, 900)),
-                ((300, 64), (64, 1300)), ((1, 2048), (2048, 5000)), ((37, 128, 576), (37, 576, 16))]
+                ((300, 64), (64, 1300)), ((1, 2048), (2048, 5000)), ((37, 128, 576), (37, 576, 16)),
+                ((144, 30000), (30000, 16))]
 
 
 @pytest.mark.parametrize("shapes", MATMUL_CASES, ids=[f"{a}x{b}" for a, b in MATMUL_CASES])
@@ -198,7 +200,7 @@ def test_matmul_parity(shapes, dtype):
     ref, fast = both(dtype)
     a = rng.standard_normal(shapes[0]).astype(dtype)
     b = rng.standard_normal(shapes[1]).astype(dtype)
-    if shapes == ((300, 64), (64, 1300)):
+    if shapes in (((300, 64), (64, 1300)), ((144, 30000), (30000, 16))):
         a = np.ascontiguousarray(a.T).T  # a transposed view, as x.T in a weight gradient
     out = fast.matmul(a, b)
     assert out.shape == (*a.shape[:-1], b.shape[-1]) and out.flags.c_contiguous
