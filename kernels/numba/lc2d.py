@@ -188,6 +188,20 @@ def lc2d_backward_data_tiled(dy, wt, kh, kw, sh, sw, dx):
                     sega, segb = dx3[sa, r, base:base + run], dx3[sb, r, base:base + run]
                     ga, gb = dy3[sa, pos], dy3[sb, pos]
                     for o0 in range(0, co, 8):
+                        if co - o0 <= 2:  # one or two outputs left (narrow layers): a pass without idle lanes
+                            o1 = min(o0 + 1, m)
+                            g0, h0 = ga[o0], gb[o0]
+                            g1 = ga[o1] if o0 + 1 < co else z
+                            h1 = gb[o1] if o0 + 1 < co else z
+                            w0, w1 = wt[wp, o0, lo:lo + run], wt[wp, o1, lo:lo + run]
+                            if two:
+                                for q in range(run):
+                                    sega[q] += g0 * w0[q] + g1 * w1[q]
+                                    segb[q] += h0 * w0[q] + h1 * w1[q]
+                            else:
+                                for q in range(run):
+                                    sega[q] += g0 * w0[q] + g1 * w1[q]
+                            continue
                         # outputs past C_out reuse the last weight row with a zero coefficient
                         o1, o2, o3 = min(o0 + 1, m), min(o0 + 2, m), min(o0 + 3, m)
                         o4, o5, o6, o7 = min(o0 + 4, m), min(o0 + 5, m), min(o0 + 6, m), min(o0 + 7, m)
