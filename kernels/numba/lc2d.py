@@ -129,7 +129,9 @@ def lc2d_forward_tiled(x, wt, b, has_bias, kh, kw, sh, sw, y):
                         a31 += v3 * u1
                         a32 += v3 * u2
                         a33 += v3 * u3
-                # clamped lanes write their neighbour's value again (same task, same value)
+                # clamped lanes write their neighbour's value again (same task, same value). Element by element:
+                # in Numba 0.68 a tuple assignment through row views (y0[o0], y0[o1] = ...) inside prange
+                # lost its writes.
                 y3[s0, pos, o0], y3[s0, pos, o1] = a00 + b0, a01 + b1
                 y3[s0, pos, o2], y3[s0, pos, o3] = a02 + b2, a03 + b3
                 y3[s1, pos, o0], y3[s1, pos, o1] = a10 + b0, a11 + b1
