@@ -38,12 +38,6 @@ def _describe(showers: Showers, path: str) -> dict:
             "energy_max_gev": float(e.max()) if e.size else None}
 
 
-def _mean_response(showers: Showers) -> float:
-    """<E_tot / E_inc> (cells MeV, incident energy GeV)."""
-    e_tot = sum(np.asarray(x, np.float64).reshape(len(showers), -1).sum(axis=1) for x in showers.layers)
-    return float(np.mean(e_tot / (1000.0 * np.asarray(showers.energy, np.float64))))
-
-
 def _jsonable(obj):
     """NaN / inf -> None, NumPy scalars and arrays -> Python, recursively."""
     if isinstance(obj, dict):
@@ -113,19 +107,22 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
         "observables": obs_metrics,
     }
 
-    metrics["mean_response"] = {"reference": _mean_response(ref), "generated": _mean_response(gen)}
+    # <E_tot / E_inc> of each sample (default_observables always has the per-shower response)
+    metrics["mean_response"] = {"reference": float(ref_obs["response"].mean()),
+                                "generated": float(gen_obs["response"].mean())}
     if baseline_path is not None:
         base, base_name = _load(baseline_path, max_showers, binning)
         if base.geometry.shapes != ref.geometry.shapes:
             raise DataError(f"{base_name}: geometry {list(base.geometry.shapes)} differs from the reference's")
-        base_metrics = compare_observables(ref_obs, default_observables(base), ref.energy, base.energy, [])
+        base_obs = default_observables(base)
+        base_metrics = compare_observables(ref_obs, base_obs, ref.energy, base.energy, [])
         sep_base = {n: m["sep_power"] for n, m in base_metrics["inclusive"].items()}
         sep_gen = {n: m["sep_power"] for n, m in obs_metrics["inclusive"].items() if n in sep_base}
         metrics["baseline"] = {"sample": _describe(base, base_name), "sep_power": sep_base,
                                "mean_sep_power": base_metrics["mean_sep_power"],
                                "closer": [n for n in sep_gen if sep_gen[n] < sep_base[n]],
                                "not_closer": [n for n in sep_gen if not sep_gen[n] < sep_base[n]]}
-        metrics["mean_response"]["baseline"] = _mean_response(base)
+        metrics["mean_response"]["baseline"] = float(base_obs["response"].mean())
 
     roc_inputs = {}
     if run_classifier:
