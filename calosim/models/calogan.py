@@ -44,7 +44,6 @@ from calosim.layers import (
     LeakyReLU,
     LocallyConnected2D,
     MinibatchDiscrimination,
-    ReLU,
     Reshape,
     Sequential,
     Tanh,
@@ -185,13 +184,11 @@ class CaloGANGenerator(Layer):
                 attention.build([(*shape, 1), (*shape, 1)], self.backend, rng)
             self.carries.append(carry)
             self.attentions.append(attention)
+            name = f"{self.name}.relu{index}"  # knee 0: the paper's ReLU
             if cfg.g_output_leak > 0:
-                relu = AnnealedReLU(cfg.g_output_leak, cfg.g_output_leak_forwards, name=f"{self.name}.relu{index}",
-                                    knee=cfg.g_output_knee)
-            elif cfg.g_output_knee > 0:
-                relu = KneeReLU(cfg.g_output_knee, name=f"{self.name}.relu{index}")
+                relu = AnnealedReLU(cfg.g_output_leak, cfg.g_output_leak_forwards, name=name, knee=cfg.g_output_knee)
             else:
-                relu = ReLU(name=f"{self.name}.relu{index}")
+                relu = KneeReLU(cfg.g_output_knee, name=name)
             relu.build((*shape, 1), self.backend, rng)
             self.relus.append(relu)
         return [(*s, 1) for s in self.shapes]
