@@ -15,19 +15,25 @@ from numba import njit, prange
 from calosim.kernels.numba import FASTMATH
 
 
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _l1_distances(m, mt, i, k, dist):
+    """Fills dist (N,) with sum_d |m[i, k, d] - m[j, k, d]| for every j (the inner loop runs over j in mt)."""
+    dist[:] = 0.0
+    for d in range(m.shape[2]):
+        a = m[i, k, d]
+        row = mt[k, d]
+        for j in range(dist.shape[0]):
+            dist[j] += abs(a - row[j])
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def mbd_forward(m, mt, o):
     """Fills o (N, K) from m (N, K, D) and mt (K, D, N), its transpose."""
-    n, nk, nd = m.shape
+    n, nk = m.shape[0], m.shape[1]
     for i in prange(n):  # each task writes o[i] only
         dist = np.empty(n, dtype=m.dtype)
         for k in range(nk):
-            dist[:] = 0.0
-            for d in range(nd):
-                a = m[i, k, d]
-                row = mt[k, d]
-                for j in range(n):
-                    dist[j] += abs(a - row[j])
+            _l1_distances(m, mt, i, k, dist)
             acc = m.dtype.type(0.0)
             for j in range(n):
                 acc += np.exp(-dist[j])
@@ -46,12 +52,7 @@ def mbd_backward(m, mt, do, dm):
     for i in prange(n):  # each task writes dm[i] only
         weight = np.empty(n, dtype=m.dtype)
         for k in range(nk):
-            weight[:] = 0.0
-            for d in range(nd):
-                a = m[i, k, d]
-                row = mt[k, d]
-                for j in range(n):
-                    weight[j] += abs(a - row[j])
+            _l1_distances(m, mt, i, k, weight)
             g = do[i, k]
             dk = dot[k]
             for j in range(n):
