@@ -99,7 +99,12 @@ class GANTrainer:
         """One Adam step of D on one batch (all real: target 1, all fake: target 0); returns the loss before it."""
         loss, dl = self.d_loss(images, energy, target)
         _check_finite(loss, "discriminator (real)" if target else "discriminator (fake)")
-        self.model.discriminator.backward(dl)
+        discriminator = self.model.discriminator
+        discriminator.set_input_gradient(False)  # only D's weight gradients are needed here
+        try:
+            discriminator.backward(dl)
+        finally:
+            discriminator.set_input_gradient(True)
         self.opt_d.step()
         return loss
 
@@ -439,6 +444,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     run_dir = Path(out)
     data_path = Path(data) if data is not None else bundled_path("eplus")
     cfg = kind.get_config(config, config_file, epochs=epochs, batch_size=batch_size)
+    train_rows, val_rows = split(data_path, validation_fraction)
+    cfg = kind.fit_config(cfg, data_path, train_rows)
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise TrainingError(f"{run_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it, or "
@@ -453,7 +460,6 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
         reporter.message(f"no {CHECKPOINT} in {run_dir}: starting the run from scratch")
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    train_rows, val_rows = split(data_path, validation_fraction)
     if len(train_rows) < cfg.batch_size:
         raise DataError(f"{data_path}: {len(train_rows)} training showers, fewer than one batch of {cfg.batch_size}")
     seeds = np.random.SeedSequence(seed).spawn(4)

@@ -115,6 +115,16 @@ def test_discriminator_gradient_full_model():
     worst, report = _directional(params, loss, grads, np.random.default_rng(2),
                                  extra=[(x, dx, m) for x, dx, m in zip(images, d_images, masks)])
     assert worst < TOL, f"discriminator: numeric vs analytic {report}"
+    d.set_input_gradient(False)  # the discriminator's own step: the same weight gradients, no image gradient
+    try:
+        d.forward([*images, energy])
+        assert d.backward(dl) is None
+        for p, g in zip(params, grads):
+            np.testing.assert_array_equal(p.grad, g, err_msg=p.name)
+    finally:
+        d.set_input_gradient(True)
+    d.forward([*images, energy])
+    assert len(d.backward(dl)) == len(images)
 
 
 @pytest.mark.parametrize("energy_scaled,knee,power", [(False, 0.0, 0.0), (True, 0.0, 0.0), (True, 0.05, -0.5)],

@@ -300,6 +300,13 @@ class CaloGANDiscriminator(Layer):
         return [*self.streams, *self.feature_mbd, *self.feature_tanh, *self.sparsity_mbd, *self.sparsity_tanh,
                 self.energy_mbd, self.energy_tanh, self.output]
 
+    def set_input_gradient(self, flag: bool) -> None:
+        """Whether backward returns dL/d(images) (off in the discriminator's own steps, which only need the
+        weight gradients: the first convolution's data gradient is then skipped)."""
+        self.input_grad = flag
+        for stream in self.streams:
+            stream.layers[0].input_grad = flag
+
     def set_update_statistics(self, flag: bool) -> None:
         """Whether training-mode forwards update the BatchNorm moving statistics (off in the generator step)."""
         for layer in self.walk():
@@ -350,11 +357,12 @@ class CaloGANDiscriminator(Layer):
         for index in range(n_layers):
             d_features, d_mbd, _, d_smbd = d[4 * index: 4 * index + 4]
             d_features = d_features + self.feature_mbd[index].backward(self.feature_tanh[index].backward(d_mbd))
-            self.sparsity_mbd[index].backward(self.sparsity_tanh[index].backward(d_smbd))  # weight gradient only
+            if self.sparsity_mbd[index].param_grads:  # its input (the occupancy) has no gradient: weights only
+                self.sparsity_mbd[index].backward(self.sparsity_tanh[index].backward(d_smbd))
             dx = self.streams[index].backward(d_features)
-            dx = dx + d_e_layers[:, index].reshape(-1, 1, 1, 1)
-            d_images.append(dx)
-        return d_images
+            if self.input_grad:
+                d_images.append(dx + d_e_layers[:, index].reshape(-1, 1, 1, 1))
+        return d_images if self.input_grad else None
 
 
 def build_calogan(config: CaloGANConfig, shapes, backend, rng: np.random.Generator):
