@@ -90,6 +90,7 @@ LAYER_CASES: tuple[LayerCase, ...] = (
     LayerCase("relu", lambda: L.ReLU(), (3, 5)),
     LayerCase("leakyrelu", lambda: L.LeakyReLU(0.3), (3, 5)),
     LayerCase("kneerelu", lambda: L.KneeReLU(0.5, 0.1), (3, 5)),
+    LayerCase("splitrelu", lambda: L.SplitReLU(2, 0.2), (3, 5)),
     LayerCase("sigmoid", lambda: L.Sigmoid(), (6,)),
     LayerCase("tanh", lambda: L.Tanh(), (6,)),
     LayerCase("channel_softmax", lambda: L.ChannelSoftmax(), (3, 2, 4)),

@@ -64,11 +64,13 @@ def test_critic_loss_gradient_with_penalty(backend_name, batch):
     assert result.passed(1e-6), result.describe()
 
 
-@pytest.mark.parametrize("energy_weight,layer_energies,power", [(0.0, False, 0.5), (3.0, False, 0.5),
-                                                                 (3.0, True, 0.5), (3.0, True, 0.25)])
-def test_generator_loss_gradient(backend_name, batch, energy_weight, layer_energies, power):
+@pytest.mark.parametrize("energy_weight,layer_energies,power,leak", [
+    (0.0, False, 0.5, 0.0), (3.0, False, 0.5, 0.0), (3.0, True, 0.5, 0.0), (3.0, True, 0.5, 0.1),
+    (3.0, True, 0.25, 0.1), (3.0, True, 1.0, 0.1)])
+def test_generator_loss_gradient(backend_name, batch, energy_weight, layer_energies, power, leak):
     model = _model(backend_name, "float64", energy_weight=energy_weight, layer_energies=layer_energies,
-                   layer_energy_power=power)
+                   layer_energy_power=power, layer_energy_leak=leak,
+                   layer_energy_scales=(0.3, 0.6, 0.05) if layer_energies else None)
     trainer = WGANGPTrainer(model, np.random.default_rng(1))
     energy = model.backend.asarray(batch[1].astype(np.float64))
     z, c = trainer.fake_batch(energy)
@@ -153,6 +155,27 @@ def test_resume_equals_uninterrupted_and_generate(backend_name, tmp_path, tiny_c
     assert all(float(be.to_numpy(x).min()) >= 0.0 for x in layers)
 
 
+def test_training_fits_the_layer_energy_scales_to_the_training_rows(tmp_path, tiny_config):
+    from calosim.data.formats import read_showers
+    from calosim.models.wgan_gp import fit_config
+
+    data = write_showers(tmp_path / "tiny.h5", tiny_showers(80))
+    cfg = registry.get_model_type("wgan-gp").get_config("small", tiny_config)
+    assert cfg.layer_energy_scaled and cfg.layer_energy_scales is None
+    rows = read_showers(data, 0, 64)
+    means = (rows.layer_energies() / (1000 * rows.energy[:, None])).mean(0)
+    assert not np.allclose(means, means[0])
+    np.testing.assert_allclose(fit_config(cfg, data, range(0, 64)).layer_energy_scales, means, rtol=1e-6)
+    fixed = cfg.replace(layer_energy_scales=[1.0, 2.0, 3.0])  # given scales are kept
+    assert fit_config(fixed, data, range(0, 64)) == fixed
+    train_model_type("wgan-gp", tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=1,
+                     validation_fraction=0.2)
+    stored = registry.read_header(tmp_path / "run" / "last.h5")["config"].layer_energy_scales
+    np.testing.assert_allclose(stored, means, rtol=1e-6)
+    train_model_type("wgan-gp", tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=2,
+                     validation_fraction=0.2, resume=True)  # the refitted config equals the run's
+
+
 def test_calochallenge_file_trains_and_generates(tmp_path, tiny_config):
     from calosim.data.formats import CALOCHALLENGE, read_showers
 
@@ -190,9 +213,9 @@ def test_train_and_generate_commands_on_a_calochallenge_file(tmp_path, model_typ
     np.testing.assert_allclose(generated.energy, read_showers(data, 0, 12).energy, rtol=1e-6)
 
 
-@pytest.mark.parametrize("power", [0.5, 0.25])
-def test_layer_energies_are_features_and_set_each_generated_layer_energy(batch, power):
-    model = _model("numpy", "float64", layer_energies=True, layer_energy_power=power)
+@pytest.mark.parametrize("power,scales", [(0.5, None), (0.25, None), (0.5, (0.3, 0.6, 0.002))])
+def test_layer_energies_are_features_and_set_each_generated_layer_energy(batch, power, scales):
+    model = _model("numpy", "float64", layer_energies=True, layer_energy_power=power, layer_energy_scales=scales)
     layers, energy = batch
     x = model.to_training(layers, energy)
     v = model.geometry.n_cells
@@ -206,6 +229,26 @@ def test_layer_energies_are_features_and_set_each_generated_layer_energy(batch, 
     shape[:, :v] *= 0.9  # another amplitude of the voxels: the layer energies still come from t
     for a, b in zip(model.to_layers(shape, energy.astype(np.float64)), sums.T):
         np.testing.assert_allclose(a.reshape(8, -1).sum(1), b, rtol=1e-5)
-    shape[:, v + 2] = 0.0  # a layer energy at the ReLU's floor: the layer keeps its voxels' (0.9x) energy
-    last = model.to_layers(shape, energy.astype(np.float64))[2].reshape(8, -1).sum(1)
-    assert np.all(last > 0) and not np.allclose(last, sums[:, 2], rtol=1e-3)
+    if scales is not None:  # t_l = (E_l / E_inc / s_l)^p
+        u = sums / (1000 * energy[:, None]) / np.array(scales)
+        np.testing.assert_allclose(x[:, v:], u ** power, rtol=1e-6)
+    shape[:4, v + 2] = 0.0  # a layer energy at or below 0 is an empty layer; the other layers keep theirs
+    shape[4:6, v + 2] = -0.05
+    back = model.to_layers(shape, energy.astype(np.float64))
+    np.testing.assert_array_equal(back[2][:6], 0.0)
+    np.testing.assert_allclose(back[2][6:].reshape(2, -1).sum(1), sums[6:, 2], rtol=1e-5)
+    np.testing.assert_allclose(back[1].reshape(8, -1).sum(1), sums[:, 1], rtol=1e-5)
+    fractions, slope = model.layer_fractions(shape[:, v:])
+    assert np.all(fractions[:6, 2] == 0) and np.all(slope[:6, 2] == 0) and np.all(slope[6:] > 0)
+
+
+def test_layer_energy_outputs_leak_below_zero_and_voxels_do_not():
+    model = _model("numpy", "float64", layer_energies=True, layer_energy_leak=0.1)
+    head = model.generator.layers[-1]
+    v = model.geometry.n_cells
+    assert type(head).__name__ == "SplitReLU" and head.n_plain == v
+    x = -np.ones((2, v + 3))
+    np.testing.assert_allclose(head.forward(x), np.concatenate([np.zeros((2, v)), np.full((2, 3), -0.1)], 1))
+    np.testing.assert_allclose(head.backward(np.ones_like(x))[:, v:], 0.1)
+    plain = _model("numpy", "float64", layer_energies=True, layer_energy_leak=0.0)
+    assert type(plain.generator.layers[-1]).__name__ == "ReLU"

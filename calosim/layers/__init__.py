@@ -1,6 +1,6 @@
 """Layers with hand-written forward and backward passes, each on any backend."""
 
-from calosim.layers.activations import ChannelSoftmax, KneeReLU, LeakyReLU, ReLU, Sigmoid, Tanh
+from calosim.layers.activations import ChannelSoftmax, KneeReLU, LeakyReLU, ReLU, Sigmoid, SplitReLU, Tanh
 from calosim.layers.attention import InpaintingAttention
 from calosim.layers.base import Layer, Parameter, Sequential
 from calosim.layers.conv import Conv2D
@@ -14,6 +14,6 @@ from calosim.layers.shape import AveragePooling2D, Concat, Flatten, Reshape, UpS
 __all__ = [
     "AveragePooling2D", "BatchNorm", "ChannelSoftmax", "Concat", "Conv2D", "Dense", "Dropout", "Flatten",
     "InpaintingAttention", "KneeReLU", "Layer", "LeakyReLU", "LocallyConnected2D", "MinibatchDiscrimination",
-    "Parameter", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh",
+    "Parameter", "ReLU", "Reshape", "Sequential", "Sigmoid", "SplitReLU", "Tanh",
     "UpSampling2D", "ZeroPad2D",
 ]

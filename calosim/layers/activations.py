@@ -53,6 +53,29 @@ class ReLU(LeakyReLU):
         super().__init__(0.0, name=name or "relu")
 
 
+class SplitReLU(Layer):
+    """ReLU on the first ``n_plain`` features of the last axis, LeakyReLU(alpha) on the rest: outputs that must
+    be able to reach 0 without dying (a leak keeps their gradient; callers read a value <= 0 as 0)."""
+
+    def __init__(self, n_plain: int, alpha: float, name: str | None = None):
+        super().__init__(name or "splitrelu")
+        if n_plain < 0 or not 0 <= alpha < 1:
+            raise ValueError(f"SplitReLU: n_plain >= 0 and 0 <= alpha < 1, got {n_plain}, {alpha}")
+        self.n_plain, self.alpha = int(n_plain), float(alpha)
+
+    def _slopes(self, x):
+        slope = self.backend.xp.full(x.shape[-1], self.alpha, dtype=x.dtype)
+        slope[:self.n_plain] = 0.0
+        return slope
+
+    def forward(self, x, training: bool = True):
+        self._x = x  # the input is retained (its sign picks the slope)
+        return self.backend.xp.where(x > 0, x, x * self._slopes(x))
+
+    def backward(self, dy):
+        return dy * self.backend.xp.where(self._x > 0, 1.0, self._slopes(dy)).astype(dy.dtype)
+
+
 class Sigmoid(Layer):
     def forward(self, x, training: bool = True):
         xp = self.backend.xp

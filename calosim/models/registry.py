@@ -8,6 +8,8 @@ Every model type provides
                     sample_latent(rng, n), sample_labels(rng, n), generate(z, E, labels, training) -> [(N, R, C)] MeV
     trainer_class   (model, rng) with optimizers {name: Adam}, train_step(layers MeV, E GeV, labels) -> losses,
                     state() / load_state() (JSON-able counters)
+    fit_config      (config, data path, training rows) -> the config with the fields the training data
+                    decides (WGAN-GP's layer-energy scales); the identity for the others
 CaloGAN's trainer (calosim.train.CaloGANTrainer, around calosim.train.GANTrainer) is looked up lazily.
 
 Model files of every type use the layout of calosim.checkpoint (attribute ``model`` = the type name,
@@ -33,6 +35,10 @@ from calosim.models.config import CONFIGS as CALOGAN_CONFIGS
 from calosim.models.config import CaloGANConfig, load_config_file
 
 
+def _config_unchanged(config, data_path, rows):
+    return config
+
+
 @dataclass(frozen=True)
 class ModelType:
     name: str
@@ -42,6 +48,7 @@ class ModelType:
     default_config: str
     trainer_class: Callable
     description: str
+    fit_config: Callable = _config_unchanged
 
     def get_config(self, name: str | None = None, config_file=None, **overrides):
         """The named configuration (default: the type's ``small``), then ``config_file``'s fields, then
@@ -73,7 +80,8 @@ MODEL_TYPES: dict[str, ModelType] = {
     "calogan": ModelType("calogan", CaloGAN, CaloGANConfig, CALOGAN_CONFIGS, "small", _calogan_trainer,
                          "CaloGAN: per-layer LC2D streams with attention, BCE + energy loss"),
     "wgan-gp": ModelType("wgan-gp", wgan_gp.WGANGP, wgan_gp.WGANGPConfig, wgan_gp.CONFIGS, "small",
-                         wgan_gp.WGANGPTrainer, "FastCaloGAN-style conditional WGAN-GP on flattened voxels"),
+                         wgan_gp.WGANGPTrainer, "FastCaloGAN-style conditional WGAN-GP on flattened voxels",
+                         wgan_gp.fit_config),
     "vae": ModelType("vae", vae.VAE, vae.VAEConfig, vae.CONFIGS, "small", vae.VAETrainer,
                      "conditional VAE of dense layers on flattened voxels"),
     "lagan": ModelType("lagan", lagan.LAGAN, lagan.LAGANConfig, lagan.CONFIGS, "small", lagan.LAGANTrainer,

@@ -25,11 +25,16 @@ shower at the same incident energy (CaloGAN's energy-conservation term as a resp
 the total energy several per cent low), its gradient through the inverse transform.
 
 Optional layer energies (``layer_energies``): L more generator outputs (and critic inputs)
-t_l = (E_l / E_inc)^p, p = ``layer_energy_power`` (>= 0, so the final ReLU keeps them; a root keeps a layer
-with 0.2% of the energy visible without the exponential sensitivity of the voxels' log units); generation
-rescales each layer's cells to sum t_l^(1/p) E_inc (where t_l > 0: a layer energy at the ReLU's floor keeps
-the voxels' own sum): the voxels give the shape, t the energies (through the log transform a shower's energy
-is only as good as its hottest voxels). The energy term then uses r = sum_l t_l^(1/p).
+t_l = (E_l / E_inc / s_l)^p, p = ``layer_energy_power`` (a root keeps a faint layer visible without the
+exponential sensitivity of the voxels' log units), s_l = ``layer_energy_scales`` (1 when None; with
+``layer_energy_scaled`` calosim train sets them to the training data's mean E_l / E_inc, so that every t is
+of order 1: CaloGAN's layer 2 holds 0.2% of the energy, and unscaled its t was too small for the critic to
+weigh). Generation rescales each layer's cells to sum s_l max(t_l, 0)^(1/p) E_inc: the voxels give the
+shape, t the energies (through the log transform a shower's energy is only as good as its hottest voxels),
+and t_l <= 0 is an empty layer (Geant4's e+ leave layer 2 empty in 2.6% of showers, 28% below 10 GeV). The
+energy term then uses r = sum_l s_l max(t_l, 0)^(1/p). With ``layer_energy_leak`` > 0 the t outputs end in
+a LeakyReLU of that slope instead of the voxels' ReLU: under a plain ReLU the faint layer 2's output died
+early in training (t_2 = 0 for 97-100% of the showers).
 
 Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
 energies, each epoch visits them in increasing order, all the batches of one energy point before the next
@@ -43,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calosim.errors import ConfigError
-from calosim.layers import Dense, LeakyReLU, ReLU, Sequential
+from calosim.layers import Dense, LeakyReLU, ReLU, Sequential, SplitReLU
 from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
 from calosim.models.base import (
     VOXEL_TRANSFORMS,
@@ -78,6 +83,9 @@ class WGANGPConfig(ConfigMixin):
     energy_weight: float = 0.0  # generator: weight of mean |r_fake - r_real| (responses at the same E)
     layer_energies: bool = False  # L more outputs: the layer energies (see the module docstring)
     layer_energy_power: float = 0.5  # t_l = (E_l / E_inc)^this
+    layer_energy_leak: float = 0.0  # slope of the t outputs below 0 (0: the voxels' ReLU)
+    layer_energy_scaled: bool = False  # calosim train sets layer_energy_scales from the training data
+    layer_energy_scales: tuple[float, ...] | None = None  # s_l; None: 1 per layer
     transform: str = "log"  # training units: "log" or "fraction" (calosim.models.base.voxels_to_training)
     voxel_scale: float = 20.0  # "fraction": x = cell / E_inc * this
     log_epsilon_mev: float = 0.1  # "log": x = log(1 + cell / this) / log_scale
@@ -89,8 +97,11 @@ class WGANGPConfig(ConfigMixin):
         if self.transform not in VOXEL_TRANSFORMS or self.log_epsilon_mev <= 0 or self.log_scale <= 0:
             raise ConfigError(f"config {self.name!r}: transform one of {VOXEL_TRANSFORMS}, log_epsilon_mev > 0, "
                               "log_scale > 0")
-        if self.energy_weight < 0 or not 0 < self.layer_energy_power <= 1:
-            raise ConfigError(f"config {self.name!r}: energy_weight >= 0, 0 < layer_energy_power <= 1")
+        if self.energy_weight < 0 or not 0 < self.layer_energy_power <= 1 or not 0 <= self.layer_energy_leak < 1:
+            raise ConfigError(f"config {self.name!r}: energy_weight >= 0, 0 < layer_energy_power <= 1, "
+                              "0 <= layer_energy_leak < 1")
+        if self.layer_energy_scales is not None and not all(x > 0 for x in self.layer_energy_scales):
+            raise ConfigError(f"config {self.name!r}: layer_energy_scales must all be > 0")
         if self.critic_steps < 1 or self.d_layers < 1 or not self.g_hidden or self.voxel_scale <= 0:
             raise ConfigError(f"config {self.name!r}: critic_steps >= 1, d_layers >= 1, g_hidden not empty, "
                               "voxel_scale > 0")
@@ -102,7 +113,7 @@ CONFIGS = {
     # layer-energy features and the response term put E_tot / E_in at 0.98-0.99 (Geant4 0.993; 0.87 without)
     # on 3200 Geant4 e+ after 150 epochs, seeds 0 and 1
     "small": WGANGPConfig(name="small", lr_g=2e-4, lr_d=2e-4, batch_size=64, epochs=150, layer_energies=True,
-                          energy_weight=10.0),
+                          energy_weight=10.0, layer_energy_leak=0.1, layer_energy_scaled=True),
 }
 
 
@@ -118,11 +129,17 @@ class WGANGP(ShowerModel):
     @classmethod
     def build(cls, config: WGANGPConfig, geometry, backend, rng: np.random.Generator, particle="unknown",
               energy_range=(1.0, 100.0)) -> WGANGP:
+        scales = config.layer_energy_scales
+        if config.layer_energies and scales is not None and len(scales) != geometry.n_layers:
+            raise ConfigError(f"config {config.name!r}: {len(scales)} layer_energy_scales for a geometry of "
+                              f"{geometry.n_layers} layers")
         v = geometry.n_cells + (geometry.n_layers if config.layer_energies else 0)  # generated features
         layers = []
         for width in config.g_hidden:
             layers += [Dense(width, kernel_init="he_uniform"), LeakyReLU(config.g_alpha)]
-        generator = Sequential([*layers, Dense(v), ReLU()], name="generator")
+        leaky_tail = config.layer_energies and config.layer_energy_leak > 0
+        output = SplitReLU(geometry.n_cells, config.layer_energy_leak) if leaky_tail else ReLU()
+        generator = Sequential([*layers, Dense(v), output], name="generator")
         generator.build((config.latent_dim + 1,), backend, rng)
         width = config.d_hidden or v
         layers = []
@@ -137,6 +154,12 @@ class WGANGP(ShowerModel):
     def networks(self) -> dict:
         return {"generator": self.generator, "critic": self.critic}
 
+    @property
+    def layer_scales(self) -> np.ndarray:
+        """s_l (L,) of the layer-energy features (see the module docstring)."""
+        scales = self.config.layer_energy_scales
+        return np.asarray(scales if scales is not None else [1.0] * self.geometry.n_layers, np.float64)
+
     # ------------------------------------------------------------------ units
     def to_training(self, layers_mev, energy_gev):
         """Per-layer (N, R, C) MeV (NumPy) and E (N,) GeV -> x (N, V [+ L]) training units (backend array)."""
@@ -146,17 +169,20 @@ class WGANGP(ShowerModel):
         if cfg.layer_energies:
             n = len(energy_gev)
             e = np.stack([np.asarray(v, np.float64).reshape(n, -1).sum(axis=1) for v in layers_mev], axis=1)
-            u = e / (1000.0 * np.asarray(energy_gev, np.float64))[:, None]
+            u = e / (1000.0 * np.asarray(energy_gev, np.float64))[:, None] / self.layer_scales
             x = np.concatenate([x, u ** cfg.layer_energy_power], axis=1)
         return self.backend.asarray(x)
 
     def layer_fractions(self, t):
-        """E_l / E_inc = t^(1/p) (N, L) of the layer-energy outputs t (N, L) (>= 0), and its derivative."""
+        """E_l / E_inc = s_l max(t, 0)^(1/p) (N, L) of the layer-energy outputs t (N, L), and its derivative."""
         q = 1.0 / self.config.layer_energy_power
+        xp = self.backend.xp
+        s = xp.asarray(self.layer_scales, dtype=t.dtype)
+        t = xp.maximum(t, 0.0)
         if q == 2.0:
-            return t * t, 2.0 * t
+            return s * t * t, 2.0 * s * t
         tq = t ** (q - 1.0)
-        return tq * t, q * tq
+        return s * tq * t, q * s * tq * (t > 0)
 
     def to_layers(self, x, energy_gev) -> list:
         """x (N, V [+ L]) training units and E (N,) GeV (backend arrays) -> [(N, R_l, C_l)] MeV backend arrays."""
@@ -168,8 +194,7 @@ class WGANGP(ShowerModel):
             for i in range(self.geometry.n_layers):
                 part = cells[:, off[i]:off[i + 1]]
                 total = part.sum(axis=1, keepdims=True)
-                t = target[:, i:i + 1]  # t = 0 (the ReLU's floor) says nothing: the voxels' own energy is kept
-                parts.append(part * xp.where((total > 0) & (t > 0), t / xp.maximum(total, 1e-30), 1.0))
+                parts.append(part * (target[:, i:i + 1] / xp.maximum(total, 1e-30)))  # t <= 0: empty
             cells = xp.concatenate(parts, axis=1).astype(x.dtype)
         return self.geometry.unflatten(cells)
 
@@ -183,6 +208,26 @@ class WGANGP(ShowerModel):
     def generate(self, z, energy, labels=None, training: bool = False) -> list:
         """[(N, R_l, C_l)] MeV for z (N, Z) and E (N,) GeV (backend arrays)."""
         return self.to_layers(self.generator_forward(z, self.condition(energy), training), energy)
+
+
+def fit_config(config: WGANGPConfig, data_path, rows: range, max_rows: int = 50_000) -> WGANGPConfig:
+    """The config with the fields the training data decides: with ``layer_energy_scaled`` (and no scales
+    given), layer_energy_scales = the mean E_l / E_inc of the first ``max_rows`` training rows (floored at
+    1e-6, so that a layer the data leaves empty keeps a finite unit)."""
+    if not (config.layer_energies and config.layer_energy_scaled) or config.layer_energy_scales is not None:
+        return config
+    from calosim.data.formats import open_showers
+
+    stop = min(rows.stop, rows.start + max_rows)
+    sums, count = None, 0
+    with open_showers(data_path, validate=False) as f:
+        for start in range(rows.start, stop, 10_000):
+            s = f.read(start, min(start + 10_000, stop))
+            u = s.layer_energies() / (1000.0 * np.asarray(s.energy, np.float64))[:, None]
+            sums = u.sum(axis=0) if sums is None else sums + u.sum(axis=0)
+            count += len(u)
+    means = np.maximum(sums / max(count, 1), 1e-6)
+    return config.replace(layer_energy_scales=[float(m) for m in means])
 
 
 def energy_point_batches(energy: np.ndarray, batch_size: int, rng: np.random.Generator,
