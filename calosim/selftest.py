@@ -91,6 +91,7 @@ LAYER_CASES: tuple[LayerCase, ...] = (
     LayerCase("leakyrelu", lambda: L.LeakyReLU(0.3), (3, 5)),
     LayerCase("kneerelu", lambda: L.KneeReLU(0.5, 0.1), (3, 5)),
     LayerCase("splitrelu", lambda: L.SplitReLU(2, 0.2), (3, 5)),
+    LayerCase("splitrelu_linear_tail", lambda: L.SplitReLU(2, 0.2, n_linear=2), (3, 6)),
     LayerCase("sigmoid", lambda: L.Sigmoid(), (6,)),
     LayerCase("tanh", lambda: L.Tanh(), (6,)),
     LayerCase("channel_softmax", lambda: L.ChannelSoftmax(), (3, 2, 4)),

@@ -23,6 +23,8 @@ TINY = {"latent_dim": 4, "g_hidden": [6, 8], "d_hidden": 10, "batch_size": 16, "
 
 
 def _model(backend_name, dtype="float32", **overrides):
+    if overrides.get("layer_energies") is False:  # the empty-layer head goes with the layer energies
+        overrides.setdefault("layer_empty_head", False)
     cfg = registry.get_model_type("wgan-gp").get_config("small").replace(**{**TINY, **overrides})
     return WGANGP.build(cfg, TINY_GEOMETRY, get_backend(backend_name, dtype), np.random.default_rng(0), "e+",
                         (1.0, 100.0))
@@ -53,7 +55,7 @@ def test_critic_loss_gradient_with_penalty(backend_name, batch):
     x_real = model.to_training(*batch)
     energy = be.asarray(batch[1].astype(np.float64))
     z, c = trainer.fake_batch(energy)
-    x_fake = model.generator_forward(z, c) + 0.01  # the untrained generator's output, kept away from 0
+    x_fake = model.generator_forward(z, c)[:, :model.n_features] + 0.01  # the untrained generator's, away from 0
     eps = be.asarray(np.random.default_rng(3).uniform(0, 1, (8, 1)))
 
     def loss_and_grads():
@@ -64,26 +66,29 @@ def test_critic_loss_gradient_with_penalty(backend_name, batch):
     assert result.passed(1e-6), result.describe()
 
 
-@pytest.mark.parametrize("energy_weight,layer_energies,power,leak", [
-    (0.0, False, 0.5, 0.0), (3.0, False, 0.5, 0.0), (3.0, True, 0.5, 0.0), (3.0, True, 0.5, 0.1),
-    (3.0, True, 0.25, 0.1), (3.0, True, 1.0, 0.1)])
-def test_generator_loss_gradient(backend_name, batch, energy_weight, layer_energies, power, leak):
+@pytest.mark.parametrize("energy_weight,layer_energies,power,leak,head", [
+    (0.0, False, 0.5, 0.0, False), (3.0, False, 0.5, 0.0, False), (3.0, True, 0.5, 0.0, False),
+    (3.0, True, 0.5, 0.1, False), (3.0, True, 0.25, 0.1, True), (3.0, True, 1.0, 0.1, True),
+    (0.0, True, 0.5, 0.0, True)])
+def test_generator_loss_gradient(backend_name, batch, energy_weight, layer_energies, power, leak, head):
     model = _model(backend_name, "float64", energy_weight=energy_weight, layer_energies=layer_energies,
-                   layer_energy_power=power, layer_energy_leak=leak,
+                   layer_energy_power=power, layer_energy_leak=leak, layer_empty_head=head, layer_empty_weight=2.0,
                    layer_energy_scales=(0.3, 0.6, 0.05) if layer_energies else None)
     trainer = WGANGPTrainer(model, np.random.default_rng(1))
     energy = model.backend.asarray(batch[1].astype(np.float64))
     z, c = trainer.fake_batch(energy)
     response = model.backend.asarray(np.full(8, 0.99))
+    empty = model.backend.asarray((np.arange(24).reshape(8, 3) % 5 == 0).astype(np.float64)) if head else None
 
     def loss_and_grads():
-        loss, dx = trainer.generator_loss(z, c, energy, response)
+        loss, dx = trainer.generator_loss(z, c, energy, response, empty)
         model.generator.backward(dx)
         return loss, {p: p.grad for p in model.generator.parameters()}
 
     result = check_parameters(loss_and_grads, model.generator.parameters(), np.random.default_rng(5), name="G")
     assert result.passed(1e-6), result.describe()
     assert (trainer.last_energy_loss > 0) == (energy_weight > 0)
+    assert (trainer.last_empty_loss > 0) == head
 
 
 @pytest.mark.parametrize("layer_energies", [False, True])
@@ -243,12 +248,50 @@ def test_layer_energies_are_features_and_set_each_generated_layer_energy(batch, 
 
 
 def test_layer_energy_outputs_leak_below_zero_and_voxels_do_not():
-    model = _model("numpy", "float64", layer_energies=True, layer_energy_leak=0.1)
+    model = _model("numpy", "float64", layer_energies=True, layer_energy_leak=0.1, layer_empty_head=False)
     head = model.generator.layers[-1]
     v = model.geometry.n_cells
     assert type(head).__name__ == "SplitReLU" and head.n_plain == v
     x = -np.ones((2, v + 3))
     np.testing.assert_allclose(head.forward(x), np.concatenate([np.zeros((2, v)), np.full((2, 3), -0.1)], 1))
     np.testing.assert_allclose(head.backward(np.ones_like(x))[:, v:], 0.1)
-    plain = _model("numpy", "float64", layer_energies=True, layer_energy_leak=0.0)
+    plain = _model("numpy", "float64", layer_energies=True, layer_energy_leak=0.0, layer_empty_head=False)
     assert type(plain.generator.layers[-1]).__name__ == "ReLU"
+    with_logits = _model("numpy", "float64", layer_energies=True, layer_energy_leak=0.1, layer_empty_head=True)
+    x = -np.ones((2, v + 6))
+    np.testing.assert_allclose(with_logits.generator.layers[-1].forward(x)[:, v:],
+                               np.concatenate([np.full((2, 3), -0.1), np.full((2, 3), -1.0)], 1))
+    assert with_logits.critic.input_shape == (v + 4,) and with_logits.n_features == v + 3
+
+
+def test_empty_layer_head_draws_empty_layers_with_its_probability():
+    model = _model("numpy", "float64", layer_energies=True, layer_empty_head=True)
+    be, v = model.backend, model.geometry.n_cells
+    last = model.generator.layers[-2]  # the output Dense: its logit biases set P(empty) per layer
+    last.params["kernel"].value[:] = 0.0  # every voxel and layer energy 1 (only the head empties layers)
+    last.params["bias"].value[:] = 1.0
+    last.params["bias"].value[v + 3:] = [-50.0, 0.0, 50.0]  # P(empty): never, half of the time, always
+    n = 4000
+    z = model.sample_latent(np.random.default_rng(0), n)
+    energy = np.full(n, 20.0)
+    layers = model.generate(be.asarray(z), be.asarray(energy))
+    empty = np.stack([(x.reshape(n, -1).sum(1) == 0) for x in layers], 1)
+    assert not empty[:, 0].any() and empty[:, 2].all()
+    assert abs(empty[:, 1].mean() - 0.5) < 0.03
+    again = model.generate(be.asarray(z), be.asarray(energy))  # the draws are seeded by z
+    np.testing.assert_array_equal(again[1], layers[1])
+
+
+def test_empty_layer_head_learns_the_empty_fraction_of_the_real_showers(batch):
+    model = _model("numpy", layer_energies=True, layer_empty_head=True, layer_empty_weight=5.0, critic_steps=1,
+                   lr_g=3e-3)
+    layers, energy = batch
+    layers = [x.copy() for x in layers]
+    layers[2][::2] = 0.0  # half of the showers leave layer 2 empty
+    trainer = WGANGPTrainer(model, np.random.default_rng(1))
+    losses = [trainer.train_step(layers, energy)["g_empty"] for _ in range(200)]
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), (losses[:5], losses[-5:])
+    out = model.generator_forward(model.backend.asarray(np.random.default_rng(2).standard_normal((400, 4))),
+                                  model.condition(np.full(400, float(energy.mean()))), False)
+    p = 1.0 / (1.0 + np.exp(-out[:, model.n_features:]))
+    assert p[:, 0].mean() < 0.3 and p[:, 1].mean() < 0.3 and 0.35 < p[:, 2].mean() < 0.65, p.mean(0)

@@ -54,18 +54,22 @@ class ReLU(LeakyReLU):
 
 
 class SplitReLU(Layer):
-    """ReLU on the first ``n_plain`` features of the last axis, LeakyReLU(alpha) on the rest: outputs that must
-    be able to reach 0 without dying (a leak keeps their gradient; callers read a value <= 0 as 0)."""
+    """ReLU on the first ``n_plain`` features of the last axis, LeakyReLU(alpha) on the next ones and, with
+    ``n_linear``, the identity on the last n_linear (logits): outputs that must be able to reach 0 without
+    dying (a leak keeps their gradient; callers read a value <= 0 as 0) beside plain ones."""
 
-    def __init__(self, n_plain: int, alpha: float, name: str | None = None):
+    def __init__(self, n_plain: int, alpha: float, n_linear: int = 0, name: str | None = None):
         super().__init__(name or "splitrelu")
-        if n_plain < 0 or not 0 <= alpha < 1:
-            raise ValueError(f"SplitReLU: n_plain >= 0 and 0 <= alpha < 1, got {n_plain}, {alpha}")
-        self.n_plain, self.alpha = int(n_plain), float(alpha)
+        if n_plain < 0 or n_linear < 0 or not 0 <= alpha < 1:
+            raise ValueError(f"SplitReLU: n_plain, n_linear >= 0 and 0 <= alpha < 1, got {n_plain}, {n_linear}, "
+                             f"{alpha}")
+        self.n_plain, self.alpha, self.n_linear = int(n_plain), float(alpha), int(n_linear)
 
     def _slopes(self, x):
         slope = self.backend.xp.full(x.shape[-1], self.alpha, dtype=x.dtype)
         slope[:self.n_plain] = 0.0
+        if self.n_linear:
+            slope[x.shape[-1] - self.n_linear:] = 1.0
         return slope
 
     def forward(self, x, training: bool = True):

@@ -9,6 +9,7 @@ stored with the model.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
@@ -143,6 +144,19 @@ class ShowerModel:
 
     def generate(self, z, energy, labels=None, training: bool = False) -> list:
         raise NotImplementedError
+
+
+def sigmoid(x, xp):
+    """1 / (1 + exp(-x)) without overflow."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def latent_seeded_rng(z, backend) -> np.random.Generator:
+    """A Generator seeded by the bytes of the latent vectors z: the Bernoulli draws of a generation (which
+    cells or layers are empty) are then as reproducible as the latent draws they go with."""
+    digest = hashlib.blake2b(np.ascontiguousarray(backend.to_numpy(z)).tobytes(), digest_size=16)
+    return np.random.default_rng(int.from_bytes(digest.digest(), "little"))
 
 
 def check_unique_names(networks: dict) -> None:

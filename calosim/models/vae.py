@@ -49,7 +49,6 @@ the head the layer energies.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +61,8 @@ from calosim.models.base import (
     ShowerModel,
     check_finite,
     check_unique_names,
+    latent_seeded_rng,
+    sigmoid,
     training_to_voxels,
     voxel_fractions,
     voxels_to_training,
@@ -159,12 +160,6 @@ def kl_divergence_gaussians(mu, logvar, mu_p, logvar_p, xp):
 def reparameterise_backward(dz, sigma, eps):
     """(dL/dmu, dL/dlogvar) from dL/dz through z = mu + sigma * eps, sigma = exp(logvar / 2)."""
     return dz, dz * eps * sigma * 0.5
-
-
-def sigmoid(x, xp):
-    """1 / (1 + exp(-x)) without overflow."""
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def occupancy_loss(logits, occupied, xp):
@@ -290,8 +285,7 @@ class VAE(ShowerModel):
 
     def occupancy_rng(self, z) -> np.random.Generator:
         """The default Generator of the occupancy draws: seeded by the bytes of the latent vectors z."""
-        digest = hashlib.blake2b(np.ascontiguousarray(self.backend.to_numpy(z)).tobytes(), digest_size=16)
-        return np.random.default_rng(int.from_bytes(digest.digest(), "little"))
+        return latent_seeded_rng(z, self.backend)
 
     def decode(self, z, c, training: bool = True):
         return self.decoder.forward(self.backend.xp.concatenate([z, c], axis=1), training)

@@ -36,6 +36,13 @@ energy term then uses r = sum_l s_l max(t_l, 0)^(1/p). With ``layer_energy_leak`
 a LeakyReLU of that slope instead of the voxels' ReLU: under a plain ReLU the faint layer 2's output died
 early in training (t_2 = 0 for 97-100% of the showers).
 
+Optional empty-layer head (``layer_empty_head``, with the layer energies): L more generator outputs, logits
+k_l of P(layer l is empty | E), not seen by the critic. Trained by L_G += layer_empty_weight *
+BCE(sigmoid(k), e), e_nl = 1 where the real shower n of the batch (same incident energy) has E_l = 0: with z
+independent of the real shower, the optimum is P(empty | E). Generation draws the empty layers, u < sigmoid(k)
+with u ~ U(0, 1) seeded by the latent vectors, and sets their t to 0. A critic cannot see a 2.6% point mass
+at t = 0 next to a continuum of faint layers; the layer-2 energies at 1-10 GeV then never reached 0.
+
 Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
 energies, each epoch visits them in increasing order, all the batches of one energy point before the next
 (``energy_point_batches``); with continuous energies it falls back to the usual shuffled order.
@@ -50,12 +57,15 @@ import numpy as np
 from calosim.errors import ConfigError
 from calosim.layers import Dense, LeakyReLU, ReLU, Sequential, SplitReLU
 from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
+from calosim.losses import bce_with_logits
 from calosim.models.base import (
     VOXEL_TRANSFORMS,
     ConfigMixin,
     ShowerModel,
     check_finite,
     check_unique_names,
+    latent_seeded_rng,
+    sigmoid,
     training_to_voxels,
     voxel_fractions,
     voxels_to_training,
@@ -86,6 +96,8 @@ class WGANGPConfig(ConfigMixin):
     layer_energy_leak: float = 0.0  # slope of the t outputs below 0 (0: the voxels' ReLU)
     layer_energy_scaled: bool = False  # calosim train sets layer_energy_scales from the training data
     layer_energy_scales: tuple[float, ...] | None = None  # s_l; None: 1 per layer
+    layer_empty_head: bool = False  # L more outputs: logits of P(layer empty | E) (needs layer_energies)
+    layer_empty_weight: float = 1.0  # weight of their BCE in the generator loss
     transform: str = "log"  # training units: "log" or "fraction" (calosim.models.base.voxels_to_training)
     voxel_scale: float = 20.0  # "fraction": x = cell / E_inc * this
     log_epsilon_mev: float = 0.1  # "log": x = log(1 + cell / this) / log_scale
@@ -100,6 +112,9 @@ class WGANGPConfig(ConfigMixin):
         if self.energy_weight < 0 or not 0 < self.layer_energy_power <= 1 or not 0 <= self.layer_energy_leak < 1:
             raise ConfigError(f"config {self.name!r}: energy_weight >= 0, 0 < layer_energy_power <= 1, "
                               "0 <= layer_energy_leak < 1")
+        if self.layer_empty_head and (not self.layer_energies or self.layer_empty_weight <= 0):
+            raise ConfigError(f"config {self.name!r}: layer_empty_head needs layer_energies and "
+                              "layer_empty_weight > 0")
         if self.layer_energy_scales is not None and not all(x > 0 for x in self.layer_energy_scales):
             raise ConfigError(f"config {self.name!r}: layer_energy_scales must all be > 0")
         if self.critic_steps < 1 or self.d_layers < 1 or not self.g_hidden or self.voxel_scale <= 0:
@@ -113,7 +128,8 @@ CONFIGS = {
     # layer-energy features and the response term put E_tot / E_in at 0.98-0.99 (Geant4 0.993; 0.87 without)
     # on 3200 Geant4 e+ after 150 epochs, seeds 0 and 1
     "small": WGANGPConfig(name="small", lr_g=2e-4, lr_d=2e-4, batch_size=64, epochs=150, layer_energies=True,
-                          energy_weight=10.0, layer_energy_leak=0.1, layer_energy_scaled=True),
+                          energy_weight=10.0, layer_energy_leak=0.1, layer_energy_scaled=True,
+                          layer_empty_head=True),
 }
 
 
@@ -133,13 +149,16 @@ class WGANGP(ShowerModel):
         if config.layer_energies and scales is not None and len(scales) != geometry.n_layers:
             raise ConfigError(f"config {config.name!r}: {len(scales)} layer_energy_scales for a geometry of "
                               f"{geometry.n_layers} layers")
-        v = geometry.n_cells + (geometry.n_layers if config.layer_energies else 0)  # generated features
+        v = geometry.n_cells + (geometry.n_layers if config.layer_energies else 0)  # features the critic sees
+        logits = geometry.n_layers if config.layer_empty_head else 0
         layers = []
         for width in config.g_hidden:
             layers += [Dense(width, kernel_init="he_uniform"), LeakyReLU(config.g_alpha)]
-        leaky_tail = config.layer_energies and config.layer_energy_leak > 0
-        output = SplitReLU(geometry.n_cells, config.layer_energy_leak) if leaky_tail else ReLU()
-        generator = Sequential([*layers, Dense(v), output], name="generator")
+        if config.layer_energies and (config.layer_energy_leak > 0 or logits):
+            output = SplitReLU(geometry.n_cells, config.layer_energy_leak, n_linear=logits)
+        else:
+            output = ReLU()
+        generator = Sequential([*layers, Dense(v + logits), output], name="generator")
         generator.build((config.latent_dim + 1,), backend, rng)
         width = config.d_hidden or v
         layers = []
@@ -153,6 +172,11 @@ class WGANGP(ShowerModel):
 
     def networks(self) -> dict:
         return {"generator": self.generator, "critic": self.critic}
+
+    @property
+    def n_features(self) -> int:
+        """Generator outputs the critic sees (voxels and layer energies); the empty-layer logits follow."""
+        return self.geometry.n_cells + (self.geometry.n_layers if self.config.layer_energies else 0)
 
     @property
     def layer_scales(self) -> np.ndarray:
@@ -205,9 +229,19 @@ class WGANGP(ShowerModel):
     def critic_input(self, x, c):
         return self.backend.xp.concatenate([x, c], axis=1)
 
-    def generate(self, z, energy, labels=None, training: bool = False) -> list:
-        """[(N, R_l, C_l)] MeV for z (N, Z) and E (N,) GeV (backend arrays)."""
-        return self.to_layers(self.generator_forward(z, self.condition(energy), training), energy)
+    def generate(self, z, energy, labels=None, training: bool = False, rng: np.random.Generator | None = None) -> list:
+        """[(N, R_l, C_l)] MeV for z (N, Z) and E (N,) GeV (backend arrays); ``rng``: the empty-layer draws
+        (default: seeded by the bytes of z; unused without the empty-layer head)."""
+        out = self.generator_forward(z, self.condition(energy), training)
+        x = out[:, :self.n_features]
+        if self.config.layer_empty_head:
+            xp, v, n_layers = self.backend.xp, self.geometry.n_cells, self.geometry.n_layers
+            rng = rng if rng is not None else latent_seeded_rng(z, self.backend)
+            dtype = np.float32 if out.dtype == np.float32 else np.float64
+            u = self.backend.asarray(rng.random((out.shape[0], n_layers), dtype=dtype))
+            empty = u < sigmoid(out[:, self.n_features:], xp)
+            x = xp.concatenate([x[:, :v], xp.where(empty, 0.0, x[:, v:]).astype(x.dtype)], axis=1)
+        return self.to_layers(x, energy)
 
 
 def fit_config(config: WGANGPConfig, data_path, rows: range, max_rows: int = 50_000) -> WGANGPConfig:
@@ -253,7 +287,7 @@ class WGANGPTrainer:
     those calls report "g_loss").
     """
 
-    loss_names = ("d_wasserstein", "d_penalty", "grad_norm", "g_loss", "g_energy")
+    loss_names = ("d_wasserstein", "d_penalty", "grad_norm", "g_loss", "g_energy", "g_empty")
 
     def __init__(self, model: WGANGP, rng: np.random.Generator):
         cfg = model.config
@@ -301,7 +335,7 @@ class WGANGPTrainer:
     def critic_step(self, x_real, energy) -> tuple[float, float, float]:
         n = x_real.shape[0]
         z, c = self.fake_batch(energy)
-        x_fake = self.model.generator_forward(z, c, True)
+        x_fake = self.model.generator_forward(z, c, True)[:, :self.model.n_features]
         eps = self.backend.asarray(self.rng.uniform(0.0, 1.0, (n, 1)))
         wasserstein, penalty, norm, grads = self.critic_loss(x_real, x_fake, c, eps)
         check_finite(wasserstein + penalty, "critic")
@@ -310,12 +344,14 @@ class WGANGPTrainer:
         self.optimizers["critic"].step()
         return wasserstein, penalty, norm
 
-    def generator_loss(self, z, c, energy=None, response=None):
-        """(L_G, dL_G/dx_fake) with the critic's weights fixed; leaves the generator ready for backward.
-        With config energy_weight > 0, ``energy`` (N,) GeV and the real responses ``response`` (N,) add the
-        energy term (its unweighted value in ``last_energy_loss``)."""
+    def generator_loss(self, z, c, energy=None, response=None, empty=None):
+        """(L_G, dL_G/d(generator output)) with the critic's weights fixed; leaves the generator ready for
+        backward. With config energy_weight > 0, ``energy`` (N,) GeV and the real responses ``response`` (N,)
+        add the energy term (its unweighted value in ``last_energy_loss``); with the empty-layer head, the real
+        showers' empty layers ``empty`` (N, L) 0/1 its BCE (unweighted value in ``last_empty_loss``)."""
         model, xp = self.model, self.backend.xp
-        x_fake = model.generator_forward(z, c, True)
+        out = model.generator_forward(z, c, True)
+        x_fake = out[:, :model.n_features]
         scores = model.critic.forward(model.critic_input(x_fake, c), True)
         n = scores.shape[0]
         d_in = model.critic.backward(xp.full(scores.shape, -1.0 / n, dtype=scores.dtype))
@@ -333,11 +369,19 @@ class WGANGPTrainer:
             self.last_energy_loss = float(xp.abs(diff).mean())
             loss += w * self.last_energy_loss
             dx = dx + grad * (w / n * xp.sign(diff)).reshape(-1, 1).astype(grad.dtype)
+        self.last_empty_loss = 0.0
+        if model.config.layer_empty_head:
+            logits = out[:, model.n_features:]
+            if empty is None:
+                raise ValueError("the empty-layer head needs the real showers' empty layers")
+            self.last_empty_loss, d_logits = bce_with_logits(logits, empty.astype(logits.dtype), xp)
+            loss += model.config.layer_empty_weight * self.last_empty_loss
+            dx = xp.concatenate([dx, model.config.layer_empty_weight * d_logits], axis=1)
         return loss, dx
 
-    def generator_step(self, energy, response=None) -> float:
+    def generator_step(self, energy, response=None, empty=None) -> float:
         z, c = self.fake_batch(energy)
-        loss, dx = self.generator_loss(z, c, energy, response)
+        loss, dx = self.generator_loss(z, c, energy, response, empty)
         check_finite(loss, "generator")
         self.model.generator.backward(dx)
         self.optimizers["generator"].step()
@@ -351,11 +395,16 @@ class WGANGPTrainer:
         self.critic_calls += 1
         out = {"d_wasserstein": wasserstein, "d_penalty": penalty, "grad_norm": norm}
         if self.critic_calls % model.config.critic_steps == 0:
-            response = None
+            response = empty = None
+            n = len(energy_gev)
+            sums = np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)
             if model.config.energy_weight > 0:  # the real showers' E_tot / E_in
-                total = sum(np.asarray(x, np.float64).reshape(len(energy_gev), -1).sum(axis=1) for x in layers_mev)
-                response = self.backend.asarray(total / (1000.0 * np.asarray(energy_gev, np.float64)))
-            out["g_loss"] = self.generator_step(energy, response)
+                response = self.backend.asarray(sums.sum(axis=1) / (1000.0 * np.asarray(energy_gev, np.float64)))
+            if model.config.layer_empty_head:
+                empty = self.backend.asarray((sums == 0).astype(np.float64))
+            out["g_loss"] = self.generator_step(energy, response, empty)
             if model.config.energy_weight > 0:
                 out["g_energy"] = self.last_energy_loss
+            if model.config.layer_empty_head:
+                out["g_empty"] = self.last_empty_loss
         return out
