@@ -126,3 +126,16 @@ def test_polar_layer_positions():
     assert obs["shower_depth"][0] == pytest.approx(0.25, rel=1e-6)
     assert obs["depth_width"][0] == pytest.approx(math.sqrt(0.25 - 0.0625), rel=1e-5)
     assert obs["response"][0] == pytest.approx(1.0)
+
+
+def test_a_single_layer_has_no_longitudinal_observables():
+    from calosim.geometry import single_layer_geometry
+
+    geometry = single_layer_geometry(5, 5, name="image", cell_size=(10.0, 10.0))
+    image = np.zeros((2, 5, 5))
+    image[:, 2, 2], image[1, 0, 0] = 4.0, 1.0
+    obs = shower_observables(Showers([image], np.array([0.01, 0.01]), geometry))
+    assert not {"f_0", "max_depth", "shower_depth", "depth_width"} & set(obs)
+    np.testing.assert_allclose(obs["E_0"], [4.0, 5.0])
+    np.testing.assert_allclose(obs["response"], [0.4, 0.5])
+    assert {"sparsity_0", "centroid_x_0", "width_y_0", "E_tot"} <= set(obs)

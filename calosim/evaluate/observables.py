@@ -156,7 +156,8 @@ def shower_observables(showers) -> dict[str, np.ndarray]:
     width_y_l (energy-weighted mean and std of the cell centres in mm; x along rows, y along columns for
     cartesian layers, x = r cos(alpha), y = r sin(alpha) for polar ones). Global: E_tot (MeV), response =
     E_tot / E_inc, max_depth (deepest layer index with E > 0), shower_depth (energy-weighted mean layer
-    index) and depth_width (its std).
+    index) and depth_width (its std). A single-layer geometry has no longitudinal observables (f_0, max_depth,
+    shower_depth and depth_width would be constants there, which no model can be told apart on).
     """
     layers, geometry = showers.layers, showers.geometry
     e_inc_mev = np.asarray(showers.energy, dtype=np.float64).reshape(-1) * 1000.0
@@ -167,15 +168,16 @@ def shower_observables(showers) -> dict[str, np.ndarray]:
         out[f"E_{i}"] = e[:, i]
     out["E_tot"] = e_tot
     out["response"] = e_tot / e_inc_mev
-    for i in range(len(layers)):
-        out[f"f_{i}"] = e[:, i] / (e_tot + EPS)
-    idx = np.arange(len(layers), dtype=np.float64)
-    nonzero = e > 0
-    out["max_depth"] = np.where(nonzero.any(axis=1), (len(layers) - 1) - np.argmax(nonzero[:, ::-1], axis=1),
-                                0).astype(np.float64)
-    depth = e @ idx / (e_tot + EPS)
-    out["shower_depth"] = depth
-    out["depth_width"] = np.sqrt(np.maximum(e @ idx**2 / (e_tot + EPS) - depth**2, 0.0))
+    if len(layers) > 1:
+        for i in range(len(layers)):
+            out[f"f_{i}"] = e[:, i] / (e_tot + EPS)
+        idx = np.arange(len(layers), dtype=np.float64)
+        nonzero = e > 0
+        out["max_depth"] = np.where(nonzero.any(axis=1), (len(layers) - 1) - np.argmax(nonzero[:, ::-1], axis=1),
+                                    0).astype(np.float64)
+        depth = e @ idx / (e_tot + EPS)
+        out["shower_depth"] = depth
+        out["depth_width"] = np.sqrt(np.maximum(e @ idx**2 / (e_tot + EPS) - depth**2, 0.0))
     for i, (layer, lg) in enumerate(zip(layers, geometry.layers)):
         out[f"sparsity_{i}"] = sparsity(layer).astype(np.float64)
         x, y = _cell_xy(lg)
