@@ -165,11 +165,6 @@ class Backend(ABC):
     def adam_update_(self, param, grad, m, v, lr_t, beta1, beta2, eps):
         """In place: m, v moments and ``param -= lr_t * m / (sqrt(v) + eps)`` (lr_t bias-corrected)."""
 
-    def adam_update_product_(self, param, a, b, m, v, lr_t, beta1, beta2, eps):
-        """``adam_update_`` with the gradient a.T @ b (a (R, P_rows), b (R, P_cols), param (P_rows, P_cols));
-        a backend may compute it block by block into the update (a dense layer's weight gradient)."""
-        self.adam_update_(param, self.matmul(a.T, b), m, v, lr_t, beta1, beta2, eps)
-
 
 def _backend_class(name: str):
     if name not in _BACKEND_CLASSES:

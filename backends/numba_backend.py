@@ -36,9 +36,6 @@ MATMUL_SPLIT_MIN_FLOPS = 1 << 24
 # Products of fewer rows than this (matrix-vector work) with at least 2^20 weights run on OpenBLAS's own
 # threads for the one call.
 MATMUL_THREADED_BLAS_MAX_ROWS = 8
-# The fused dense-gradient Adam update (adam_update_product_) computes the gradient in blocks of columns of
-# about this many cells (1 MB in float32: the block stays in the L2 cache for the update that follows).
-ADAM_PRODUCT_BLOCK_CELLS = 1 << 18
 # Element-wise kernels run in parallel only from this many cells on (memory bound below; a parallel launch
 # then costs more than it saves).
 ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 20
@@ -114,7 +111,7 @@ class NumbaBackend(NumpyBackend):
                 return np.matmul(a, b)
             out = np.empty((count, m, n), dtype=np.result_type(a, b))
             jobs = [(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in _blocks(count, threads, 1)]
-            self._run_split(jobs)
+            self._run_split(jobs, threads)
             return out
         if b.ndim != 2:
             return np.matmul(a, b)
@@ -132,7 +129,7 @@ class NumbaBackend(NumpyBackend):
         if k >= 4 * max(m, n):  # a long inner axis (a weight gradient summed over a batch of positions)
             blocks = _blocks(k, threads, 16)
             partial = np.empty((len(blocks), m, n), dtype=dt)
-            self._run_split([(a2[:, lo:hi], b[lo:hi], partial[t]) for t, (lo, hi) in enumerate(blocks)])
+            self._run_split([(a2[:, lo:hi], b[lo:hi], partial[t]) for t, (lo, hi) in enumerate(blocks)], threads)
             out = partial[0]
             for t in range(1, len(blocks)):  # the partial sums added in a fixed order
                 out += partial[t]
@@ -142,23 +139,19 @@ class NumbaBackend(NumpyBackend):
             jobs = [(a2, b[:, lo:hi], out[:, lo:hi]) for lo, hi in _blocks(n, threads, 16)]
         else:
             jobs = [(a2[lo:hi], b, out[lo:hi]) for lo, hi in _blocks(m, threads, 16)]
-        self._run_split(jobs)
+        self._run_split(jobs, threads)
         return out.reshape(*a.shape[:-1], n)
 
-    def _run_tasks(self, tasks):
-        """Call every task (no arguments) of ``tasks``, the first here and the others on the pool, and wait."""
-        if len(tasks) > 1 and self._pool is None:
+    def _run_split(self, jobs, threads):
+        """np.matmul(x, y, out=o) for each (x, y, o) in jobs: the first here, the others on the pool."""
+        if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(max_workers=self.num_threads - 1, thread_name_prefix="calosim-blas")
-        pending = [self._pool.submit(task) for task in tasks[1:]]
-        tasks[0]()
+            self._pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="calosim-blas")
+        pending = [self._pool.submit(np.matmul, x, y, out=o) for x, y, o in jobs[1:]]
+        np.matmul(*jobs[0][:2], out=jobs[0][2])
         for job in pending:
             job.result()
-
-    def _run_split(self, jobs):
-        """np.matmul(x, y, out=o) for each (x, y, o) in jobs: the first here, the others on the pool."""
-        self._run_tasks([lambda job=job: np.matmul(job[0], job[1], out=job[2]) for job in jobs])
 
     # ----------------------------------------------------------------- locally connected 2D
     @staticmethod
@@ -346,39 +339,6 @@ class NumbaBackend(NumpyBackend):
         return dm
 
     # ----------------------------------------------------------------- optimiser
-    def adam_update_product_(self, param, a, b, m, v, lr_t, beta1, beta2, eps):
-        """Adam with the gradient a.T @ b computed one block of columns at a time (a single-threaded BLAS call
-        into a block-sized buffer, then the update of those columns while the block is in the cache), the
-        blocks dealt round-robin to the backend's threads: the full gradient is never written to memory. The
-        blocks do not depend on the thread count, so the update is reproducible. Small or unusual arrays take
-        the unfused path."""
-        rows, cols = param.shape if param.ndim == 2 else (0, 0)
-        dt = param.dtype
-        fused = (param.size >= ELEMENTWISE_PARALLEL_MIN_SIZE and a.ndim == 2 and b.ndim == 2
-                 and a.shape[1] == rows and b.shape == (a.shape[0], cols)
-                 and all(x.flags.c_contiguous and x.dtype == dt for x in (param, m, v, a, b)))
-        if not fused:
-            return super().adam_update_product_(param, a, b, m, v, lr_t, beta1, beta2, eps)
-        width = max(16, ADAM_PRODUCT_BLOCK_CELLS // rows // 16 * 16)
-        starts = list(range(0, cols, width))
-        t = dt.type
-        scalars = (t(lr_t), t(beta1), t(beta2), t(eps), t(1.0 - beta1), t(1.0 - beta2))
-        a_t = a.T
-        kernel = self._k_adam.adam_update_columns
-
-        def run(my_starts):
-            buffers = {}
-            for lo in my_starts:
-                w = min(width, cols - lo)
-                block = buffers.get(w)
-                if block is None:
-                    block = buffers[w] = np.empty((rows, w), dtype=dt)
-                np.matmul(a_t, b[:, lo:lo + w], out=block)
-                kernel(param, block, m, v, lo, *scalars)
-
-        tasks = self.num_threads if self._split_products else 1  # OpenBLAS's own threads: one block at a time
-        self._run_tasks([lambda part=starts[i::tasks]: run(part) for i in range(min(tasks, len(starts)))])
-
     def adam_update_(self, param, grad, m, v, lr_t, beta1, beta2, eps):
         arrays = (param, m, v)
         if not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):

@@ -28,10 +28,6 @@ class Adam:
         self.t += 1
         lr_t = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
         for p, m, v in zip(self.params, self.m, self.v):
-            product = p.grad_product
-            if product is not None:
-                self.backend.adam_update_product_(p.value, *product, m, v, lr_t, self.beta1, self.beta2, self.eps)
-                continue
             if p.grad is None:
                 raise RuntimeError(f"parameter {p.name} has no gradient: was backward called?")
             self.backend.adam_update_(p.value, p.grad, m, v, lr_t, self.beta1, self.beta2, self.eps)

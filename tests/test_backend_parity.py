@@ -278,37 +278,3 @@ def test_adam_parity(shape, dtype):
     assert {k: id(v) for k, v in arrays.items()} == ids
     for k in ("param", "m", "v"):
         check(f"adam {k}", arrays[k], copies[k], dtype)
-
-
-# (R, rows, columns) of a weight gradient a.T @ b: fused by columns (a partial last block) and the unfused path
-PRODUCT_CASES = [(24, 1024, 1100), (5, 300, 4000), (7, 33, 17)]
-
-
-@pytest.mark.parametrize("case", PRODUCT_CASES, ids=[f"{r}-{p}x{c}" for r, p, c in PRODUCT_CASES])
-def test_adam_product_update_parity(case, dtype):
-    """The dense layer's Adam update with its gradient a.T @ b fused in block by block equals the gradient
-    computed whole and then the update, and does not depend on the thread count."""
-    import numba
-
-    r, p, c = case
-    rng = np.random.default_rng(21)
-    ref, fast = both(dtype)
-    a = rng.standard_normal((r, p)).astype(dtype)
-    b = rng.standard_normal((r, c)).astype(dtype)
-    start = {"param": rng.standard_normal((p, c)), "m": 0.1 * rng.standard_normal((p, c)),
-             "v": 0.1 * np.abs(rng.standard_normal((p, c)))}
-    results = []
-    threads = numba.get_num_threads()
-    for be, n_threads in ((ref, threads), (fast, threads), (fast, 1)):
-        s = {k: v.astype(dtype) for k, v in start.items()}
-        numba.set_num_threads(n_threads)
-        try:
-            for _ in range(2):
-                be.adam_update_product_(s["param"], a, b, s["m"], s["v"], 1e-3, 0.9, 0.999, 1e-7)
-        finally:
-            numba.set_num_threads(threads)
-        results.append(s)
-    for k in ("param", "m", "v"):
-        check(f"adam product {k}", results[1][k], results[0][k], dtype)
-        np.testing.assert_array_equal(results[1][k], results[2][k])
-    assert not np.allclose(results[1]["param"], start["param"].astype(dtype))

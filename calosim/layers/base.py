@@ -13,40 +13,14 @@ from calosim.layers.init import get_initializer
 
 
 class Parameter:
-    """A trainable array on the backend, with its gradient after a backward pass.
+    """A trainable array on the backend, with its gradient after a backward pass."""
 
-    A layer whose weight gradient is one matrix product a.T @ b may leave it as that product
-    (``set_grad_product``): ``grad`` computes it when first read, and an optimiser may fuse it into its update
-    instead (``grad_product``), so the full gradient never goes through memory.
-    """
-
-    __slots__ = ("name", "value", "_grad", "_product")
+    __slots__ = ("name", "value", "grad")
 
     def __init__(self, name: str, value):
         self.name = name
         self.value = value
-        self._grad = None
-        self._product = None
-
-    @property
-    def grad(self):
-        if self._product is not None:
-            a, b, matmul = self._product
-            self._grad, self._product = matmul(a.T, b), None
-        return self._grad
-
-    @grad.setter
-    def grad(self, value):
-        self._grad, self._product = value, None
-
-    def set_grad_product(self, a, b, matmul) -> None:
-        """The gradient is matmul(a.T, b) (a (R, rows of value), b (R, columns)), computed when first read."""
-        self._grad, self._product = None, (a, b, matmul)
-
-    @property
-    def grad_product(self):
-        """(a, b) when the gradient is still the pending product a.T @ b, else None."""
-        return self._product[:2] if self._product is not None else None
+        self.grad = None
 
     def __repr__(self) -> str:
         return f"Parameter({self.name}, shape={tuple(self.value.shape)})"

@@ -45,7 +45,7 @@ class Dense(Layer):
         fan_in = kernel.value.shape[0]
         if self.param_grads:
             x2, dy2 = x.reshape(-1, fan_in), dy.reshape(-1, self.units)
-            kernel.set_grad_product(x2, dy2, be.matmul)  # x2.T @ dy2, computed or fused into Adam's update
+            kernel.grad = be.matmul(x2.T, dy2)
             if self.use_bias:
                 self.params["bias"].grad = dy2.sum(axis=0)
         return be.matmul(dy, kernel.value.T) if self.input_grad else None

@@ -24,19 +24,3 @@ def _adam_update(param, grad, m, v, lr_t, beta1, beta2, eps, one_m_beta1, one_m_
 
 adam_update = njit(parallel=True, fastmath=FASTMATH, cache=True)(_adam_update)
 adam_update_serial = njit(fastmath=FASTMATH, cache=True)(_adam_update)
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def adam_update_columns(param, grad, m, v, lo, lr_t, beta1, beta2, eps, one_m_beta1, one_m_beta2):
-    """The same update on the columns lo:lo + W of 2D param, m, v (C-contiguous) from grad (R, W), serially and
-    without the GIL: the fused dense-gradient update runs one block of columns per thread, each block's
-    gradient still in the cache."""
-    for i in range(grad.shape[0]):
-        for k in range(grad.shape[1]):
-            g = grad[i, k]
-            c = lo + k
-            mk = beta1 * m[i, c] + one_m_beta1 * g
-            vk = beta2 * v[i, c] + one_m_beta2 * g * g
-            m[i, c] = mk
-            v[i, c] = vk
-            param[i, c] -= lr_t * mk / (np.sqrt(vk) + eps)
