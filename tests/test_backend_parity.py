@@ -278,3 +278,23 @@ def test_adam_parity(shape, dtype):
     assert {k: id(v) for k, v in arrays.items()} == ids
     for k in ("param", "m", "v"):
         check(f"adam {k}", arrays[k], copies[k], dtype)
+
+
+def test_every_numba_kernel_has_its_own_disk_cache():
+    """Numba keys its disk cache by a function's name and line only: two builds sharing one (a parallel and a
+    serial build of one function) load each other's code."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import calosim.kernels.numba as kernels
+
+    caches: dict[str, list[str]] = {}
+    for module_info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"calosim.kernels.numba.{module_info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj._cache._cache_file is not None:
+                caches.setdefault(obj._cache._cache_file._index_name, []).append(f"{module_info.name}.{name}")
+    shared = {index: names for index, names in caches.items() if len(names) > 1}
+    assert len(caches) > 20 and not shared, shared

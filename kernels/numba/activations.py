@@ -6,9 +6,9 @@ million cells a parallel launch costs more than it saves (and waits on busy core
 
 from __future__ import annotations
 
-from numba import njit, prange
+from numba import prange
 
-from calosim.kernels.numba import FASTMATH
+from calosim.kernels.numba import parallel_and_serial
 
 
 def _leaky_relu(x, alpha, y):
@@ -24,7 +24,5 @@ def _leaky_relu_backward(x, dy, alpha, dx):
         dx[k] = dy[k] if x[k] > 0 else dy[k] * alpha
 
 
-leaky_relu = njit(parallel=True, fastmath=FASTMATH, cache=True)(_leaky_relu)
-leaky_relu_serial = njit(fastmath=FASTMATH, cache=True)(_leaky_relu)
-leaky_relu_backward = njit(parallel=True, fastmath=FASTMATH, cache=True)(_leaky_relu_backward)
-leaky_relu_backward_serial = njit(fastmath=FASTMATH, cache=True)(_leaky_relu_backward)
+leaky_relu, leaky_relu_serial = parallel_and_serial(_leaky_relu)
+leaky_relu_backward, leaky_relu_backward_serial = parallel_and_serial(_leaky_relu_backward)

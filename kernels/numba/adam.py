@@ -7,9 +7,9 @@ The scalars arrive in the arrays' dtype, so float32 parameters are updated in fl
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from calosim.kernels.numba import FASTMATH
+from calosim.kernels.numba import parallel_and_serial
 
 
 def _adam_update(param, grad, m, v, lr_t, beta1, beta2, eps, one_m_beta1, one_m_beta2):
@@ -22,5 +22,4 @@ def _adam_update(param, grad, m, v, lr_t, beta1, beta2, eps, one_m_beta1, one_m_
         param[k] -= lr_t * mk / (np.sqrt(vk) + eps)
 
 
-adam_update = njit(parallel=True, fastmath=FASTMATH, cache=True)(_adam_update)
-adam_update_serial = njit(fastmath=FASTMATH, cache=True)(_adam_update)
+adam_update, adam_update_serial = parallel_and_serial(_adam_update)

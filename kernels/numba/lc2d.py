@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from calosim.kernels.numba import FASTMATH
+from calosim.kernels.numba import FASTMATH, parallel_and_serial
 
 
 def _lc2d_forward(x, w, b, has_bias, kh, kw, sh, sw, y):
@@ -52,8 +52,7 @@ def _lc2d_forward(x, w, b, has_bias, kh, kw, sh, sw, y):
                     out[o] += xv * wa[q, o]
 
 
-lc2d_forward = njit(parallel=True, fastmath=FASTMATH, cache=True)(_lc2d_forward)
-lc2d_forward_serial = njit(fastmath=FASTMATH, cache=True)(_lc2d_forward)
+lc2d_forward, lc2d_forward_serial = parallel_and_serial(_lc2d_forward)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
