@@ -326,7 +326,7 @@ class NumbaBackend(NumpyBackend):
     def mbd_forward(self, m):
         m = _c(m, m.dtype)
         o = np.empty(m.shape[:2], dtype=m.dtype)
-        self._k_mbd.mbd_forward(m, np.ascontiguousarray(m.transpose(1, 2, 0)), o)
+        self._k_mbd.mbd_forward(m, np.ascontiguousarray(m.transpose(1, 2, 0)), o, m.dtype == np.float32)
         return o
 
     def mbd_backward(self, m, do):
@@ -335,7 +335,7 @@ class NumbaBackend(NumpyBackend):
         if do.shape != m.shape[:2]:
             raise ValueError(f"mbd: do {do.shape} does not fit m {m.shape}")
         dm = np.empty_like(m)
-        self._k_mbd.mbd_backward(m, np.ascontiguousarray(m.transpose(1, 2, 0)), do, dm)
+        self._k_mbd.mbd_backward(m, np.ascontiguousarray(m.transpose(1, 2, 0)), do, dm, m.dtype == np.float32)
         return dm
 
     # ----------------------------------------------------------------- optimiser

@@ -298,3 +298,19 @@ def test_every_numba_kernel_has_its_own_disk_cache():
                 caches.setdefault(obj._cache._cache_file._index_name, []).append(f"{module_info.name}.{name}")
     shared = {index: names for index, names in caches.items() if len(names) > 1}
     assert len(caches) > 20 and not shared, shared
+
+
+def test_vectorised_exp_follows_numpy():
+    from calosim.kernels.numba.mbd import exp_neg
+
+    x = np.concatenate([np.linspace(0.0, 90.0, 20001), [1e-8, 0.5, 0.6931472, 50.25]]).astype(np.float32)
+    out, bits = np.empty_like(x), np.empty(x.shape, np.int32)
+    exp_neg.py_func(x, out, bits)  # the same code NumPy-interpreted ...
+    compiled = np.empty_like(x)
+    from numba import njit
+
+    njit(lambda a, o, b: exp_neg(a, o, b))(x, compiled, bits)  # ... and compiled
+    ref = np.exp(-x.astype(np.float64))
+    for got in (out, compiled):
+        rel = np.abs(got - ref) / ref
+        assert rel[x < 5].max() < 5e-7 and rel[x < 80].max() < 5e-6, (rel[x < 5].max(), rel[x < 80].max())
