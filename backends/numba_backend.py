@@ -117,16 +117,20 @@ class NumbaBackend(NumpyBackend):
             return np.matmul(a, b)
         a2 = a.reshape(-1, a.shape[-1])
         (m, k), n = a2.shape, b.shape[1]
-        if m < MATMUL_THREADED_BLAS_MAX_ROWS and k * n >= 1 << 20:  # a few rows (batch-1 sampling): memory
-            set_openblas_threads(threads)  # bound, where OpenBLAS's own threads beat split calls (measured 1.7
-            try:  # against 2.7 ms/shower)
+        long_inner = k >= 4 * max(m, n)  # a weight gradient summed over a batch of positions
+        if m < MATMUL_THREADED_BLAS_MAX_ROWS and k * n >= 1 << 20 and not long_inner:
+            # a few rows (batch-1 sampling): memory bound, where OpenBLAS's own threads beat split calls
+            # (measured 1.7 against 2.7 ms/shower). Never in a training step: OpenBLAS's woken threads spin
+            # for a while after the call and halved the speed of the products and kernels that followed.
+            set_openblas_threads(threads)
+            try:
                 return np.matmul(a, b)
             finally:
                 set_openblas_threads(1)
         if 2 * m * k * n < MATMUL_SPLIT_MIN_FLOPS:
             return np.matmul(a, b)
         dt = np.result_type(a, b)
-        if k >= 4 * max(m, n):  # a long inner axis (a weight gradient summed over a batch of positions)
+        if long_inner:
             blocks = _blocks(k, threads, 16)
             partial = np.empty((len(blocks), m, n), dtype=dt)
             self._run_split([(a2[:, lo:hi], b[lo:hi], partial[t]) for t, (lo, hi) in enumerate(blocks)], threads)

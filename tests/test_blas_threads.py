@@ -19,3 +19,25 @@ def test_numba_backend_runs_openblas_on_one_thread():
     assert openblas_threads() == 1
     assert set_openblas_threads(1)  # setting works (and keeps the backend's choice)
     assert openblas_threads() == 1
+
+
+def test_only_batch1_style_products_wake_openblas_threads(monkeypatch):
+    """A product of a few rows against a wide weight matrix (batch-1 sampling) runs on OpenBLAS's threads; a
+    weight gradient of a few rows summed over a long inner axis (a one-channel convolution in training) must
+    not: OpenBLAS's woken threads spin after the call and slow every kernel that follows."""
+    import numpy as np
+
+    import calosim.backends.numba_backend as nb
+
+    be = get_backend("numba")
+    if not be._split_products:
+        pytest.skip("OPENBLAS_NUM_THREADS is set: the numba backend leaves OpenBLAS's threading alone")
+    calls = []
+    monkeypatch.setattr(nb, "set_openblas_threads", lambda n: calls.append(n) or True)
+    monkeypatch.setattr(be.__class__, "num_threads", property(lambda self: 2))
+    rng = np.random.default_rng(0)
+    gradient = be.matmul(rng.standard_normal((4, 36864)).astype(np.float32),
+                         rng.standard_normal((36864, 64)).astype(np.float32))
+    assert calls == [] and gradient.shape == (4, 64)
+    be.matmul(rng.standard_normal((1, 1024)).astype(np.float32), rng.standard_normal((1024, 2048)).astype(np.float32))
+    assert calls == [2, 1]
