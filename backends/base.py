@@ -71,8 +71,9 @@ class Backend(ABC):
 
     # ----------------------------------------------------------------- dense
     @abstractmethod
-    def matmul(self, a, b):
-        """``a @ b`` for 2D or batched 3D arrays (BLAS)."""
+    def matmul(self, a, b, out=None):
+        """``a @ b`` for 2D or batched 3D arrays (BLAS), into ``out`` when given (an array of the product's
+        shape and dtype)."""
 
     # ----------------------------------------------------------------- locally connected 2D
     @abstractmethod

@@ -111,8 +111,8 @@ class CupyBackend(NumpyBackend):
     def synchronize(self) -> None:
         self.xp.cuda.Device().synchronize()
 
-    def matmul(self, a, b):
-        return self.xp.matmul(a, b)  # cuBLAS
+    def matmul(self, a, b, out=None):
+        return self.xp.matmul(a, b, out=out)  # cuBLAS
 
     # ----------------------------------------------------------------- kernel launches
     def _function(self, module: str, kernel: str):

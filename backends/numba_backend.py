@@ -36,6 +36,9 @@ MATMUL_SPLIT_MIN_FLOPS = 1 << 24
 # Products of fewer rows than this (matrix-vector work) with at least 2^20 weights run on OpenBLAS's own
 # threads for the one call.
 MATMUL_THREADED_BLAS_MAX_ROWS = 8
+# The convolution weight gradient builds its im2col patches for blocks of samples of at most this many
+# bytes (large fresh buffers cost a page fault per 4 KB at every call).
+IM2COL_BLOCK_BYTES = 16 << 20
 # Element-wise kernels run in parallel only from this many cells on (memory bound below; a parallel launch
 # then costs more than it saves).
 ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 20
@@ -55,6 +58,16 @@ def _blocks(size: int, parts: int, align: int) -> list[tuple[int, int]]:
     step = -(-size // parts)
     step += -step % align
     return [(lo, min(lo + step, size)) for lo in range(0, size, step)]
+
+
+def _output(out, shape, dtype):
+    """``out`` checked to be a C-contiguous (shape) array of dtype, or a new one when out is None."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if tuple(out.shape) != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"matmul: out must be a C-contiguous {tuple(shape)} {np.dtype(dtype)} array, got "
+                         f"{tuple(out.shape)} {out.dtype}")
+    return out
 
 
 def _c(a, dtype):
@@ -94,27 +107,31 @@ class NumbaBackend(NumpyBackend):
         return numba.get_num_threads()
 
     # ----------------------------------------------------------------- matrix products
-    def matmul(self, a, b):
-        """a @ b; a product with at least MATMUL_SPLIT_MIN_FLOPS is split into one block per thread, each a
-        single-threaded BLAS call writing its block of the output in place: blocks of output columns (or
-        rows, when there are more rows) for a 2D b (a may have leading axes), blocks of the inner axis as
-        partial products summed in order when it is at least 4 times longer than both others, blocks of the
-        stack for stacked (B, M, K) x (B, K, N) products. Each block is computed the same way every time, so results
-        are reproducible for a given thread count."""
+    def matmul(self, a, b, out=None):
+        """a @ b (into ``out`` when given: a C-contiguous array of the product's shape and dtype, reused by the
+        caller so that a large product does not fault in fresh pages every time); a product with at least
+        MATMUL_SPLIT_MIN_FLOPS is split into one block per thread, each a single-threaded BLAS call writing
+        its block of the output in place: blocks of output columns (or rows, when there are more rows) for a 2D
+        b (a may have leading axes), blocks of the inner axis as partial products summed in order when it is
+        at least 4 times longer than both others, blocks of the stack for stacked (B, M, K) x (B, K, N)
+        products. Each block is computed the same way every time, so results are reproducible for a given
+        thread count."""
         threads = self.num_threads
+        if out is not None and a.ndim >= 2 and b.ndim in (2, a.ndim):
+            _output(out, (*a.shape[:-1], b.shape[-1]), np.result_type(a, b))
         if not self._split_products or threads < 2 or a.ndim < 2 or b.ndim not in (2, a.ndim):
-            return np.matmul(a, b)
+            return np.matmul(a, b, out=out)
         if b.ndim == 3:  # a stack of products, (B, M, K) x (B, K, N): one block of the stack per thread
             count, m, k = a.shape
             n = b.shape[2]
             if b.shape[0] != count or count < threads or 2 * count * m * k * n < MATMUL_SPLIT_MIN_FLOPS:
-                return np.matmul(a, b)
-            out = np.empty((count, m, n), dtype=np.result_type(a, b))
-            jobs = [(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in _blocks(count, threads, 1)]
+                return np.matmul(a, b, out=out)
+            result = _output(out, (count, m, n), np.result_type(a, b))
+            jobs = [(a[lo:hi], b[lo:hi], result[lo:hi]) for lo, hi in _blocks(count, threads, 1)]
             self._run_split(jobs, threads)
-            return out
+            return result
         if b.ndim != 2:
-            return np.matmul(a, b)
+            return np.matmul(a, b, out=out)
         a2 = a.reshape(-1, a.shape[-1])
         (m, k), n = a2.shape, b.shape[1]
         long_inner = k >= 4 * max(m, n)  # a weight gradient summed over a batch of positions
@@ -124,27 +141,32 @@ class NumbaBackend(NumpyBackend):
             # for a while after the call and halved the speed of the products and kernels that followed.
             set_openblas_threads(threads)
             try:
-                return np.matmul(a, b)
+                return np.matmul(a, b, out=out)
             finally:
                 set_openblas_threads(1)
         if 2 * m * k * n < MATMUL_SPLIT_MIN_FLOPS:
-            return np.matmul(a, b)
+            return np.matmul(a, b, out=out)
         dt = np.result_type(a, b)
+        shape = (*a.shape[:-1], n)
         if long_inner:
             blocks = _blocks(k, threads, 16)
             partial = np.empty((len(blocks), m, n), dtype=dt)
             self._run_split([(a2[:, lo:hi], b[lo:hi], partial[t]) for t, (lo, hi) in enumerate(blocks)], threads)
-            out = partial[0]
+            total = partial[0]
             for t in range(1, len(blocks)):  # the partial sums added in a fixed order
-                out += partial[t]
-            return out.reshape(*a.shape[:-1], n)
-        out = np.empty((m, n), dtype=dt)
+                total += partial[t]
+            if out is None:
+                return total.reshape(shape)
+            _output(out, shape, dt)[...] = total.reshape(shape)
+            return out
+        result = _output(out, shape, dt)
+        flat = result.reshape(m, n)
         if n >= m:  # blocks start on 64-byte boundaries
-            jobs = [(a2, b[:, lo:hi], out[:, lo:hi]) for lo, hi in _blocks(n, threads, 16)]
+            jobs = [(a2, b[:, lo:hi], flat[:, lo:hi]) for lo, hi in _blocks(n, threads, 16)]
         else:
-            jobs = [(a2[lo:hi], b, out[lo:hi]) for lo, hi in _blocks(m, threads, 16)]
+            jobs = [(a2[lo:hi], b, flat[lo:hi]) for lo, hi in _blocks(m, threads, 16)]
         self._run_split(jobs, threads)
-        return out.reshape(*a.shape[:-1], n)
+        return result
 
     def _run_split(self, jobs, threads):
         """np.matmul(x, y, out=o) for each (x, y, o) in jobs: the first here, the others on the pool."""
@@ -261,14 +283,24 @@ class NumbaBackend(NumpyBackend):
         return dx
 
     def conv2d_backward_weight(self, x, dy, kernel, stride):
+        """im2col + BLAS, a block of samples at a time (patches of at most IM2COL_BLOCK_BYTES, whose buffer the
+        allocator reuses: one of N x L x P values, 36 MB for the generator's first convolution, faulted in
+        fresh pages at every call, 8 of its 14 ms); the blocks' products are summed in order."""
         dt = np.result_type(x, dy)
         x, dy = _c(x, dt), _c(dy, dt)
         n, ho, wo, co = dy.shape
-        patches = self._patches_c(x, kernel, stride)
-        if patches.shape[1:3] != (ho, wo):
+        (kh, kw), ci = kernel, x.shape[3]
+        if (conv_output_size(x.shape[1], kh, stride[0]), conv_output_size(x.shape[2], kw, stride[1])) != (ho, wo):
             raise ValueError(f"conv2d: dy {dy.shape} does not fit input {x.shape} with kernel {kernel}")
-        dw = self.matmul(patches.reshape(n * ho * wo, -1).T, dy.reshape(n * ho * wo, co))
-        return dw.reshape(kernel[0], kernel[1], x.shape[3], co)
+        per_sample = ho * wo * kh * kw * ci * dt.itemsize
+        step = max(1, IM2COL_BLOCK_BYTES // per_sample)
+        dw = None
+        for lo in range(0, n, step):
+            patches = self._patches_c(x[lo:lo + step], kernel, stride)
+            rows = patches.shape[0] * ho * wo
+            part = self.matmul(patches.reshape(rows, -1).T, dy[lo:lo + step].reshape(rows, co))
+            dw = part if dw is None else dw + part
+        return dw.reshape(kh, kw, ci, co)
 
     # ----------------------------------------------------------------- shape ops
     def pad2d(self, x, pad):

@@ -31,8 +31,8 @@ class NumpyBackend(Backend):
     def to_numpy(self, a):
         return np.asarray(a)
 
-    def matmul(self, a, b):
-        return self.xp.matmul(a, b)
+    def matmul(self, a, b, out=None):
+        return self.xp.matmul(a, b, out=out)
 
     # ----------------------------------------------------------------- patches (im2col) helpers
     def _patches(self, x, kernel, stride):

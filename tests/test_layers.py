@@ -152,3 +152,20 @@ def test_switched_off_gradients_are_skipped_and_the_rest_unchanged(be64):
     assert net.backward(dy) is None
     for p, g in zip(net.parameters(), grads):
         np.testing.assert_array_equal(p.grad, g)
+
+
+def test_dense_writes_its_weight_gradient_into_the_previous_one(be64):
+    import calosim.layers as L
+
+    rng = np.random.default_rng(3)
+    dense = L.Dense(5)
+    dense.build((4,), be64, rng)
+    kernel = dense.params["kernel"]
+    grads = []
+    for _ in range(2):
+        x, dy = rng.standard_normal((6, 4)), rng.standard_normal((6, 5))
+        dense.forward(x)
+        dense.backward(dy)
+        grads.append(kernel.grad)
+        np.testing.assert_allclose(kernel.grad, x.T @ dy, rtol=1e-12)
+    assert grads[0] is grads[1]

@@ -2,7 +2,8 @@
 
 A layer is built once for a per-sample input shape on a backend, then ``forward`` keeps what ``backward``
 needs (said in a comment in each layer) and ``backward`` returns dL/dx and stores dL/dparam in each
-``Parameter.grad`` (overwritten, not accumulated: every optimiser step follows one backward).
+``Parameter.grad`` (overwritten, not accumulated: every optimiser step follows one backward; a layer may
+write the new gradient into the previous gradient's array, so a caller keeping a gradient copies it).
 """
 
 from __future__ import annotations

@@ -45,7 +45,11 @@ class Dense(Layer):
         fan_in = kernel.value.shape[0]
         if self.param_grads:
             x2, dy2 = x.reshape(-1, fan_in), dy.reshape(-1, self.units)
-            kernel.grad = be.matmul(x2.T, dy2)
+            previous = kernel.grad  # overwritten in place (see Parameter): a fresh 72 MB array faults in its pages
+            dtype = np.result_type(x2.dtype, dy2.dtype)
+            reuse = (previous is not None and previous.shape == kernel.value.shape and previous.dtype == dtype
+                     and previous.flags.c_contiguous)
+            kernel.grad = be.matmul(x2.T, dy2, out=previous if reuse else None)
             if self.use_bias:
                 self.params["bias"].grad = dy2.sum(axis=0)
         return be.matmul(dy, kernel.value.T) if self.input_grad else None
