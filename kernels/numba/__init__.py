@@ -12,7 +12,7 @@ def parallel_and_serial(fn):
 
     Numba names a function's cache after its qualified name and line, and does not tell builds with other
     flags apart: two builds of one function share one cache, and whichever compiled first was loaded for
-    both (measured: the 'parallel' Adam update ran the serial code, 3.4x slower on two threads). The serial
+    both (measured: the "parallel" Adam update ran the serial code, 3.2x slower on two threads). The serial
     build compiles a copy of the function under its own name.
     """
     import types
