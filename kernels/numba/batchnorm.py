@@ -2,8 +2,7 @@
 
 Notation: R rows (every axis but the channels, flattened), C channels; x2, y2, dy2, x_hat2 (R, C).
 The per-channel sums are accumulated in float64 over CHUNKS fixed blocks of rows, one task each, then added
-in block order: the same result on any number of threads (the two builds may round y = gamma x_hat + beta
-differently, one fused multiply-add; which one runs depends on the array's size only). The variance is taken
+in block order: the same result whichever build runs and on any number of threads. The variance is taken
 from data shifted by the first row (no cancellation when the mean is large against the spread). Each kernel
 has a parallel build (measured 2x faster than serial at the CaloGAN generator's shapes, R = 25088-62720,
 on 2 threads) and a serial one for small arrays, where a parallel launch costs more than the work.
