@@ -255,39 +255,6 @@ def test_batchnorm_parity(shape, dtype):
         check(f"batchnorm_backward {name}", a, b, dtype, dy=dy)
 
 
-def test_batchnorm_builds_and_thread_counts_agree_bit_for_bit():
-    """The parallel build (large arrays) sums in fixed blocks: it equals the serial build and the NumPy
-    reference, on one thread and on all."""
-    import numba
-
-    from calosim.kernels.numba import batchnorm as kernels
-
-    rng = np.random.default_rng(23)
-    x = (2.0 + rng.standard_normal((70000, 3))).astype(np.float32)
-    dy = rng.standard_normal(x.shape).astype(np.float32)
-    gamma, beta = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
-
-    def run(forward, backward):
-        outs = [np.empty_like(x), *(np.empty(3, np.float32) for _ in range(2)), np.empty_like(x),
-                np.empty(3, np.float32)]
-        forward(x, gamma, beta, 1e-3, *outs)
-        grads = [np.empty_like(x), np.empty(3, np.float32), np.empty(3, np.float32)]
-        backward(dy, outs[3], outs[4], gamma, *grads)
-        return outs + grads
-
-    serial = run(kernels.batchnorm_forward_serial, kernels.batchnorm_backward_serial)
-    threads = numba.get_num_threads()
-    for n_threads in (1, threads):
-        numba.set_num_threads(n_threads)
-        try:
-            for a, b in zip(run(kernels.batchnorm_forward, kernels.batchnorm_backward), serial):
-                np.testing.assert_array_equal(a, b)
-        finally:
-            numba.set_num_threads(threads)
-    ref = get_backend("numpy", "float32")
-    check("batchnorm_forward y (parallel)", serial[0], ref.batchnorm_forward(x, gamma, beta, 1e-3)[0], "float32")
-
-
 # ----------------------------------------------------------------- activations
 @pytest.mark.parametrize("alpha", [0.0, 0.2])
 def test_leaky_relu_parity(alpha, dtype):
