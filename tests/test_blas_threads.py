@@ -41,3 +41,22 @@ def test_only_batch1_style_products_wake_openblas_threads(monkeypatch):
     assert calls == [] and gradient.shape == (4, 64)
     be.matmul(rng.standard_normal((1, 1024)).astype(np.float32), rng.standard_normal((1024, 2048)).astype(np.float32))
     assert calls == [2, 1]
+
+
+def test_machine_info_first_still_gives_the_backends_threading_layer():
+    """Asking for numba's thread count starts its pool: done before the numba backend existed (the benchmark
+    suite's machine fixture), numba chose OpenMP, and batch-1 sampling ran 4x slower."""
+    import subprocess
+    import sys
+
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        pytest.skip("NUMBA_THREADING_LAYER is set: the user's choice is kept")
+    code = ("import numpy as np, numba\n"
+            "from calosim.info import machine_info\n"
+            "machine_info()\n"
+            "from calosim.backends import get_backend\n"
+            "get_backend('numba').leaky_relu(np.ones(1 << 21, np.float32), 0.2)\n"
+            "print(numba.threading_layer())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "workqueue"
