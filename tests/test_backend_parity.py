@@ -62,8 +62,31 @@ def window_arrays(rng, case, dtype, lc2d: bool):
 
 
 # ----------------------------------------------------------------- LC2D and convolution
+# The tiled kernels (forward from batch 8 on, both backward passes always) work on 4-sample x 4-output
+# (forward), 2-sample x 8-output (data) and 4-sample x 2-output (weight) tiles: batches and widths that are
+# not multiples of those exercise the clamped tails.
+TILE_CASES = [
+    (8, 5, 12, 6, 16, (3, 3), (1, 2)),
+    (11, 4, 7, 3, 5, (2, 2), (1, 1)),
+    (13, 6, 9, 2, 1, (2, 3), (2, 1)),
+    (9, 5, 8, 4, 9, (3, 2), (1, 2)),
+]
+LC2D_CASES = WINDOW_CASES + TILE_CASES
+LC2D_IDS = WINDOW_IDS + [f"n{c[0]}-ci{c[3]}-co{c[4]}" for c in TILE_CASES]
+
+# Convolutions whose patch rows (K_w * C_in) are long enough for the tiled kernels with tied filters (forward
+# from batch 8 on, backward-data at any batch); the generator's is (2, 2) over 36 channels.
+CONV_TILED_CASES = [
+    (8, 6, 9, 9, 5, (2, 2), (1, 1)),
+    (11, 7, 8, 16, 3, (3, 2), (2, 1)),
+    (3, 5, 6, 36, 16, (2, 2), (1, 1)),
+]
+CONV_CASES = WINDOW_CASES + CONV_TILED_CASES
+CONV_IDS = WINDOW_IDS + [f"tied-n{c[0]}-ci{c[3]}-co{c[4]}" for c in CONV_TILED_CASES]
+
+
 @pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("case", WINDOW_CASES, ids=WINDOW_IDS)
+@pytest.mark.parametrize("case", LC2D_CASES, ids=LC2D_IDS)
 def test_lc2d_parity(case, use_bias, dtype):
     rng = np.random.default_rng(11)
     ref, fast = both(dtype)
@@ -90,33 +113,8 @@ def test_lc2d_parity_calogan_shape(n, dtype):
           ref.lc2d_backward_weight(x, dy, (2, 2), (1, 1)), dtype, x=x)
 
 
-# The tiled kernels (forward from batch 8 on, both backward passes always) work on 4-sample x 4-output
-# (forward), 2-sample x 8-output (data) and 4-sample x 2-output (weight) tiles: batches and widths that are
-# not multiples of those exercise the clamped tails.
-TILE_CASES = [
-    (8, 5, 12, 6, 16, (3, 3), (1, 2)),
-    (11, 4, 7, 3, 5, (2, 2), (1, 1)),
-    (13, 6, 9, 2, 1, (2, 3), (2, 1)),
-    (9, 5, 8, 4, 9, (3, 2), (1, 2)),
-]
-
-
-@pytest.mark.parametrize("case", TILE_CASES, ids=[f"n{c[0]}-ci{c[3]}-co{c[4]}" for c in TILE_CASES])
-def test_lc2d_parity_tile_tails(case, dtype):
-    rng = np.random.default_rng(15)
-    ref, fast = both(dtype)
-    x, w, b, dy = window_arrays(rng, case, dtype, lc2d=True)
-    kernel, stride = case[5], case[6]
-    check("lc2d_forward", fast.lc2d_forward(x, w, b, kernel, stride), ref.lc2d_forward(x, w, b, kernel, stride),
-          dtype, x=x, w=w)
-    check("lc2d_backward_data", fast.lc2d_backward_data(dy, w, x.shape, kernel, stride),
-          ref.lc2d_backward_data(dy, w, x.shape, kernel, stride), dtype, dy=dy, w=w)
-    check("lc2d_backward_weight", fast.lc2d_backward_weight(x, dy, kernel, stride),
-          ref.lc2d_backward_weight(x, dy, kernel, stride), dtype, x=x, dy=dy)
-
-
 @pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("case", WINDOW_CASES, ids=WINDOW_IDS)
+@pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
 def test_conv2d_parity(case, use_bias, dtype):
     rng = np.random.default_rng(13)
     ref, fast = both(dtype)
@@ -128,28 +126,6 @@ def test_conv2d_parity(case, use_bias, dtype):
           ref.conv2d_backward_data(dy, w, x.shape, stride), dtype, dy=dy)
     check("conv2d_backward_weight", fast.conv2d_backward_weight(x, dy, case[5], stride),
           ref.conv2d_backward_weight(x, dy, case[5], stride), dtype, x=x, dy=dy)
-
-
-# Convolutions whose patch rows (K_w * C_in) are long enough for the tiled kernels with tied filters (forward
-# from batch 8 on, backward-data at any batch); the generator's is (2, 2) over 36 channels.
-CONV_TILED_CASES = [
-    (8, 6, 9, 9, 5, (2, 2), (1, 1)),
-    (11, 7, 8, 16, 3, (3, 2), (2, 1)),
-    (3, 5, 6, 36, 16, (2, 2), (1, 1)),
-]
-
-
-@pytest.mark.parametrize("case", CONV_TILED_CASES, ids=[f"n{c[0]}-ci{c[3]}-co{c[4]}" for c in CONV_TILED_CASES])
-def test_conv2d_parity_tiled(case, dtype):
-    rng = np.random.default_rng(17)
-    ref, fast = both(dtype)
-    x, w, b, dy = window_arrays(rng, case, dtype, lc2d=False)
-    stride = case[6]
-    for bias in (b, None):
-        check("conv2d_forward", fast.conv2d_forward(x, w, bias, stride), ref.conv2d_forward(x, w, bias, stride),
-              dtype, x=x)
-    check("conv2d_backward_data", fast.conv2d_backward_data(dy, w, x.shape, stride),
-          ref.conv2d_backward_data(dy, w, x.shape, stride), dtype, dy=dy)
 
 
 @pytest.mark.parametrize("case", WINDOW_CASES, ids=WINDOW_IDS)
