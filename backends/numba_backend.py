@@ -157,7 +157,7 @@ class NumbaBackend(NumpyBackend):
                 total += partial[t]
             if out is None:
                 return total.reshape(shape)
-            _output(out, shape, dt)[...] = total.reshape(shape)
+            out[...] = total.reshape(shape)  # (checked on entry)
             return out
         result = _output(out, shape, dt)
         flat = result.reshape(m, n)
