@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 
+def _sigmoid_of(x, e, xp):
+    """sigmoid(x) from e = exp(-|x|), split by sign so that exp never overflows."""
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid(x, xp):
+    """1 / (1 + exp(-x)) without overflow."""
+    return _sigmoid_of(x, xp.exp(-xp.abs(x)), xp)
+
+
 def bce_with_logits(logits, targets, xp):
     """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably from the logits.
 
     loss = mean(max(z, 0) - z t + log(1 + exp(-|z|))); d/dz = (sigmoid(z) - t) / n.
     """
     z, t = logits, targets
-    loss = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
     e = xp.exp(-xp.abs(z))
-    sigmoid = xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    return float(loss.mean()), ((sigmoid - t) / z.size).astype(z.dtype)
+    loss = xp.maximum(z, 0) - z * t + xp.log1p(e)
+    return float(loss.mean()), ((_sigmoid_of(z, e, xp) - t) / z.size).astype(z.dtype)
 
 
 def mean_absolute_error(prediction, target, xp):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from calosim.layers.base import Layer
+from calosim.losses import sigmoid
 
 
 class LeakyReLU(Layer):
@@ -82,10 +83,7 @@ class SplitReLU(Layer):
 
 class Sigmoid(Layer):
     def forward(self, x, training: bool = True):
-        xp = self.backend.xp
-        # split by sign so that exp never overflows
-        e = xp.exp(-xp.abs(x))
-        self._y = xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))  # the output is retained
+        self._y = sigmoid(x, self.backend.xp)  # the output is retained
         return self._y
 
     def backward(self, dy):

@@ -146,12 +146,6 @@ class ShowerModel:
         raise NotImplementedError
 
 
-def sigmoid(x, xp):
-    """1 / (1 + exp(-x)) without overflow."""
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 def latent_seeded_rng(z, backend) -> np.random.Generator:
     """A Generator seeded by the bytes of the latent vectors z: the Bernoulli draws of a generation (which
     cells or layers are empty) are then as reproducible as the latent draws they go with."""

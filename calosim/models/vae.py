@@ -55,6 +55,7 @@ import numpy as np
 
 from calosim.errors import ConfigError
 from calosim.layers import Dense, LeakyReLU, ReLU, Sequential
+from calosim.losses import sigmoid
 from calosim.models.base import (
     VOXEL_TRANSFORMS,
     ConfigMixin,
@@ -62,7 +63,6 @@ from calosim.models.base import (
     check_finite,
     check_unique_names,
     latent_seeded_rng,
-    sigmoid,
     training_to_voxels,
     voxel_fractions,
     voxels_to_training,

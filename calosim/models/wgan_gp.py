@@ -57,7 +57,7 @@ import numpy as np
 from calosim.errors import ConfigError
 from calosim.layers import Dense, LeakyReLU, ReLU, Sequential, SplitReLU
 from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
-from calosim.losses import bce_with_logits
+from calosim.losses import bce_with_logits, sigmoid
 from calosim.models.base import (
     VOXEL_TRANSFORMS,
     ConfigMixin,
@@ -65,7 +65,6 @@ from calosim.models.base import (
     check_finite,
     check_unique_names,
     latent_seeded_rng,
-    sigmoid,
     training_to_voxels,
     voxel_fractions,
     voxels_to_training,
