@@ -396,8 +396,9 @@ class WGANGPTrainer:
         out = {"d_wasserstein": wasserstein, "d_penalty": penalty, "grad_norm": norm}
         if self.critic_calls % model.config.critic_steps == 0:
             response = empty = None
-            n = len(energy_gev)
-            sums = np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)
+            if model.config.energy_weight > 0 or model.config.layer_empty_head:
+                n = len(energy_gev)
+                sums = np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)
             if model.config.energy_weight > 0:  # the real showers' E_tot / E_in
                 response = self.backend.asarray(sums.sum(axis=1) / (1000.0 * np.asarray(energy_gev, np.float64)))
             if model.config.layer_empty_head:
