@@ -240,7 +240,9 @@ class NumbaBackend(NumpyBackend):
         self._k_lc2d.untranspose_weights(dwt, dw)
         return dw
 
-    # ----------------------------------------------------------------- convolution ('valid'): im2col + BLAS
+    # ----------------------------------------------------------------- convolution ('valid')
+    # im2col + BLAS, the tied tiled LC2D kernels for long patch rows, direct kernels for one input channel
+    # (forward and weight gradient; its data gradient, in the generator steps only, stays with BLAS + col2im)
     def _patches_c(self, x, kernel, stride):
         n, h, wd, ci = x.shape
         (kh, kw), (sh, sw) = kernel, stride
@@ -260,6 +262,11 @@ class NumbaBackend(NumpyBackend):
             y = np.empty((n, conv_output_size(h, kh, stride[0]), conv_output_size(wd, kw, stride[1]), co), dtype=dt)
             bias = _c(b, dt).reshape(1, co) if b is not None else np.zeros((0, co), dtype=dt)
             self._k_lc2d.lc2d_forward_tiled(x, self._conv_transposed(w), bias, b is not None, kh, kw, *stride, y)
+            return y
+        if ci == 1:
+            y = np.empty((n, conv_output_size(h, kh, stride[0]), conv_output_size(wd, kw, stride[1]), co), dtype=dt)
+            bias = _c(b, dt) if b is not None else np.zeros(0, dtype=dt)
+            self._k_conv2d.single_channel_forward(x, w.reshape(kh * kw, co), bias, b is not None, kh, kw, *stride, y)
             return y
         patches = self._patches_c(x, (kh, kw), stride)
         n, ho, wo, p = patches.shape
@@ -289,13 +296,21 @@ class NumbaBackend(NumpyBackend):
     def conv2d_backward_weight(self, x, dy, kernel, stride):
         """im2col + BLAS, a block of samples at a time (patches of at most IM2COL_BLOCK_BYTES, whose buffer the
         allocator reuses: one of N x L x P values, 36 MB for the generator's first convolution, faulted in
-        fresh pages at every call, 8 of its 14 ms); the blocks' products are summed in order."""
+        fresh pages at every call, 8 of its 14 ms); the blocks' products are summed in order. One input channel:
+        the direct kernel, partial gradients of fixed sample blocks summed in order."""
         dt = np.result_type(x, dy)
         x, dy = _c(x, dt), _c(dy, dt)
         n, ho, wo, co = dy.shape
         (kh, kw), ci = kernel, x.shape[3]
         if (conv_output_size(x.shape[1], kh, stride[0]), conv_output_size(x.shape[2], kw, stride[1])) != (ho, wo):
             raise ValueError(f"conv2d: dy {dy.shape} does not fit input {x.shape} with kernel {kernel}")
+        if ci == 1:
+            partial = np.empty((self._k_conv2d.SINGLE_CHANNEL_WEIGHT_BLOCKS, kh * kw, co), dtype=dt)
+            self._k_conv2d.single_channel_backward_weight(x, dy, kh, kw, *stride, partial)
+            dw = partial[0]
+            for k in range(1, partial.shape[0]):  # the blocks added in a fixed order
+                dw += partial[k]
+            return dw.reshape(kh, kw, 1, co)
         per_sample = ho * wo * kh * kw * ci * dt.itemsize
         step = max(1, IM2COL_BLOCK_BYTES // per_sample)
         dw = None

@@ -79,6 +79,7 @@ LAYER_CASES: tuple[LayerCase, ...] = (
     LayerCase("conv2d_same_2x2", lambda: L.Conv2D(3, 2, padding="same"), (5, 6, 2)),
     LayerCase("conv2d_valid_3x3_stride2", lambda: L.Conv2D(2, 3, 2), (7, 8, 2)),
     LayerCase("conv2d_same_5x5", lambda: L.Conv2D(2, 5, padding="same"), (7, 7, 1)),
+    LayerCase("conv2d_one_channel_2x2", lambda: L.Conv2D(4, 2, padding="same"), (3, 6, 1)),
     LayerCase("zeropad2d", lambda: L.ZeroPad2D(((1, 2), (0, 1))), (3, 4, 2)),
     LayerCase("upsampling2d", lambda: L.UpSampling2D((4, 1)), (3, 5, 1)),
     LayerCase("avgpool2d", lambda: L.AveragePooling2D((2, 3)), (5, 7, 2)),

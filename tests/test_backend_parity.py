@@ -81,8 +81,15 @@ CONV_TILED_CASES = [
     (11, 7, 8, 16, 3, (3, 2), (2, 1)),
     (3, 5, 6, 36, 16, (2, 2), (1, 1)),
 ]
-CONV_CASES = WINDOW_CASES + CONV_TILED_CASES
-CONV_IDS = WINDOW_IDS + [f"tied-n{c[0]}-ci{c[3]}-co{c[4]}" for c in CONV_TILED_CASES]
+# One input channel (the discriminator's first convolutions): the direct kernels, odd sample counts against
+# the weight gradient's sample blocks.
+CONV_SINGLE_CHANNEL_CASES = [
+    (11, 4, 13, 1, 64, (2, 2), (1, 1)),
+    (5, 7, 9, 1, 7, (3, 2), (2, 1)),
+]
+CONV_CASES = WINDOW_CASES + CONV_TILED_CASES + CONV_SINGLE_CHANNEL_CASES
+CONV_IDS = (WINDOW_IDS + [f"tied-n{c[0]}-ci{c[3]}-co{c[4]}" for c in CONV_TILED_CASES]
+            + [f"one-channel-n{c[0]}-co{c[4]}-s{c[6][0]}{c[6][1]}" for c in CONV_SINGLE_CHANNEL_CASES])
 
 
 @pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "nobias"])

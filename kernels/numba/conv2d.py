@@ -1,7 +1,8 @@
-"""'Valid' 2D convolution helpers: patch extraction (im2col) and its adjoint (col2im).
+"""'Valid' 2D convolution helpers: patch extraction (im2col) and its adjoint (col2im), and direct kernels for
+one input channel.
 
-The matrix products themselves go to BLAS (numpy.matmul), which runs a convolution's one large GEMM
-(N*H_out*W_out, P) x (P, C_out) near the machine's peak; these kernels only move data.
+The matrix products of many-channel convolutions go to BLAS (numpy.matmul), which runs a convolution's one
+large GEMM (N*H_out*W_out, P) x (P, C_out) near the machine's peak; im2col and col2im only move data.
 Notation: N batch, (H, W, C_in) input, kernel (K_h, K_w), stride (S_h, S_w), P = K_h*K_w*C_in with patch
 order (k_h, k_w, c_in). Every array is C-contiguous.
 """
@@ -56,3 +57,56 @@ def col2im(dpatches, kh, kw, sh, sw, dx):
                 base = j * sw * ci
                 for q in range(run):
                     row[base + q] += src[q]
+
+
+# --------------------------------------------------------------------------- one input channel, direct
+# The discriminator's first convolutions see the one-channel images: an im2col GEMM of K_h*K_w (4) inner
+# products per output is bound by moving its output, and BLAS then spends more time on packing than on
+# arithmetic. These kernels stream the output once, each output channel row vectorised. w2 is the filter
+# bank (K_h*K_w, C_out) in patch order (k_h, k_w).
+
+SINGLE_CHANNEL_WEIGHT_BLOCKS = 8  # partial weight gradients, summed in order (the same for any thread count)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def single_channel_forward(x, w2, b, has_bias, kh, kw, sh, sw, y):
+    """y (N, H_out, W_out, C_out) = 'valid' convolution of x (N, H, W, 1) plus b (C_out,) when has_bias."""
+    n = x.shape[0]
+    ho, wo, co = y.shape[1], y.shape[2], y.shape[3]
+    for t in prange(n * ho):  # each task writes y[s, i] only
+        s = t // ho
+        i = t - s * ho
+        for j in range(wo):
+            out = y[s, i, j]
+            out[:] = 0.0
+            for a in range(kh):
+                for c in range(kw):
+                    xv = x[s, i * sh + a, j * sw + c, 0]
+                    wr = w2[a * kw + c]
+                    for o in range(co):
+                        out[o] += xv * wr[o]
+            if has_bias:
+                for o in range(co):
+                    out[o] += b[o]
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def single_channel_backward_weight(x, dy, kh, kw, sh, sw, partial):
+    """partial (SINGLE_CHANNEL_WEIGHT_BLOCKS, K_h*K_w, C_out): block k holds the weight gradient of the k-th
+    block of samples (the caller sums them in order); overwritten."""
+    n, ho, wo, co = dy.shape
+    blocks = partial.shape[0]
+    for k in prange(blocks):  # each task writes partial[k] only
+        acc = partial[k]
+        acc[:] = 0.0
+        for s in range(k * n // blocks, (k + 1) * n // blocks):
+            for i in range(ho):
+                for j in range(wo):
+                    g = dy[s, i, j]
+                    for a in range(kh):
+                        for c in range(kw):
+                            xv = x[s, i * sh + a, j * sw + c, 0]
+                            row = acc[a * kw + c]
+                            for o in range(co):
+                                row[o] += xv * g[o]
+
