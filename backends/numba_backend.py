@@ -241,8 +241,9 @@ class NumbaBackend(NumpyBackend):
         return dw
 
     # ----------------------------------------------------------------- convolution ('valid')
-    # im2col + BLAS, the tied tiled LC2D kernels for long patch rows, direct kernels for one input channel
-    # (forward and weight gradient; its data gradient, in the generator steps only, stays with BLAS + col2im)
+    # im2col + BLAS, the tied tiled LC2D kernels for long patch rows, a direct forward for one input channel
+    # (the same bits as im2col + BLAS; its gradients stay with BLAS, whose summation order the trained models'
+    # results were measured with)
     def _patches_c(self, x, kernel, stride):
         n, h, wd, ci = x.shape
         (kh, kw), (sh, sw) = kernel, stride
@@ -296,21 +297,13 @@ class NumbaBackend(NumpyBackend):
     def conv2d_backward_weight(self, x, dy, kernel, stride):
         """im2col + BLAS, a block of samples at a time (patches of at most IM2COL_BLOCK_BYTES, whose buffer the
         allocator reuses: one of N x L x P values, 36 MB for the generator's first convolution, faulted in
-        fresh pages at every call, 8 of its 14 ms); the blocks' products are summed in order. One input channel:
-        the direct kernel, partial gradients of fixed sample blocks summed in order."""
+        fresh pages at every call, 8 of its 14 ms); the blocks' products are summed in order."""
         dt = np.result_type(x, dy)
         x, dy = _c(x, dt), _c(dy, dt)
         n, ho, wo, co = dy.shape
         (kh, kw), ci = kernel, x.shape[3]
         if (conv_output_size(x.shape[1], kh, stride[0]), conv_output_size(x.shape[2], kw, stride[1])) != (ho, wo):
             raise ValueError(f"conv2d: dy {dy.shape} does not fit input {x.shape} with kernel {kernel}")
-        if ci == 1:
-            partial = np.empty((self._k_conv2d.SINGLE_CHANNEL_WEIGHT_BLOCKS, kh * kw, co), dtype=dt)
-            self._k_conv2d.single_channel_backward_weight(x, dy, kh, kw, *stride, partial)
-            dw = partial[0]
-            for k in range(1, partial.shape[0]):  # the blocks added in a fixed order
-                dw += partial[k]
-            return dw.reshape(kh, kw, 1, co)
         per_sample = ho * wo * kh * kw * ci * dt.itemsize
         step = max(1, IM2COL_BLOCK_BYTES // per_sample)
         dw = None

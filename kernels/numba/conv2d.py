@@ -61,11 +61,9 @@ def col2im(dpatches, kh, kw, sh, sw, dx):
 
 # --------------------------------------------------------------------------- one input channel, direct
 # The discriminator's first convolutions see the one-channel images: an im2col GEMM of K_h*K_w (4) inner
-# products per output is bound by moving its output, and BLAS then spends more time on packing than on
-# arithmetic. These kernels stream the output once, each output channel row vectorised. w2 is the filter
-# bank (K_h*K_w, C_out) in patch order (k_h, k_w).
-
-SINGLE_CHANNEL_WEIGHT_BLOCKS = 8  # partial weight gradients, summed in order (the same for any thread count)
+# products per output is bound by moving its output, and then adds the bias in one more pass. This kernel
+# streams the output once, each output channel row vectorised. w2 is the filter bank (K_h*K_w, C_out) in
+# patch order (k_h, k_w).
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -88,25 +86,4 @@ def single_channel_forward(x, w2, b, has_bias, kh, kw, sh, sw, y):
             if has_bias:
                 for o in range(co):
                     out[o] += b[o]
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def single_channel_backward_weight(x, dy, kh, kw, sh, sw, partial):
-    """partial (SINGLE_CHANNEL_WEIGHT_BLOCKS, K_h*K_w, C_out): block k holds the weight gradient of the k-th
-    block of samples (the caller sums them in order); overwritten."""
-    n, ho, wo, co = dy.shape
-    blocks = partial.shape[0]
-    for k in prange(blocks):  # each task writes partial[k] only
-        acc = partial[k]
-        acc[:] = 0.0
-        for s in range(k * n // blocks, (k + 1) * n // blocks):
-            for i in range(ho):
-                for j in range(wo):
-                    g = dy[s, i, j]
-                    for a in range(kh):
-                        for c in range(kw):
-                            xv = x[s, i * sh + a, j * sw + c, 0]
-                            row = acc[a * kw + c]
-                            for o in range(co):
-                                row[o] += xv * g[o]
 
