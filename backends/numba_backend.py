@@ -39,8 +39,6 @@ MATMUL_THREADED_BLAS_MAX_ROWS = 8
 # The convolution weight gradient builds its im2col patches for blocks of samples of at most this many
 # bytes (large fresh buffers cost a page fault per 4 KB at every call).
 IM2COL_BLOCK_BYTES = 16 << 20
-# Batch norm runs in parallel (statistics one channel per task, then rows) from this many cells on.
-BATCHNORM_PARALLEL_MIN_SIZE = 1 << 16
 # Element-wise kernels run in parallel only from this many cells on (memory bound below; a parallel launch
 # then costs more than it saves: measured crossover near 400k cells for the leaky ReLU, near 30k for Adam's
 # update, which does more per cell). Both builds give the same bits.
@@ -339,10 +337,8 @@ class NumbaBackend(NumpyBackend):
         x2 = x.reshape(-1, c)
         y, x_hat = np.empty_like(x), np.empty_like(x)
         mean, var, inv_std = (np.empty(c, dtype=dt) for _ in range(3))
-        big = x.size >= BATCHNORM_PARALLEL_MIN_SIZE
-        kernel = self._k_bn.batchnorm_forward if big else self._k_bn.batchnorm_forward_serial
-        kernel(x2, _c(gamma, dt), _c(beta, dt), float(eps), y.reshape(-1, c), mean, var, x_hat.reshape(-1, c),
-               inv_std)
+        self._k_bn.batchnorm_forward(x2, _c(gamma, dt), _c(beta, dt), float(eps), y.reshape(-1, c), mean, var,
+                                     x_hat.reshape(-1, c), inv_std)
         return y, mean, var, x_hat, inv_std
 
     def batchnorm_backward(self, dy, x_hat, inv_std, gamma):
@@ -351,10 +347,8 @@ class NumbaBackend(NumpyBackend):
         c = dy.shape[-1]
         dx = np.empty_like(dy)
         dgamma, dbeta = np.empty(c, dtype=dt), np.empty(c, dtype=dt)
-        big = dy.size >= BATCHNORM_PARALLEL_MIN_SIZE
-        kernel = self._k_bn.batchnorm_backward if big else self._k_bn.batchnorm_backward_serial
-        kernel(dy.reshape(-1, c), x_hat.reshape(-1, c), _c(inv_std, dt), _c(gamma, dt), dx.reshape(-1, c), dgamma,
-               dbeta, np.empty(c, dtype=dt))
+        self._k_bn.batchnorm_backward(dy.reshape(-1, c), x_hat.reshape(-1, c), _c(inv_std, dt), _c(gamma, dt),
+                                      dx.reshape(-1, c), dgamma, dbeta)
         return dx, dgamma, dbeta
 
     # ----------------------------------------------------------------- activations

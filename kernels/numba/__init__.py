@@ -7,7 +7,7 @@ reductions, FMA) but keeps NaN and infinity checks valid (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-def parallel_and_serial(fn, fastmath=FASTMATH):
+def parallel_and_serial(fn):
     """(parallel build, serial build) of the kernel ``fn``, both cached on disk.
 
     Numba names a function's cache after its qualified name and line, and does not tell builds with other
@@ -22,5 +22,5 @@ def parallel_and_serial(fn, fastmath=FASTMATH):
     copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
     copy.__qualname__ = fn.__qualname__ + "_serial"
     copy.__doc__ = fn.__doc__
-    return (njit(parallel=True, fastmath=fastmath, cache=True)(fn),
-            njit(fastmath=fastmath, cache=True)(copy))
+    return (njit(parallel=True, fastmath=FASTMATH, cache=True)(fn),
+            njit(fastmath=FASTMATH, cache=True)(copy))
