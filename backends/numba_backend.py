@@ -240,8 +240,8 @@ class NumbaBackend(NumpyBackend):
 
     # ----------------------------------------------------------------- convolution ('valid')
     # im2col + BLAS, the tied tiled LC2D kernels for long patch rows, a direct forward for one input channel
-    # (the same bits as im2col + BLAS; its gradients stay with BLAS, whose summation order the trained models'
-    # results were measured with)
+    # (measured here: the same bits as im2col + OpenBLAS; its gradients stay with BLAS, whose summation order
+    # the trained models' results were measured with)
     def _patches_c(self, x, kernel, stride):
         n, h, wd, ci = x.shape
         (kh, kw), (sh, sw) = kernel, stride

@@ -1,5 +1,5 @@
-"""'Valid' 2D convolution helpers: patch extraction (im2col) and its adjoint (col2im), and direct kernels for
-one input channel.
+"""'Valid' 2D convolution helpers: patch extraction (im2col) and its adjoint (col2im), and a direct forward
+for one input channel.
 
 The matrix products of many-channel convolutions go to BLAS (numpy.matmul), which runs a convolution's one
 large GEMM (N*H_out*W_out, P) x (P, C_out) near the machine's peak; im2col and col2im only move data.
