@@ -196,7 +196,7 @@ class NumbaBackend(NumpyBackend):
         """Weights (H_out, W_out, P, C_out) as wt (L, C_out, P), the layout of the tiled kernels."""
         ho, wo, p, co = w.shape
         wt = np.empty((ho * wo, co, p), dtype=w.dtype)
-        self._k_lc2d.transpose_weights(w, wt)
+        self._k_lc2d.swap_last_axes(w.reshape(ho * wo, p, co), wt)
         return wt
 
     def lc2d_forward(self, x, w, b, kernel, stride):
@@ -235,7 +235,7 @@ class NumbaBackend(NumpyBackend):
         self._lc2d_check(x.shape, dw.shape, kernel, stride)
         dwt = np.empty((ho * wo, co, dw.shape[2]), dtype=dt)
         self._k_lc2d.lc2d_backward_weight_tiled(x, dy, kh, kw, sh, sw, dwt)
-        self._k_lc2d.untranspose_weights(dwt, dw)
+        self._k_lc2d.swap_last_axes(dwt, dw.reshape(dwt.shape[0], dw.shape[2], co))
         return dw
 
     # ----------------------------------------------------------------- convolution ('valid')

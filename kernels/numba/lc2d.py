@@ -56,14 +56,14 @@ lc2d_forward, lc2d_forward_serial = parallel_and_serial(_lc2d_forward)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def transpose_weights(w, wt):
-    """wt (L, C_out, P) from w (H_out, W_out, P, C_out)."""
-    ho, wo, p, co = w.shape
-    w3 = w.reshape(ho * wo, p, co)
-    for pos in prange(ho * wo):
-        for q in range(p):
-            for o in range(co):
-                wt[pos, o, q] = w3[pos, q, o]
+def swap_last_axes(src, dst):
+    """dst (L, B, A) from src (L, A, B): weights (L, P, C_out) to the tiled kernels' wt (L, C_out, P), and a
+    transposed weight gradient back."""
+    count, rows, cols = src.shape
+    for pos in prange(count):
+        for q in range(rows):
+            for o in range(cols):
+                dst[pos, o, q] = src[pos, q, o]
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -144,6 +144,15 @@ def lc2d_forward_tiled(x, wt, b, has_bias, kh, kw, sh, sw, y):
 DATA_BLOCK = 16  # samples per task of the data gradient
 
 
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _eight_coefficients(g, o0, co):
+    """g[o0], ..., g[o0 + 7], with zeros for the outputs past C_out."""
+    z = g.dtype.type(0.0)
+    return (g[o0], g[o0 + 1] if o0 + 1 < co else z, g[o0 + 2] if o0 + 2 < co else z,
+            g[o0 + 3] if o0 + 3 < co else z, g[o0 + 4] if o0 + 4 < co else z, g[o0 + 5] if o0 + 5 < co else z,
+            g[o0 + 6] if o0 + 6 < co else z, g[o0 + 7] if o0 + 7 < co else z)
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def lc2d_backward_data_tiled(dy, wt, kh, kw, sh, sw, dx):
     """dx (N, H, W, C_in) from dy (N, H_out, W_out, C_out) and transposed weights wt (L, C_out, P), or
@@ -206,27 +215,13 @@ def lc2d_backward_data_tiled(dy, wt, kh, kw, sh, sw, dx):
                         # outputs past C_out reuse the last weight row with a zero coefficient
                         o1, o2, o3 = min(o0 + 1, m), min(o0 + 2, m), min(o0 + 3, m)
                         o4, o5, o6, o7 = min(o0 + 4, m), min(o0 + 5, m), min(o0 + 6, m), min(o0 + 7, m)
-                        g0 = ga[o0]
-                        g1 = ga[o1] if o0 + 1 < co else z
-                        g2 = ga[o2] if o0 + 2 < co else z
-                        g3 = ga[o3] if o0 + 3 < co else z
-                        g4 = ga[o4] if o0 + 4 < co else z
-                        g5 = ga[o5] if o0 + 5 < co else z
-                        g6 = ga[o6] if o0 + 6 < co else z
-                        g7 = ga[o7] if o0 + 7 < co else z
+                        g0, g1, g2, g3, g4, g5, g6, g7 = _eight_coefficients(ga, o0, co)
                         w0, w1 = wt[wp, o0, lo:lo + run], wt[wp, o1, lo:lo + run]
                         w2, w3 = wt[wp, o2, lo:lo + run], wt[wp, o3, lo:lo + run]
                         w4, w5 = wt[wp, o4, lo:lo + run], wt[wp, o5, lo:lo + run]
                         w6, w7 = wt[wp, o6, lo:lo + run], wt[wp, o7, lo:lo + run]
                         if two:
-                            h0 = gb[o0]
-                            h1 = gb[o1] if o0 + 1 < co else z
-                            h2 = gb[o2] if o0 + 2 < co else z
-                            h3 = gb[o3] if o0 + 3 < co else z
-                            h4 = gb[o4] if o0 + 4 < co else z
-                            h5 = gb[o5] if o0 + 5 < co else z
-                            h6 = gb[o6] if o0 + 6 < co else z
-                            h7 = gb[o7] if o0 + 7 < co else z
+                            h0, h1, h2, h3, h4, h5, h6, h7 = _eight_coefficients(gb, o0, co)
                             for q in range(run):
                                 u0, u1, u2, u3 = w0[q], w1[q], w2[q], w3[q]
                                 u4, u5, u6, u7 = w4[q], w5[q], w6[q], w7[q]
@@ -288,14 +283,3 @@ def lc2d_backward_weight_tiled(x, dy, kh, kw, sh, sw, dwt):
                     else:
                         for q in range(run):
                             d0[q] += (g0 * x0[q] + g1 * x1[q]) + (g2 * x2[q] + g3 * xx3[q])
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def untranspose_weights(wt, w):
-    """w (H_out, W_out, P, C_out) from wt (L, C_out, P): the inverse of :func:`transpose_weights`."""
-    ho, wo, p, co = w.shape
-    w3 = w.reshape(ho * wo, p, co)
-    for pos in prange(ho * wo):
-        for q in range(p):
-            for o in range(co):
-                w3[pos, q, o] = wt[pos, o, q]
