@@ -150,19 +150,16 @@ class NumbaBackend(NumpyBackend):
             return np.matmul(a, b, out=out)
         dt = np.result_type(a, b)
         shape = (*a.shape[:-1], n)
-        if long_inner:
-            blocks = _blocks(k, threads, 16)
-            partial = np.empty((len(blocks), m, n), dtype=dt)
-            self._run_split([(a2[:, lo:hi], b[lo:hi], partial[t]) for t, (lo, hi) in enumerate(blocks)], threads)
-            total = partial[0]
-            for t in range(1, len(blocks)):  # the partial sums added in a fixed order
-                total += partial[t]
-            if out is None:
-                return total.reshape(shape)
-            out[...] = total.reshape(shape)  # (checked on entry)
-            return out
         result = _output(out, shape, dt)
         flat = result.reshape(m, n)
+        if long_inner:  # the first block's product lands in the result, the others' are added in order
+            blocks = _blocks(k, threads, 16)
+            partial = np.empty((len(blocks) - 1, m, n), dtype=dt)
+            targets = [flat, *partial]
+            self._run_split([(a2[:, lo:hi], b[lo:hi], targets[t]) for t, (lo, hi) in enumerate(blocks)], threads)
+            for part in partial:
+                flat += part
+            return result
         if n >= m:  # blocks start on 64-byte boundaries
             jobs = [(a2, b[:, lo:hi], flat[:, lo:hi]) for lo, hi in _blocks(n, threads, 16)]
         else:

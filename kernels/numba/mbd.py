@@ -51,7 +51,8 @@ def _l1_distances(m, mt, i, k, dist):
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
 def _exp_neg_inplace(x, fast_exp, scratch, bits):
-    """x = exp(-x) (N,), by :func:`exp_neg` (float32) or np.exp."""
+    """x = exp(-x) (N,), by :func:`exp_neg` (float32) or np.exp. exp_neg writes a scratch row: run in place,
+    it compiled to other rounding."""
     if fast_exp:
         exp_neg(x, scratch, bits)
         x[:] = scratch
