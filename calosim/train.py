@@ -54,7 +54,7 @@ from calosim.evaluate.observables import calogan_observables, is_calogan
 from calosim.layers import BatchNorm
 from calosim.losses import bce_with_logits, mean_absolute_error, occupancy_loss
 from calosim.models import registry
-from calosim.models.base import LossNotFinite, check_finite
+from calosim.models.base import LossNotFinite, check_finite, layer_sums
 from calosim.models.calogan import CaloGAN
 from calosim.models.registry import networks_of
 from calosim.models.wgan_gp import energy_point_batches
@@ -268,7 +268,7 @@ def validation_observables(layers_mev, energy_gev, geometry) -> dict[str, np.nda
     geometry, the paper's 20 shower shapes (calosim.evaluate.observables.calogan_observables); in any other
     geometry the layer fractions f_l = E_l / E_tot and sparsities (fraction of cells > 0)."""
     n = len(energy_gev)
-    e = np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)  # MeV
+    e = layer_sums(layers_mev, n)  # MeV
     e_tot = e.sum(axis=1)
     out = {"response": e_tot / (1000.0 * np.asarray(energy_gev, np.float64))}
     if is_calogan(geometry):

@@ -75,6 +75,11 @@ def training_to_voxels(x, energy_gev, config, xp):
     return x * (1000.0 * energy_gev / config.voxel_scale).reshape(-1, 1)
 
 
+def layer_sums(layers_mev, n: int) -> np.ndarray:
+    """(N, L) float64 MeV: the cell sum of each per-layer (N, R, C) array, for n = N showers."""
+    return np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)
+
+
 def voxel_fractions(x, energy_gev, config, xp):
     """cell (MeV) / E_inc (MeV) per voxel (N, V) for x (N, V) training units (negative x: an empty cell, as the
     generated max(cell, 0)), and its derivative by x (N, V); the inverse transform of ``training_to_voxels``,

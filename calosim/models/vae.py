@@ -63,6 +63,7 @@ from calosim.models.base import (
     check_finite,
     check_unique_names,
     latent_seeded_rng,
+    layer_sums,
     training_to_voxels,
     voxel_fractions,
     voxels_to_training,
@@ -257,8 +258,7 @@ class VAE(ShowerModel):
 
     def layer_targets(self, layers_mev, energy_gev):
         """t_l = log(E_l / E_inc + layer_delta) (N, L) (backend array) of per-layer (N, R, C) MeV and E (N,) GeV."""
-        n = len(energy_gev)
-        e = np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)
+        e = layer_sums(layers_mev, len(energy_gev))
         u = e / (1000.0 * np.asarray(energy_gev, np.float64))[:, None]
         return self.backend.asarray(np.log(u + self.config.layer_delta))
 

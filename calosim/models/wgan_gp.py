@@ -65,6 +65,7 @@ from calosim.models.base import (
     check_finite,
     check_unique_names,
     latent_seeded_rng,
+    layer_sums,
     training_to_voxels,
     voxel_fractions,
     voxels_to_training,
@@ -191,8 +192,7 @@ class WGANGP(ShowerModel):
         flat = self.geometry.flatten([np.asarray(x, np.float64) for x in layers_mev])
         x = voxels_to_training(flat, energy_gev, cfg)
         if cfg.layer_energies:
-            n = len(energy_gev)
-            e = np.stack([np.asarray(v, np.float64).reshape(n, -1).sum(axis=1) for v in layers_mev], axis=1)
+            e = layer_sums(layers_mev, len(energy_gev))
             u = e / (1000.0 * np.asarray(energy_gev, np.float64))[:, None] / self.layer_scales
             x = np.concatenate([x, u ** cfg.layer_energy_power], axis=1)
         return self.backend.asarray(x)
@@ -397,8 +397,7 @@ class WGANGPTrainer:
         if self.critic_calls % model.config.critic_steps == 0:
             response = empty = None
             if model.config.energy_weight > 0 or model.config.layer_empty_head:
-                n = len(energy_gev)
-                sums = np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)
+                sums = layer_sums(layers_mev, len(energy_gev))
             if model.config.energy_weight > 0:  # the real showers' E_tot / E_in
                 response = self.backend.asarray(sums.sum(axis=1) / (1000.0 * np.asarray(energy_gev, np.float64)))
             if model.config.layer_empty_head:
