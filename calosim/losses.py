@@ -13,15 +13,20 @@ def sigmoid(x, xp):
     return _sigmoid_of(x, xp.exp(-xp.abs(x)), xp)
 
 
+def bce_elementwise(z, t, xp):
+    """(max(z, 0) - z t + log(1 + exp(-|z|)), sigmoid(z)) per element: the binary cross-entropy of sigmoid(z)
+    against targets t in [0, 1], computed stably from the logits z, and the sigmoid its gradient needs."""
+    e = xp.exp(-xp.abs(z))
+    return xp.maximum(z, 0) - z * t + xp.log1p(e), _sigmoid_of(z, e, xp)
+
+
 def bce_with_logits(logits, targets, xp):
-    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably from the logits.
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], as a mean over every element.
 
     loss = mean(max(z, 0) - z t + log(1 + exp(-|z|))); d/dz = (sigmoid(z) - t) / n.
     """
-    z, t = logits, targets
-    e = xp.exp(-xp.abs(z))
-    loss = xp.maximum(z, 0) - z * t + xp.log1p(e)
-    return float(loss.mean()), ((_sigmoid_of(z, e, xp) - t) / z.size).astype(z.dtype)
+    loss, s = bce_elementwise(logits, targets, xp)
+    return float(loss.mean()), ((s - targets) / logits.size).astype(logits.dtype)
 
 
 def mean_absolute_error(prediction, target, xp):

@@ -55,7 +55,7 @@ import numpy as np
 
 from calosim.errors import ConfigError
 from calosim.layers import Dense, LeakyReLU, ReLU, Sequential
-from calosim.losses import sigmoid
+from calosim.losses import bce_elementwise, sigmoid
 from calosim.models.base import (
     VOXEL_TRANSFORMS,
     ConfigMixin,
@@ -167,8 +167,8 @@ def occupancy_loss(logits, occupied, xp):
     """Summed BCE of sigmoid(logits) against the 0/1 array ``occupied`` (both (N, V)), as a batch mean, and
     its gradient (sigmoid(l) - m) / N."""
     n = logits.shape[0]
-    loss = xp.maximum(logits, 0) - logits * occupied + xp.log1p(xp.exp(-xp.abs(logits)))
-    return float(loss.sum() / n), ((sigmoid(logits, xp) - occupied) / n).astype(logits.dtype)
+    loss, s = bce_elementwise(logits, occupied, xp)
+    return float(loss.sum() / n), ((s - occupied) / n).astype(logits.dtype)
 
 
 class VAE(ShowerModel):
