@@ -1,7 +1,7 @@
 """The Numba backend: the NumPy specification with its hot loops replaced by compiled kernels.
 
 Kernels live in calosim.kernels.numba (one op per file); this module checks shapes, allocates outputs and
-chooses a kernel. Matrix products (dense layers, a convolution of one input channel) stay with BLAS through
+chooses a kernel. Matrix products (dense layers, a one-input-channel convolution's gradients) stay with BLAS through
 numpy.matmul, with OpenBLAS on one thread for the whole process and products of MATMUL_SPLIT_MIN_FLOPS or
 more split over the backend's own threads (see calosim.backends.blas_threads; unless OPENBLAS_NUM_THREADS
 is set, which leaves OpenBLAS's threading alone). Every kernel is compiled lazily for the dtype it meets
