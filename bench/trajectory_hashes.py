@@ -80,7 +80,8 @@ def run(work: Path, name: str) -> dict:
         subprocess.run(["rm", "-rf", str(out)], check=True)
     calosim("train", "--model-type", model_type, "--config", config, "--data", f"{data}.h5", "--epochs", str(epochs),
             "--seed", "0", "--out", str(out.relative_to(work)), *extra, cwd=work)
-    record: dict = {"checkpoint_arrays": arrays_digest(out / "checkpoint.h5")}
+    # values fitted from the data (/fitted) are compared on their own: older files kept them in the config
+    record: dict = {"checkpoint_arrays": arrays_digest(out / "checkpoint.h5", skip=("fitted",))}
     with h5py.File(out / "checkpoint.h5", "r") as f:
         state = json.loads(f.attrs["trainer_state"])
     record["rng"] = hashlib.sha256(json.dumps(state["rng"], sort_keys=True).encode()).hexdigest()[:16]

@@ -96,78 +96,38 @@ def format_rows(rows: list[BenchRow]) -> str:
 
 def _bench_model(config: str | None, backend_name: str, model_path=None, seed: int = 0, model_type: str = "calogan"):
     """A model on ``backend_name``: the trained one in ``model_path`` (of any type), or a fresh one of
-    ``model_type`` and its ``config`` (default: calogan's "calogan", another type's default) in the CaloGAN
-    geometry (lagan: one 25 x 25 layer); timing does not depend on the weights."""
+    ``model_type`` and its ``config`` (default: the type's published ``reference_config``) in the type's
+    default geometry; timing does not depend on the weights."""
     from calosim.backends import get_backend
-    from calosim.geometry import calogan_geometry, single_layer_geometry
     from calosim.models import registry
+    from calosim.models.files import load_model
 
     backend = get_backend(backend_name)
     if model_path is not None:
-        return registry.load(model_path, backend)
+        return load_model(model_path, backend)
     kind = registry.get_model_type(model_type)
-    cfg = kind.get_config(config or ("calogan" if model_type == "calogan" else None))
-    geometry = single_layer_geometry() if model_type == "lagan" else calogan_geometry()
-    return kind.build(cfg, geometry, backend, np.random.default_rng(seed))
+    cfg = kind.get_config(config or kind.reference_config)
+    return kind.build(cfg, kind.default_geometry(), backend, np.random.default_rng(seed))
 
 
 def generation_timer(model):
-    """(generate(z, E), flops(batch), gemm_shapes(batch), model_flops(batch)) of a model's sampling path:
-    CaloGAN's folded sampler, or another type's generating network (its generator, or the VAE's decoder)."""
-    if hasattr(model, "freeze"):  # CaloGAN: the folded sampling generator
-        model = model.freeze()
-        return model.generate, model.sampler.flops, model.sampler.gemm_shapes, model.generator.flops
-    networks = model.networks()
-    net = networks["generator"] if "generator" in networks else networks["decoder"]
-    return model.generate, net.flops, net.gemm_shapes, net.flops
+    """(sample(energy, rng), flops(batch), gemm_shapes(batch), model_flops(batch)) of a model's sampling path
+    (ShowerModel.sample after freeze(): CaloGAN's folded generator, another type's generating network)."""
+    model = model.freeze()
+    return model.sample, model.sampling_flops, model.sampling_gemm_shapes, model.nominal_sampling_flops
 
 
-def bench_generator(config: str | None = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024),
+def bench_generator(config: str | None = None, backend_name: str = "numba", batch_sizes=(1, 128, 1024),
                     model_path=None, seed: int = 0, min_seconds: float = 0.3,
                     model_type: str = "calogan") -> list[BenchRow]:
-    """ms/shower of the generator (inference mode) per batch size, beside the GEMMs of its own shapes."""
+    """ms/shower of the sampling path (inference mode, latent draws included) per batch size, beside the GEMMs
+    of its own shapes."""
     model = _bench_model(config, backend_name, model_path, seed, model_type)
-    generate, flops, gemm_shapes, model_flops = generation_timer(model)
-    backend = model.backend
+    sample, flops, gemm_shapes, model_flops = generation_timer(model)
     rng = np.random.default_rng(seed)
-    largest = max(batch_sizes)
-    z = backend.asarray(model.sample_latent(rng, largest) if hasattr(model, "sample_latent")
-                        else rng.standard_normal((largest, model.config.latent_dim)))
-    energy = backend.asarray(rng.uniform(1.0, 100.0, size=largest))
-    return bench_generation(lambda b: generate(z[:b], energy[:b]), flops, gemm_shapes,
-                            backend, batch_sizes, seed=seed, min_seconds=min_seconds, model_flops=model_flops)
-
-
-def _pass_products(net, batch: int, backward: bool, weight_grads: bool = True) -> list[tuple[int, int, int, int]]:
-    """The matrix products (count, M, K, N) of one forward pass of ``net``, or of one backward pass: per layer
-    the weight gradient (count, K, M, N) when it has parameters and ``weight_grads``, and the input gradient
-    (count, M, N, K) unless the layer skips it (``input_grad``: the generator's first dense layers)."""
-    shapes = []
-    for layer in net.walk():
-        if layer.sublayers():
-            continue
-        for count, m, k, n in layer.gemm_shapes(batch):
-            if not backward:
-                shapes.append((count, m, k, n))
-                continue
-            if weight_grads and layer.params:
-                shapes.append((count, k, m, n))
-            if layer.input_grad:
-                shapes.append((count, m, n, k))
-    return shapes
-
-
-def train_step_products(model, batch: int) -> list[tuple[int, int, int, int]]:
-    """The matrix products of one training iteration (calosim.train.GANTrainer.train_step): D real and D fake
-    (D forward and backward with weight gradients), the fake batch (G forward), and each generator step
-    (G forward, D forward, D backward without weight gradients, G backward). Element-wise work is not
-    counted."""
-    g, d = model.generator, model.discriminator
-    steps = model.config.generator_steps
-    d_step = _pass_products(d, batch, False) + _pass_products(d, batch, True)
-    g_step = (_pass_products(g, batch, False) + _pass_products(d, batch, False)
-              + _pass_products(d, batch, True, weight_grads=False) + _pass_products(g, batch, True))
-    return 2 * d_step + _pass_products(g, batch, False) + steps * g_step
+    energy = rng.uniform(1.0, 100.0, size=max(batch_sizes))
+    return bench_generation(lambda b: sample(energy[:b], rng), flops, gemm_shapes, model.backend, batch_sizes,
+                            seed=seed, min_seconds=min_seconds, model_flops=model_flops)
 
 
 def step_gemm_seconds(backend, shapes, rng: np.random.Generator, min_seconds: float = 0.05) -> float:
@@ -178,77 +138,73 @@ def step_gemm_seconds(backend, shapes, rng: np.random.Generator, min_seconds: fl
                for shape, times in Counter(shapes).items())
 
 
-def bench_train_step(config: str = "calogan", backend_name: str = "numba", batch_size: int = 128, seed: int = 0,
-                     min_seconds: float = 1.0) -> dict:
-    """Seconds of one full training iteration (D real, D fake, G twice) at ``batch_size``, on random showers,
-    with the FLOPs of its matrix products and the time plain matrix products of the same shapes take on the
-    same backend in the same run (``gemm_seconds``; ``ratio_to_gemm`` = gemm_seconds / seconds_per_step)."""
-    from calosim.train import GANTrainer
-
-    model = _bench_model(config, backend_name, None, seed)
+def bench_train_step(config: str | None = None, backend_name: str = "numba", batch_size: int = 128, seed: int = 0,
+                     min_seconds: float = 1.0, model_type: str = "calogan") -> dict:
+    """Seconds of one training step of the model type's trainer (CaloGAN: D real, D fake, G twice) at
+    ``batch_size``, on random showers, with the FLOPs of its matrix products (where the trainer counts them:
+    ``step_products``) and the time plain matrix products of the same shapes take on the same backend in the
+    same run (``gemm_seconds``; ``ratio_to_gemm`` = gemm_seconds / seconds_per_step)."""
+    model = _bench_model(config, backend_name, None, seed, model_type)
     backend = model.backend
     rng = np.random.default_rng(seed)
     energy = rng.uniform(1.0, 100.0, size=batch_size)
-    images = []
-    for shape in model.geometry.shapes:
-        cells = rng.exponential(0.01, size=(batch_size, *shape, 1)) * (rng.random((batch_size, *shape, 1)) < 0.5)
-        images.append(backend.asarray(cells))
-    trainer = GANTrainer(model, rng)
-    energy_b = backend.asarray(energy)
-    seconds = best_time(lambda: trainer.train_step(images, energy_b), backend.synchronize, min_seconds=min_seconds,
-                        min_repeats=2)
-    shapes = train_step_products(model, batch_size)
-    flops = sum(2 * count * m * k * n for count, m, k, n in shapes)
-    gemm = step_gemm_seconds(backend, shapes, rng)
-    return {"config": config, "backend": backend_name, "batch_size": batch_size, "seconds_per_step": seconds,
-            "gflop_per_step": flops / 1e9, "gflops": flops / seconds / 1e9, "gemm_seconds": gemm,
-            "gemm_gflops": flops / gemm / 1e9, "ratio_to_gemm": gemm / seconds}
+    layers = [rng.exponential(10.0, size=(batch_size, *shape)) * (rng.random((batch_size, *shape)) < 0.5)
+              for shape in model.geometry.shapes]
+    labels = rng.integers(0, model.n_classes, size=batch_size)
+    trainer = model.trainer(rng)
+    seconds = best_time(lambda: trainer.train_step(layers, energy, labels), backend.synchronize,
+                        min_seconds=min_seconds, min_repeats=2)
+    report = {"model_type": model.model_type, "config": model.config.name, "backend": backend_name,
+              "batch_size": batch_size, "seconds_per_step": seconds}
+    shapes = trainer.step_products(batch_size)
+    if shapes:
+        flops = sum(2 * count * m * k * n for count, m, k, n in shapes)
+        gemm = step_gemm_seconds(backend, shapes, rng)
+        report.update(gflop_per_step=flops / 1e9, gflops=flops / seconds / 1e9, gemm_seconds=gemm,
+                      gemm_gflops=flops / gemm / 1e9, ratio_to_gemm=gemm / seconds)
+    return report
 
 
-def bench_vs_geant4(config: str | None = "calogan", backend_name: str = "numba", energies=(1.0, 10.0, 50.0, 100.0),
+def bench_vs_geant4(config: str | None = None, backend_name: str = "numba", energies=(1.0, 10.0, 50.0, 100.0),
                     geant4_showers: int = 20, model_path=None, batch_size: int = 1024, seed: int = 0,
                     model_type: str = "calogan") -> list[dict]:
     """Geant4 (one core) and calosim generation at the same fixed e+ energies, timed in one run."""
     from calosim.geant4.speed import time_geant4
 
     model = _bench_model(config, backend_name, model_path, seed, model_type)
-    generate = generation_timer(model)[0]
+    sample = generation_timer(model)[0]
     backend = model.backend
     rng = np.random.default_rng(seed)
     geant4_ms = time_geant4("eplus", energies, geant4_showers, seed)
     rows = []
     for e in energies:
-        z = backend.asarray(rng.standard_normal((batch_size, model.config.latent_dim)))
-        energy = backend.asarray(np.full(batch_size, float(e)))
-        seconds = best_time(lambda z=z, energy=energy: generate(z, energy), backend.synchronize)
+        energy = np.full(batch_size, float(e))
+        seconds = best_time(lambda energy=energy: sample(energy, rng), backend.synchronize)
         ms = 1e3 * seconds / batch_size
         rows.append({"energy_gev": float(e), "geant4_ms_per_shower": geant4_ms[float(e)],
                      "calosim_ms_per_shower": ms, "speedup": geant4_ms[float(e)] / ms})
     return rows
 
 
-def bench_report(config: str | None = "calogan", backend_name: str = "numba", batch_sizes=(1, 128, 1024),
+def bench_report(config: str | None = None, backend_name: str = "numba", batch_sizes=(1, 128, 1024),
                  model_path=None, train_step: bool = False, vs_geant4: bool = False, geant4_showers: int = 20,
                  seed: int = 0, model_type: str = "calogan") -> dict:
     """Everything `calosim bench` prints, as one JSON-able dict (with the machine it ran on). model_type and
-    config choose a fresh model (config None: the type's default; calogan's is "calogan"); model_path a trained
-    model file of any type. The training iteration (train_step) is timed for CaloGAN configs only."""
-    from calosim.errors import ConfigError
+    config choose a fresh model (config None: the type's published ``reference_config``); model_path a trained
+    model file of any type."""
     from calosim.info import machine_info
-    from calosim.models.registry import read_header
+    from calosim.models import registry
+    from calosim.models.files import read_model_header
 
     if model_path is not None:
-        model_type = read_header(model_path)["model"]
-    if train_step and model_type != "calogan":
-        raise ConfigError(f"--train-step times CaloGAN's training iteration only, not {model_type!r}")
-    if config is None and model_type == "calogan":
-        config = "calogan"
+        model_type = read_model_header(model_path)["model"]
+    config = config or registry.get_model_type(model_type).reference_config
     rows = bench_generator(config, backend_name, batch_sizes, model_path, seed, model_type=model_type)
     report = {"model_type": model_type, "config": config, "backend": backend_name,
               "model": str(model_path) if model_path else None, "machine": machine_info(),
               "generation": [r.to_dict() for r in rows]}
     if train_step:
-        report["train_step"] = bench_train_step(config, backend_name, 128, seed)
+        report["train_step"] = bench_train_step(config, backend_name, 128, seed, model_type=model_type)
     if vs_geant4:
         report["vs_geant4"] = bench_vs_geant4(config, backend_name, geant4_showers=geant4_showers,
                                               model_path=model_path, seed=seed, model_type=model_type)
@@ -264,10 +220,11 @@ def format_report(report: dict) -> str:
              format_rows([BenchRow(**r) for r in report["generation"]])]
     if "train_step" in report:
         t = report["train_step"]
-        lines.append(f"training iteration (D real, D fake, G x2) at batch {t['batch_size']}: "
-                     f"{t['seconds_per_step']:.3f} s, {t['gflop_per_step']:.1f} GFLOP ({t['gflops']:.1f} GFLOP/s); "
-                     f"GEMMs of the same shapes {t['gemm_seconds']:.3f} s ({t['gemm_gflops']:.1f} GFLOP/s), "
-                     f"ratio {t['ratio_to_gemm']:.2f}")
+        line = f"training step at batch {t['batch_size']}: {t['seconds_per_step']:.3f} s"
+        if "gflops" in t:
+            line += (f", {t['gflop_per_step']:.1f} GFLOP ({t['gflops']:.1f} GFLOP/s); GEMMs of the same shapes "
+                     f"{t['gemm_seconds']:.3f} s ({t['gemm_gflops']:.1f} GFLOP/s), ratio {t['ratio_to_gemm']:.2f}")
+        lines.append(line)
     if "vs_geant4" in report:
         lines.append(f"{'E (GeV)':>8}  {'Geant4 ms':>10}  {'calosim ms':>10}  {'speed-up':>9}")
         for r in report["vs_geant4"]:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-
-def _sigmoid_of(x, e, xp):
-    """sigmoid(x) from e = exp(-|x|), split by sign so that exp never overflows."""
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def sigmoid(x, xp):
-    """1 / (1 + exp(-x)) without overflow."""
-    return _sigmoid_of(x, xp.exp(-xp.abs(x)), xp)
+from calosim.layers.activations import sigmoid, sigmoid_of_exp
 
 
 def bce_elementwise(z, t, xp):
     """(max(z, 0) - z t + log(1 + exp(-|z|)), sigmoid(z)) per element: the binary cross-entropy of sigmoid(z)
     against targets t in [0, 1], computed stably from the logits z, and the sigmoid its gradient needs."""
     e = xp.exp(-xp.abs(z))
-    return xp.maximum(z, 0) - z * t + xp.log1p(e), _sigmoid_of(z, e, xp)
+    return xp.maximum(z, 0) - z * t + xp.log1p(e), sigmoid_of_exp(z, e, xp)
 
 
 def bce_with_logits(logits, targets, xp):
@@ -48,7 +40,7 @@ def wasserstein_generator_loss(critic_fake, xp):
     return float(-critic_fake.mean()), xp.full(critic_fake.shape, -1.0 / critic_fake.size, dtype=critic_fake.dtype)
 
 
-def occupancy_loss(xs, targets, tau: float, xp):
+def occupancy_fraction_loss(xs, targets, tau: float, xp):
     """Per-shower occupancy match: sum_l mean_i (h_il - t_il)^2, h_il the fraction of cells of shower i in image
     x_l that are > 0 (the observable "sparsity"), t_il its target; returns (loss, [d/dx_l]).
 

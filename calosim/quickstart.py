@@ -27,8 +27,8 @@ def quickstart(out, backend: str = "numba", epochs: int | None = None, seed: int
                progress=None) -> QuickstartResult:
     """Train, generate and evaluate under directory ``out``; a run already there is resumed, not overwritten."""
     from calosim.evaluate.report import evaluate
-    from calosim.sample import generate
-    from calosim.train import train
+    from calosim.sampling import generate
+    from calosim.training import train
 
     out = Path(out)
     run_dir, generated, report_dir = out / "run", out / "generated.h5", out / "report"
@@ -36,7 +36,7 @@ def quickstart(out, backend: str = "numba", epochs: int | None = None, seed: int
     seconds = {}
     started = time.perf_counter()
     train(run_dir, data=bundled_path("eplus"), backend=backend, config="small", epochs=epochs, seed=seed,
-          resume=(run_dir / "checkpoint.h5").exists(), reporter=reporter)
+          model_type="calogan", resume=(run_dir / "checkpoint.h5").exists(), reporter=reporter)
     seconds["train"] = time.perf_counter() - started
     started = time.perf_counter()
     generate(run_dir, generated, backend=backend, energies_from=reference, seed=seed + 1, progress=progress)

@@ -23,11 +23,13 @@ def _batch_sizes(ctx, param, value):
 @click.option("--model-type", type=click.Choice(MODEL_TYPE_NAMES), default="calogan", show_default=True,
               help="model type to time with fresh weights (timing does not depend on them)")
 @click.option("--config", default=None,
-              help="configuration of --model-type (default: calogan's 'calogan', another type's 'small')")
+              help="configuration of --model-type (default: the type's published one: calogan, fastcalogan, vae, "
+                   "lagan)")
 @click.option("--model", "model_path", type=click.Path(exists=True), default=None,
               help="time this trained model file (any type) instead of a fresh --model-type / --config")
 @click.option("--batch-sizes", default="1,128,1024", show_default=True, callback=_batch_sizes)
-@click.option("--train-step", is_flag=True, help="also time one full CaloGAN training iteration at batch 128")
+@click.option("--train-step", is_flag=True,
+              help="also time one training step of the model type at batch 128 (CaloGAN: D real, D fake, G twice)")
 @click.option("--vs-geant4", is_flag=True,
               help="also time Geant4 (the geant4 extra) for e+ at 1, 10, 50, 100 GeV and print the speed-up")
 @click.option("--geant4-showers", default=20, show_default=True, help="Geant4 showers per energy")

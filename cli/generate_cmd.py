@@ -1,4 +1,4 @@
-"""`calosim generate`: sample showers from a trained model into a CaloGAN-format file."""
+"""`calosim generate`: sample showers from a trained model into a shower file."""
 
 import click
 
@@ -25,13 +25,20 @@ from calosim.backends import BACKEND_NAMES
 @click.option("--initial-weights", is_flag=True,
               help="generate with the run's untrained starting point (rebuilt from --model RUN_DIR's run.json and "
                    "seed) instead of its trained weights: the baseline that shows what training bought")
+@click.option("--format", "file_format", type=click.Choice(["calogan", "calochallenge"]), default=None,
+              help="output layout (default: the layout of the model's training data): calogan = layer_i (MeV) and "
+                   "energy (GeV); calochallenge = showers (N, voxels) and incident_energies (MeV)")
+@click.option("--class-fraction", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="two-class models (e.g. lagan with n_classes 2): the share of class 1; the file's 'label' "
+                   "dataset holds each shower's class")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
-              help="output HDF5 file (CaloGAN layout: layer_i MeV, energy GeV)")
+              help="output HDF5 file")
 def generate(model, backend, num_showers, energy, energy_range, energies_from, batch_size, seed, compress,
-             initial_weights, output):
-    """Generate showers with a trained CaloGAN and write them, chunk by chunk, in the CaloGAN layout."""
+             initial_weights, file_format, class_fraction, output):
+    """Generate showers with a trained model of any type and write them, chunk by chunk, in the layout of its
+    training data (or --format)."""
     from calosim.cli.main import run_library_call
-    from calosim.sample import generate as run_generate
+    from calosim.sampling import generate as run_generate
 
     total = num_showers
     if total is None and energies_from is not None:
@@ -44,6 +51,6 @@ def generate(model, backend, num_showers, energy, energy_range, energies_from, b
                                   energy=energy, energy_range=tuple(energy_range) if energy_range else None,
                                   energies_from=energies_from, batch_size=batch_size, seed=seed,
                                   compression="gzip" if compress else None, progress=bar.update,
-                                  initial=initial_weights)
-    click.echo(f"wrote {result.n} showers to {result.path}: {result.ms_per_shower:.3f} ms/shower "
+                                  initial=initial_weights, format=file_format, class_fraction=class_fraction)
+    click.echo(f"wrote {result.n} showers ({result.format} layout) to {result.path}: {result.ms_per_shower:.3f} ms/shower "
                f"({result.generator_ms_per_shower:.3f} ms/shower in the generator, {backend}, batch {batch_size})")

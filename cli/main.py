@@ -25,16 +25,21 @@ def main():
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
-@click.option("--model", "model_config", type=click.Choice(["calogan", "small"]), default=None,
-              help="print the parameter counts of this model configuration (CaloGAN geometry) instead")
-def info(as_json, model_config):
+@click.option("--model-type", default=None,
+              help="print the parameter counts per network of this model type (calogan, wgan-gp, vae, lagan) "
+                   "instead, in its default geometry")
+@click.option("--config", "model_config", default=None,
+              help="with --model-type: the configuration (default: the type's published one, e.g. calogan's "
+                   "'calogan')")
+def info(as_json, model_type, model_config):
     """Versions, available backends (and why not), threads and GPU devices."""
     from calosim.info import format_info, machine_info
 
-    if model_config is not None:
-        from calosim.models import describe, format_description
+    if model_type is not None or model_config is not None:
+        from calosim.models.registry import describe, format_description, get_model_type
 
-        desc = describe(model_config)
+        kind = run_library_call(get_model_type, model_type or "calogan")
+        desc = run_library_call(describe, kind.model_type, model_config or kind.reference_config)
         click.echo(json.dumps(desc, indent=2) if as_json else format_description(desc))
         return
     details = machine_info()

@@ -1,13 +1,13 @@
-"""`calosim train`: train (or resume) a CaloGAN run."""
+"""`calosim train`: train (or resume) a run of any model type."""
 
 import click
 
 from calosim.backends import BACKEND_NAMES
-from calosim.models.registry import MODEL_TYPE_NAMES
+from calosim.models.registry import MODEL_TYPE_NAMES, config_names
 
 
 def _reporter():
-    from calosim.train import Reporter
+    from calosim.training import Reporter
 
     class BarReporter(Reporter):
         """One click progress bar per epoch with the running losses; a summary line after it."""
@@ -20,22 +20,13 @@ def _reporter():
             self.bar.__enter__()
 
         def step(self, losses):
-            if "d_real" not in losses:  # other model types: their own loss names
-                self.bar.update(1, " ".join(f"{k} {v:.3g}" for k, v in losses.items()))
-                return
-            self.bar.update(1, f"D real {losses['d_real']:.3f} fake {losses['d_fake']:.3f} "
-                               f"G {losses['g_bce']:.3f} dE {losses['g_energy_mae_gev']:.2f} GeV")
+            self.bar.update(1, " ".join(f"{k} {v:.3g}" for k, v in losses.items()))
 
         def epoch_end(self, record):
             self.bar.__exit__(None, None, None)
-            if "d_real" not in record:  # other model types
-                skip = {"epoch", "steps", "seconds", "best_epoch", "score", "response_gen", "response_ref"}
-                line = f"epoch {record['epoch']}: " + ", ".join(
-                    f"{k} {v:.3g}" for k, v in record.items() if k not in skip and not k.startswith("sep_"))
-            else:
-                line = (f"epoch {record['epoch']}: D real {record.get('d_real', float('nan')):.3f} "
-                        f"fake {record.get('d_fake', float('nan')):.3f}, G {record.get('g_bce', float('nan')):.3f}, "
-                        f"|sum - E| {record.get('g_energy_mae_gev', float('nan')):.2f} GeV")
+            skip = {"epoch", "steps", "seconds", "best_epoch", "score", "response_gen", "response_ref"}
+            line = f"epoch {record['epoch']}: " + ", ".join(
+                f"{k} {v:.3g}" for k, v in record.items() if k not in skip and not k.startswith("sep_"))
             if "score" in record:
                 line += (f"; validation: E_tot/E_in {record['response_gen']:.3f} (data {record['response_ref']:.3f}),"
                          f" score {record['score']:.3f} (best: epoch {record['best_epoch']})")
@@ -55,8 +46,8 @@ def _reporter():
 @click.option("--model-type", type=click.Choice(MODEL_TYPE_NAMES), default="calogan", show_default=True,
               help="calogan; wgan-gp (FastCaloGAN-style, flattened voxels); vae; lagan (one 25 x 25 layer)")
 @click.option("--config", "config", default=None,
-              help="configuration of the model type (default: small); calogan: calogan|small, wgan-gp: "
-                   "fastcalogan|small, vae: vae|small, lagan: lagan|small")
+              help="configuration of the model type (default: small); " + ", ".join(
+                  f"{kind}: {'|'.join(names)}" for kind, names in config_names().items()))
 @click.option("--config-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSON or TOML file overriding fields of the configuration (e.g. lr_g = 1e-4)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="total epochs (default: the config's)")
@@ -70,9 +61,9 @@ def _reporter():
 def train(data, backend, model_type, config, config_file, epochs, batch_size, out, seed, resume, validation_fraction):
     """Train a model (CaloGAN by default: reference section 4, D on real, D on fake, G twice; BCE + 0.05 energy
     MAE; or --model-type wgan-gp / vae / lagan), keeping the best epoch by validation score in OUT/best.h5, the
-    last in OUT/last.h5, and a checkpoint after every epoch."""
+    last in OUT/last.h5, and a checkpoint after every epoch (OUT/checkpoint.h5; --resume continues from it)."""
     from calosim.cli.main import run_library_call
-    from calosim.train import train as run_train
+    from calosim.training import train as run_train
 
     result = run_library_call(run_train, out, data=data, backend=backend, config=config, config_file=config_file,
                               epochs=epochs, batch_size=batch_size, seed=seed, resume=resume,

@@ -225,7 +225,7 @@ def test_interrupted_write_keeps_old_file(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("calosim.data.formats._write_attr", boom)
+    monkeypatch.setattr("calosim.data.writer._write_attr", boom)
     with pytest.raises(KeyboardInterrupt):
         write_showers(path, make_showers(7))
     assert path.read_bytes() == before

@@ -275,17 +275,17 @@ def _occupancy_surrogate(xs, frozen_diffs, tau):
     return total
 
 
-def test_occupancy_loss_value_and_straight_through_gradient():
+def test_occupancy_fraction_loss_value_and_straight_through_gradient():
     """The loss is the per-shower squared occupancy miss; its backward is the exact gradient (central
     differences, float64) of the sigmoid surrogate with the misses held fixed, alone and through the generator
     (dL/dz); and a small step along it lowers the loss itself."""
-    from calosim.losses import occupancy_loss
+    from calosim.losses import occupancy_fraction_loss
 
     rng = np.random.default_rng(2)
     xs = [rng.normal(0.0, 0.5, (3, 2, 4, 1)), rng.normal(0.2, 0.5, (3, 4, 4, 1))]
     targets = np.array([[0.8, 0.3], [0.1, 0.9], [0.5, 0.5]])
     tau, h = 0.4, 1e-6
-    loss, grads = occupancy_loss(xs, targets, tau, np)
+    loss, grads = occupancy_fraction_loss(xs, targets, tau, np)
     diffs = [(x.reshape(3, -1) > 0).mean(axis=1) - targets[:, i] for i, x in enumerate(xs)]
     assert loss == pytest.approx(sum(float((d**2).mean()) for d in diffs), rel=1e-12)
     for x, g in zip(xs, grads):
@@ -300,7 +300,7 @@ def test_occupancy_loss_value_and_straight_through_gradient():
             num[idx] = (up - down) / (2 * h)
         np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-10)
     stepped = [x - 2.0 * g / np.abs(g).max() for x, g in zip(xs, grads)]
-    assert occupancy_loss(stepped, targets, tau, np)[0] < loss
+    assert occupancy_fraction_loss(stepped, targets, tau, np)[0] < loss
 
     model = _float64_tiny_model()
     gen = model.generator
@@ -315,7 +315,7 @@ def test_occupancy_loss_value_and_straight_through_gradient():
         return _occupancy_surrogate(gen.pre_activation, diffs, tau)
 
     images = gen.forward([z, e], True)
-    _, d_pre = occupancy_loss(gen.pre_activation, targets, tau, np)
+    _, d_pre = occupancy_fraction_loss(gen.pre_activation, targets, tau, np)
     dz = gen.backward([np.zeros_like(x) for x in images], d_pre)
     num = np.zeros_like(z)
     for idx in np.ndindex(z.shape):

@@ -118,3 +118,32 @@ def _concat(a: Showers, b: Showers) -> Showers:
     overflow = None if a.overflow is None or b.overflow is None else np.concatenate([a.overflow, b.overflow])
     return Showers([np.concatenate([x, y]) for x, y in zip(a.layers, b.layers)],
                    np.concatenate([a.energy, b.energy]), a.geometry, overflow, a.particle, a.attrs)
+
+
+def energy_point_batches(energy: np.ndarray, batch_size: int, rng: np.random.Generator,
+                         max_points: int = 50) -> list[np.ndarray] | None:
+    """Row indices of the batches of one epoch, energy point by energy point in increasing energy (rows
+    shuffled within a point, incomplete batches dropped); None when there are more than ``max_points``
+    distinct energies (continuous spectrum: use the ordinary order)."""
+    points = np.unique(np.round(np.asarray(energy, np.float64), 6))
+    if len(points) > max_points:
+        return None
+    batches = []
+    for e in points:
+        rows = np.flatnonzero(np.isclose(energy, e, rtol=0, atol=1e-6 * max(1.0, e)))
+        rows = rows[rng.permutation(len(rows))]
+        batches += [rows[i:i + batch_size] for i in range(0, len(rows) - batch_size + 1, batch_size)]
+    return batches
+
+
+def mean_layer_fractions(path, rows: range, max_rows: int = 50_000) -> np.ndarray:
+    """(L,) float64: the mean over the first ``max_rows`` of ``rows`` of E_l / E_inc (both MeV)."""
+    stop = min(rows.stop, rows.start + max_rows)
+    sums, count = None, 0
+    with open_showers(path, validate=False) as f:
+        for start in range(rows.start, stop, 10_000):
+            s = f.read(start, min(start + 10_000, stop))
+            u = s.layer_energies() / (1000.0 * np.asarray(s.energy, np.float64))[:, None]
+            sums = u.sum(axis=0) if sums is None else sums + u.sum(axis=0)
+            count += len(u)
+    return sums / max(count, 1)

@@ -4,11 +4,13 @@ CaloGAN layout (one dataset per layer, reference section 1):
     layer_<i>   (N, R_i, C_i)  MeV     one per layer of the geometry (CaloGAN: (3, 96), (12, 12), (12, 6))
     overflow    (N, n_layers)  MeV     optional: energy outside each layer's cells
     energy      (N, 1)         GeV     incident energy
+    label       (N,)           class   optional: the class of each shower of a two-class model (read_labels)
 CaloChallenge layout (arXiv:2410.21611):
     showers            (N, V)  MeV     voxels, layers concatenated in depth order, each (alpha, r) row-major
     incident_energies  (N, 1)  MeV     incident energy -- MeV in the challenge files; read_showers converts
                                        it to GeV in Showers.energy and write_showers back to MeV
     overflow           (N, n_layers) MeV   optional, a calosim extension (keeps CaloGAN -> CaloChallenge lossless)
+    label              (N,)    class   optional, as in the CaloGAN layout
 Jet-image layout (LAGAN, arXiv:1701.05927; read only):
     image              (N, 25, 25)  GeV    pixel intensities (LAGAN: pT per pixel); read_showers multiplies by
                                            1000 into MeV cells (a file attribute ``image_unit`` = "MeV" keeps them)
@@ -30,8 +32,6 @@ cells, incident energy <= 0 or not finite.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -39,13 +39,11 @@ import numpy as np
 
 from calosim._version import __version__
 from calosim.data.showers import Showers
+from calosim.data.writer import CALOCHALLENGE, CALOGAN, FORMATS, LABEL_DATASET, ShowerWriter
 from calosim.errors import DataError
 from calosim.geometry import Geometry, calochallenge_geometry, calogan_geometry
 
-CALOGAN = "calogan"
-CALOCHALLENGE = "calochallenge"
 JET_IMAGE = "jet_image"  # read only
-FORMATS = (CALOGAN, CALOCHALLENGE)
 LABEL_DATASETS = ("signal", "label", "y")
 
 UNITS = {
@@ -203,8 +201,10 @@ class ShowerFile:
             if self._overflow.shape[1:] != (geometry.n_layers,):
                 raise DataError(f"{self.path}: dataset 'overflow' has shape {self._overflow.shape}; "
                                 f"expected (N, {geometry.n_layers})")
+        if LABEL_DATASET in f:  # class labels of a two-class model's generated showers
+            self._labels, self.label_name = self._dataset(LABEL_DATASET), LABEL_DATASET
         lengths = {ds.name.lstrip("/"): ds.shape[0] for ds in self._cells + [e]
-                   + ([self._overflow] if self._overflow is not None else [])}
+                   + [ds for ds in (self._overflow, self._labels) if ds is not None]}
         if len(set(lengths.values())) != 1:
             desc = ", ".join(f"{k}: {v}" for k, v in lengths.items())
             raise DataError(f"{self.path}: datasets have mismatched lengths ({desc})")
@@ -240,7 +240,8 @@ class ShowerFile:
         self.n = int(image.shape[0])
 
     def read_labels(self, start: int = 0, stop: int | None = None) -> np.ndarray | None:
-        """(N,) int64 class labels of rows [start, stop) (jet-image files), or None for files without labels.
+        """(N,) int64 class labels of rows [start, stop) (jet-image files, or generated files of a two-class model),
+        or None for files without labels.
         Labels must be whole numbers >= 0 (e.g. 1.0 / 0.0 signal flags)."""
         if self._labels is None:
             return None
@@ -369,85 +370,42 @@ def read_showers(path, start: int = 0, stop: int | None = None, binning=None, va
         return f.read(start, stop)
 
 
-def _write_attr(f: h5py.File, key: str, value, json_keys: list) -> None:
-    if isinstance(value, (str, bool, int, float, np.generic)):
-        f.attrs[key] = value
-        return
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        f.attrs[key] = value
-        return
-    if (isinstance(value, (list, tuple)) and value
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        f.attrs[key] = np.asarray(value)
-        return
-    f.attrs[key] = json.dumps(value)
-    json_keys.append(key)
-
-
 def write_showers(path, showers: Showers, format: str = CALOGAN, compression: str | None = "gzip",
                   **attrs) -> Path:
-    """Write ``showers`` to ``path`` in ``format`` ("calogan" or "calochallenge"), float32, atomically.
+    """Write ``showers`` to ``path`` in ``format`` ("calogan" or "calochallenge"), float32, atomically
+    (calosim.data.writer.ShowerWriter).
 
     File attributes: showers.attrs, then ``attrs`` (e.g. seed=..., producer=...), then the ones calosim
     always sets: format, units, geometry (JSON), particle, calosim_version; seed and producer default to
     "unknown" and "calosim <version>" when nobody gave them. Values that HDF5 cannot hold (dicts, mixed lists,
     None) are stored as JSON and decoded again by read_showers.
     """
+    path = Path(path)
     if format not in FORMATS:
         raise DataError(f"{path}: unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    path = Path(path)
     check_showers(showers, source=f"{path} (data to write)")
-    g = showers.geometry
-    if format == CALOGAN and len({layer.name for layer in g.layers}) != g.n_layers:
-        raise DataError(f"{path}: layer names of geometry {g.name!r} are not unique")
     meta = {"seed": "unknown", "producer": f"calosim {__version__}"}
     meta.update(showers.attrs)
     meta.update(attrs)
-    meta.update(format=format, units=UNITS[format], geometry=json.dumps(g.to_dict()), particle=showers.particle,
-                calosim_version=__version__)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise DataError(f"{path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    n = len(showers)
-    kw = {"compression": compression} if compression else {}
-
-    def chunks(shape):
-        return (max(1, min(n, 1000)),) + tuple(shape[1:]) if n else None
-
-    try:
-        with h5py.File(tmp, "w") as f:
-            if format == CALOGAN:
-                for layer, arr in zip(g.layers, showers.layers):
-                    f.create_dataset(layer.name, data=np.asarray(arr, np.float32), chunks=chunks(arr.shape), **kw)
-                f.create_dataset("energy", data=np.asarray(showers.energy, np.float32).reshape(n, 1), **kw)
-            else:
-                flat = np.asarray(g.flatten(showers.layers), np.float32)
-                f.create_dataset("showers", data=flat, chunks=chunks(flat.shape), **kw)
-                # float64: float32 GeV * 1000 is exact in float64, so GeV -> MeV -> GeV is lossless
-                f.create_dataset("incident_energies",
-                                 data=np.asarray(showers.energy, np.float64).reshape(n, 1) * 1000.0, **kw)
-            if showers.overflow is not None:
-                f.create_dataset("overflow", data=np.asarray(showers.overflow, np.float32), **kw)
-            json_keys: list = []
-            for key, value in meta.items():
-                _write_attr(f, key, value, json_keys)
-            if json_keys:
-                f.attrs["_json_attrs"] = json_keys
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, (OSError, ValueError, TypeError)):
-            raise DataError(f"{path}: cannot write: {exc}") from None
-        raise
+    meta.update(shower_file_attrs(format, showers.geometry, showers.particle))
+    with ShowerWriter(path, showers.geometry, len(showers), format, meta, compression,
+                      overflow=showers.overflow is not None) as out:
+        out.write(0, showers.layers, showers.energy, overflow_mev=showers.overflow)
     return path
 
 
+def shower_file_attrs(format: str, geometry, particle: str) -> dict:
+    """The attributes every shower file calosim writes carries: format, units, geometry (JSON), particle and
+    calosim_version."""
+    if format not in FORMATS:
+        raise DataError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    return {"format": format, "units": UNITS[format], "geometry": json.dumps(geometry.to_dict()),
+            "particle": particle, "calosim_version": __version__}
+
+
 def read_labels(path, start: int = 0, stop: int | None = None) -> np.ndarray | None:
-    """Class labels (N,) int64 of rows [start, stop) of a jet-image file; None for files without labels."""
+    """Class labels (N,) int64 of rows [start, stop) of a jet-image file or a two-class model's generated file;
+    None for files without labels."""
     with open_showers(path, validate=False) as f:
         return f.read_labels(start, stop)
 

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from calosim.layers.base import Layer
-from calosim.losses import sigmoid
+
+
+def sigmoid_of_exp(x, e, xp):
+    """sigmoid(x) from e = exp(-|x|), split by sign so that exp never overflows."""
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid(x, xp):
+    """1 / (1 + exp(-x)) without overflow."""
+    return sigmoid_of_exp(x, xp.exp(-xp.abs(x)), xp)
 
 
 class LeakyReLU(Layer):

@@ -134,3 +134,22 @@ class Sequential(Layer):
 
     def sublayers(self) -> list[Layer]:
         return self.layers
+
+
+def pass_products(net, batch: int, backward: bool, weight_grads: bool = True) -> list[tuple[int, int, int, int]]:
+    """The matrix products (count, M, K, N) of one forward pass of ``net``, or of one backward pass: per layer
+    the weight gradient (count, K, M, N) when it has parameters and ``weight_grads``, and the input gradient
+    (count, M, N, K) unless the layer skips it (``input_grad``: the generator's first dense layers)."""
+    shapes = []
+    for layer in net.walk():
+        if layer.sublayers():
+            continue
+        for count, m, k, n in layer.gemm_shapes(batch):
+            if not backward:
+                shapes.append((count, m, k, n))
+                continue
+            if weight_grads and layer.params:
+                shapes.append((count, k, m, n))
+            if layer.input_grad:
+                shapes.append((count, m, n, k))
+    return shapes

@@ -1,20 +1,33 @@
-"""What the dense and LAGAN model types share: config (de)serialisation, the energy conditioning transform and
-the model interface the trainer, the model files and ``calosim generate`` rely on.
+"""The model contract: what every model type implements, and all that the training loop, the model files, the
+sampler and the benchmarks may assume of a model. Nothing outside calosim.models names a model type.
 
-Units: incident energies E in GeV (N,); generated layer images in MeV; the conditioning transform maps E to
-c = log(E / E_min) / log(E_max / E_min) (0 at E_min, 1 at E_max) with (E_min, E_max) = ``energy_range``,
-stored with the model.
+A model type is a subclass of :class:`ShowerModel` with
+    model_type          its name (``calosim train --model-type``), stored in model files
+    config_class        a frozen dataclass with :class:`ConfigMixin`; ``configs`` {name: config}, ``default_config``
+    trainer_class       a :class:`Trainer` subclass: the type's training step
+    build(config, geometry, backend, rng, particle, energy_range, fitted)   networks with weights drawn from rng
+    networks()          {"generator": Layer, ...}: what a model file stores, in order
+    generate(z, E, labels, training)   the networks' pass: [(N, R_l, C_l)] MeV backend arrays
+and inherits
+    sample(E, rng, labels)             the one sampling path (latent draws, class draws, inference pass)
+    fit(config, data_path, rows)       values fitted from the training data (model state, stored with the model)
+    freeze()                           prepare for sampling only (exact inference folds where the type has any)
+
+Units: incident energies E in GeV (N,); generated cells in MeV; ``energy_range`` (GeV) the conditioning range.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import json
 import math
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from calosim.errors import ConfigError, TrainingError
+from calosim.models.units import CONDITIONING, energy_condition
 
 
 class ConfigMixin:
@@ -50,119 +63,31 @@ class ConfigMixin:
                                   f"got {self.energy_range}")
 
 
-VOXEL_TRANSFORMS = ("fraction", "log")
-
-
-def voxels_to_training(flat_mev: np.ndarray, energy_gev: np.ndarray, config) -> np.ndarray:
-    """Flattened cells (N, V) MeV and E (N,) GeV -> training units (N, V) (NumPy float64), by
-    ``config.transform``:
-        "fraction": x = cell / E_inc (both MeV) * voxel_scale
-        "log":      x = log(1 + cell / log_epsilon_mev) / log_scale     (E_inc only enters as the condition)
-    Zero cells stay 0 in both, so a ReLU output can make exact zeros."""
-    flat = np.asarray(flat_mev, np.float64)
-    if config.transform == "log":
-        return np.log1p(flat / config.log_epsilon_mev) / config.log_scale
-    return flat * (config.voxel_scale / (1000.0 * np.asarray(energy_gev, np.float64)))[:, None]
-
-
-def training_to_voxels(x, energy_gev, config, xp):
-    """The inverse of ``voxels_to_training`` on backend arrays: x (N, V), E (N,) GeV -> cells (N, V) MeV.
-    "log": a cell never exceeds the incident energy (the exponential would otherwise turn a generator outlier
-    into an unphysical deposit)."""
-    if config.transform == "log":
-        cap = (1000.0 * energy_gev).reshape(-1, 1)
-        return xp.minimum(config.log_epsilon_mev * xp.expm1(xp.minimum(x * config.log_scale, 50.0)), cap)
-    return x * (1000.0 * energy_gev / config.voxel_scale).reshape(-1, 1)
-
-
-def layer_sums(layers_mev, n: int) -> np.ndarray:
-    """(N, L) float64 MeV: the cell sum of each per-layer (N, R, C) array, for n = N showers."""
-    return np.stack([np.asarray(x, np.float64).reshape(n, -1).sum(axis=1) for x in layers_mev], axis=1)
-
-
-def voxel_fractions(x, energy_gev, config, xp):
-    """cell (MeV) / E_inc (MeV) per voxel (N, V) for x (N, V) training units (negative x: an empty cell, as the
-    generated max(cell, 0)), and its derivative by x (N, V); the inverse transform of ``training_to_voxels``,
-    zero derivative where its cap binds. The response of a shower is the row sum."""
-    e_mev = (1000.0 * energy_gev).reshape(-1, 1)
-    positive = x > 0
-    x = xp.maximum(x, 0.0)
-    if config.transform == "log":
-        u = xp.minimum(x * config.log_scale, 50.0)
-        raw = config.log_epsilon_mev * xp.expm1(u)
-        cells = xp.minimum(raw, e_mev)
-        grad = xp.where((raw < e_mev) & (x * config.log_scale < 50.0),
-                        config.log_epsilon_mev * config.log_scale * xp.exp(u), 0.0) / e_mev
-    else:
-        cells = x * (e_mev / config.voxel_scale)
-        grad = xp.ones_like(x) / config.voxel_scale
-    return cells / e_mev, (grad * positive).astype(x.dtype)
-
-
-def energy_condition(energy_gev, energy_range, xp):
-    """c = log(E / E_min) / log(E_max / E_min) as an (N, 1) array (same dtype as ``energy_gev``)."""
-    lo, hi = energy_range
-    return (xp.log(energy_gev / lo) / math.log(hi / lo)).reshape(-1, 1)
-
-
-class ShowerModel:
-    """Interface of every model type (CaloGAN keeps its own class with the same members).
-
-    model_type    name in the registry ("wgan-gp", "vae", "lagan"), stored in the model file
-    config        the model type's frozen config (to_dict / from_dict)
-    geometry      calosim.geometry.Geometry of the showers it generates
-    networks()    {"generator": Layer, "critic": Layer, ...}: what a model file stores, in order
-    generate(z, energy, labels=None, training=False) -> [(N, R_l, C_l)] MeV backend arrays
-    """
-
-    model_type = "base"
-
-    def __init__(self, config, geometry, backend, particle: str = "unknown", energy_range=(1.0, 100.0)):
-        self.config = config
-        self.geometry = geometry
-        self.backend = backend
-        self.particle = particle
-        self.energy_range = (float(energy_range[0]), float(energy_range[1]))
-        self.attrs: dict = {}
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
-    def networks(self) -> dict:
-        raise NotImplementedError
-
-    def parameters(self):
-        return [p for net in self.networks().values() for p in net.parameters()]
-
-    def condition(self, energy_gev):
-        """(N, 1) conditioning input for incident energies (N,) GeV (backend arrays)."""
-        return energy_condition(energy_gev, self.energy_range, self.backend.xp)
-
-    def sample_latent(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Latent vectors (n, Z) for ``generate`` (standard normal)."""
-        return rng.standard_normal((n, self.latent_dim))
-
-    def sample_labels(self, rng: np.random.Generator, n: int):
-        """Class labels for ``generate`` (None for unlabelled model types)."""
-        return None
-
-    def generate(self, z, energy, labels=None, training: bool = False) -> list:
-        raise NotImplementedError
-
-
-def latent_seeded_rng(z, backend) -> np.random.Generator:
-    """A Generator seeded by the bytes of the latent vectors z: the Bernoulli draws of a generation (which
-    cells or layers are empty) are then as reproducible as the latent draws they go with."""
-    digest = hashlib.blake2b(np.ascontiguousarray(backend.to_numpy(z)).tobytes(), digest_size=16)
-    return np.random.default_rng(int.from_bytes(digest.digest(), "little"))
-
-
-def check_unique_names(networks: dict) -> None:
-    for net in networks.values():
-        names = [p.name for p in net.parameters()]
-        if len(set(names)) != len(names):
-            raise AssertionError(f"{net.name}: parameter names are not unique")
+def load_config_file(path) -> dict:
+    """Overrides from a .json or .toml file: a flat table, or one under a top-level ``model`` key."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise ConfigError(f"{path}: TOML config files need Python >= 3.11; use JSON") from None
+            data = tomllib.loads(text.decode("utf-8"))
+        else:
+            data = json.loads(text.decode("utf-8"))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parse error is one clear line
+        raise ConfigError(f"{path}: cannot parse as {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a table of config fields")
+    if set(data) == {"model"} and isinstance(data["model"], dict):
+        data = data["model"]
+    return data
 
 
 class LossNotFinite(TrainingError):
@@ -172,3 +97,195 @@ class LossNotFinite(TrainingError):
 def check_finite(value: float, what: str) -> None:
     if not math.isfinite(value):
         raise LossNotFinite(f"the {what} loss is {value}")
+
+
+def check_unique_names(networks: dict) -> None:
+    for net in networks.values():
+        names = [p.name for p in net.parameters()]
+        if len(set(names)) != len(names):
+            raise AssertionError(f"{net.name}: parameter names are not unique")
+
+
+class Trainer:
+    """A model type's training step. The loop (calosim.training) calls, per epoch, ``start_epoch``, then
+    ``train_step`` once per batch, then ``end_epoch``; it checkpoints ``optimizers`` and ``state()``.
+
+    loss_names   every loss ``train_step`` may report, in display order (a step may report a subset)
+    optimizers   {name: calosim.optim.Adam}, one per parameter group
+    rng          the noise stream (latent vectors, fake energies, ...): the loop checkpoints its state
+    """
+
+    loss_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model, rng: np.random.Generator):
+        self.model = model
+        self.backend = model.backend
+        self.rng = rng
+        self.optimizers: dict = {}
+
+    def train_step(self, layers_mev, energy_gev, labels=None) -> dict[str, float]:
+        """One step on a real batch: per-layer (B, R_l, C_l) MeV and E (B,) GeV (NumPy), labels (B,) for
+        two-class models; returns {loss name: value} before the update."""
+        raise NotImplementedError
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Before epoch ``epoch`` (1-based) of ``epochs``."""
+
+    def end_epoch(self) -> None:
+        """After the epoch's steps, before validation."""
+
+    def step_products(self, batch: int) -> list[tuple[int, int, int, int]]:
+        """The matrix products (count, M, K, N) of one ``train_step`` at ``batch`` (for ``calosim bench``'s
+        GEMM reference); empty where the type does not count them."""
+        return []
+
+    def state(self) -> dict:
+        """JSON-able counters the checkpoint keeps (every RNG is checkpointed by the loop)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Restore what :meth:`state` returned."""
+
+
+class ShowerModel:
+    """The model contract (see the module docstring).
+
+    Instances hold config, geometry (calosim.geometry.Geometry), backend, particle, energy_range (GeV),
+    fitted ({name: NumPy array} of values fitted from the training data) and attrs (a loaded file's
+    attributes)."""
+
+    model_type: ClassVar[str] = "base"
+    description: ClassVar[str] = ""
+    config_class: ClassVar[type] = ConfigMixin
+    configs: ClassVar[dict] = {}
+    default_config: ClassVar[str] = "small"  # what ``calosim train`` uses without --config
+    reference_config: ClassVar[str] = "small"  # the published configuration (``calosim bench``'s default)
+    trainer_class: ClassVar[type] = Trainer
+    sampling_network: ClassVar[str] = "generator"  # the network ``sample`` runs (FLOP counts of the benchmark)
+
+    def __init__(self, config, geometry, backend, particle: str = "unknown", energy_range=(1.0, 100.0),
+                 fitted: dict | None = None):
+        self.config = config
+        self.geometry = geometry
+        self.backend = backend
+        self.particle = particle
+        self.energy_range = (float(energy_range[0]), float(energy_range[1]))
+        self.fitted = {k: np.asarray(v, np.float64) for k, v in (fitted or {}).items()}
+        self.attrs: dict = {}
+
+    # ------------------------------------------------------------------ configurations
+    @classmethod
+    def get_config(cls, name: str | None = None, config_file=None, **overrides):
+        """The named configuration (default: the type's ``default_config``), then ``config_file``'s fields,
+        then ``overrides`` (None = keep)."""
+        name = name or cls.default_config
+        if name not in cls.configs:
+            raise ConfigError(f"unknown config {name!r} of model type {cls.model_type!r}; choose one of "
+                              f"{', '.join(cls.configs)}")
+        config = cls.configs[name]
+        changes = load_config_file(config_file) if config_file is not None else {}
+        changes.update({k: v for k, v in overrides.items() if v is not None})
+        return config.replace(**changes) if changes else config
+
+    @classmethod
+    def config_from_dict(cls, d: dict):
+        return cls.config_class.from_dict(d)
+
+    @classmethod
+    def split_stored_config(cls, d: dict) -> tuple[dict, dict]:
+        """(config dict, fitted values) of a config as a model file stores it; types whose older files kept
+        fitted values among the config fields move them out here."""
+        return d, {}
+
+    @classmethod
+    def fit(cls, config, data_path, rows: range) -> dict:
+        """{name: array} fitted from the training rows of ``data_path`` before the first step (none by
+        default); ``build`` receives them as ``fitted`` and model files keep them."""
+        return {}
+
+    @classmethod
+    def default_geometry(cls):
+        """The geometry a fresh model of the type is built in when no data says otherwise (CaloGAN's)."""
+        from calosim.geometry import calogan_geometry
+
+        return calogan_geometry()
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, config, geometry, backend, rng: np.random.Generator, particle: str = "unknown",
+              energy_range=(1.0, 100.0), fitted: dict | None = None):
+        raise NotImplementedError
+
+    def networks(self) -> dict:
+        raise NotImplementedError
+
+    def parameters(self):
+        return [p for net in self.networks().values() for p in net.parameters()]
+
+    def walk(self):
+        return [layer for net in self.networks().values() for layer in net.walk()]
+
+    @property
+    def batch_order(self) -> str:
+        """How the loop orders an epoch's batches: "shuffled" (the dataset's shuffled chunks) or
+        "energy_points" (calosim.data.dataset.energy_point_batches: point by point, where the data has a few
+        discrete energies)."""
+        return "shuffled"
+
+    def file_attributes(self) -> dict:
+        """Model-file attributes saying how the networks read their inputs (calosim.models.files)."""
+        return {"conditioning": CONDITIONING}
+
+    def trainer(self, rng: np.random.Generator) -> Trainer:
+        return self.trainer_class(self, rng)
+
+    # ------------------------------------------------------------------ sampling
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def n_classes(self) -> int:
+        return int(getattr(self.config, "n_classes", 1))
+
+    def condition(self, energy_gev):
+        """(N, 1) conditioning input for incident energies (N,) GeV (backend arrays)."""
+        return energy_condition(energy_gev, self.energy_range, self.backend.xp)
+
+    def sample_latent(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Latent vectors (n, Z) (standard normal)."""
+        return rng.standard_normal((n, self.latent_dim))
+
+    def sample_labels(self, rng: np.random.Generator, n: int):
+        """Class labels (n,) drawn uniformly over the classes; None for one-class models (no draw)."""
+        return rng.integers(0, self.n_classes, size=n) if self.n_classes > 1 else None
+
+    def sample(self, energy_gev, rng: np.random.Generator, labels=None) -> list:
+        """The sampling path every caller uses: showers [(N, R_l, C_l)] MeV (backend arrays) at incident
+        energies (N,) GeV, inference mode. Draws z (N, Z) from ``rng``, then (two-class models, no ``labels``
+        given) the labels."""
+        energy = np.asarray(energy_gev, np.float64)
+        z = self.sample_latent(rng, len(energy))
+        if labels is None:
+            labels = self.sample_labels(rng, len(energy))
+        be = self.backend
+        return self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
+
+    def generate(self, z, energy, labels=None, training: bool = False) -> list:
+        raise NotImplementedError
+
+    def freeze(self):
+        """Prepare for sampling only (no more training); returns the model."""
+        return self
+
+    def sampling_flops(self, batch: int) -> int:
+        """FLOPs of the products one :meth:`sample` call of ``batch`` showers executes."""
+        return self.networks()[self.sampling_network].flops(batch)
+
+    def sampling_gemm_shapes(self, batch: int) -> list:
+        """Those products as (count, M, K, N)."""
+        return self.networks()[self.sampling_network].gemm_shapes(batch)
+
+    def nominal_sampling_flops(self, batch: int) -> int:
+        """The model's nominal FLOPs per ``batch`` showers (its layers unfolded)."""
+        return self.sampling_flops(batch)

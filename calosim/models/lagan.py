@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calosim.errors import ConfigError
+from calosim.geometry import single_layer_geometry
 from calosim.layers import (
     AveragePooling2D,
     BatchNorm,
@@ -52,7 +53,7 @@ from calosim.layers import (
     ZeroPad2D,
 )
 from calosim.losses import bce_with_logits
-from calosim.models.base import ConfigMixin, ShowerModel, check_finite, check_unique_names
+from calosim.models.base import ConfigMixin, ShowerModel, Trainer, check_finite, check_unique_names
 from calosim.optim import Adam
 
 IMAGE_SHAPE = (25, 25)
@@ -261,6 +262,10 @@ class LAGANDiscriminator(Layer):
 
 class LAGAN(ShowerModel):
     model_type = "lagan"
+    description = "LAGAN for one 25 x 25 layer, conditioned on energy and class"
+    config_class = LAGANConfig
+    configs = CONFIGS
+    reference_config = "lagan"
 
     def __init__(self, config: LAGANConfig, geometry, generator: LAGANGenerator, discriminator: LAGANDiscriminator,
                  backend, particle="unknown", energy_range=(1.0, 100.0)):
@@ -270,7 +275,7 @@ class LAGAN(ShowerModel):
 
     @classmethod
     def build(cls, config: LAGANConfig, geometry, backend, rng: np.random.Generator, particle="unknown",
-              energy_range=(1.0, 100.0)) -> LAGAN:
+              energy_range=(1.0, 100.0), fitted: dict | None = None) -> LAGAN:
         _check_geometry(geometry)
         generator = LAGANGenerator(config)
         generator.build([(config.latent_dim,), (config.n_classes,), (1,)], backend, rng)
@@ -279,6 +284,10 @@ class LAGAN(ShowerModel):
         model = cls(config, geometry, generator, discriminator, backend, particle, energy_range)
         check_unique_names(model.networks())
         return model
+
+    @classmethod
+    def default_geometry(cls):
+        return single_layer_geometry(*IMAGE_SHAPE)
 
     def networks(self) -> dict:
         return {"generator": self.generator, "discriminator": self.discriminator}
@@ -306,26 +315,19 @@ class LAGAN(ShowerModel):
         return [(images * self.config.image_scale).reshape(n, *IMAGE_SHAPE)]
 
 
-class LAGANTrainer:
+class LAGANTrainer(Trainer):
     """The LAGAN iteration on one real batch (NumPy: [(B, 25, 25)] MeV, (B,) GeV, labels (B,) or None)."""
 
     loss_names = ("d_loss", "d_aux", "g_loss", "g_aux", "g_energy", "g_mean_image")
 
     def __init__(self, model: LAGAN, rng: np.random.Generator):
         cfg = model.config
-        self.model = model
-        self.backend = be = model.backend
-        self.rng = rng
+        super().__init__(model, rng)
+        be = self.backend
         self.optimizers = {
             "generator": Adam(model.generator.parameters(), cfg.lr_g, cfg.beta1, cfg.beta2, backend=be),
             "discriminator": Adam(model.discriminator.parameters(), cfg.lr_d, cfg.beta1, cfg.beta2, backend=be),
         }
-
-    def state(self) -> dict:
-        return {}
-
-    def load_state(self, state: dict) -> None:
-        pass
 
     def d_loss(self, images, energy, real_fake, aux, training: bool = True):
         """(loss, bce real/fake, bce aux, dloss/dlogits) of D against targets real_fake (N,) and aux (N,)."""
@@ -410,3 +412,6 @@ class LAGANTrainer:
         diff = (fake.reshape(n, -1).sum(axis=1, keepdims=True) - real.reshape(n, -1).sum(axis=1, keepdims=True)) * inv
         grad = (xp.sign(diff) * inv / n).astype(fake.dtype)
         return float(xp.abs(diff).mean()), xp.broadcast_to(grad.reshape(n, 1, 1, 1), fake.shape)
+
+
+LAGAN.trainer_class = LAGANTrainer  # defined after the model it trains

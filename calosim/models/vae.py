@@ -55,13 +55,11 @@ import numpy as np
 
 from calosim.errors import ConfigError
 from calosim.layers import Dense, LeakyReLU, ReLU, Sequential
-from calosim.losses import bce_elementwise, sigmoid
-from calosim.models.base import (
+from calosim.layers.activations import sigmoid
+from calosim.losses import bce_elementwise
+from calosim.models.base import ConfigMixin, ShowerModel, Trainer, check_finite, check_unique_names
+from calosim.models.units import (
     VOXEL_TRANSFORMS,
-    ConfigMixin,
-    ShowerModel,
-    check_finite,
-    check_unique_names,
     latent_seeded_rng,
     layer_sums,
     training_to_voxels,
@@ -163,7 +161,7 @@ def reparameterise_backward(dz, sigma, eps):
     return dz, dz * eps * sigma * 0.5
 
 
-def occupancy_loss(logits, occupied, xp):
+def occupancy_bce(logits, occupied, xp):
     """Summed BCE of sigmoid(logits) against the 0/1 array ``occupied`` (both (N, V)), as a batch mean, and
     its gradient (sigmoid(l) - m) / N."""
     n = logits.shape[0]
@@ -173,6 +171,11 @@ def occupancy_loss(logits, occupied, xp):
 
 class VAE(ShowerModel):
     model_type = "vae"
+    description = "conditional VAE of dense layers on flattened voxels"
+    config_class = VAEConfig
+    configs = CONFIGS
+    reference_config = "vae"
+    sampling_network = "decoder"
 
     def __init__(self, config: VAEConfig, geometry, encoder: Sequential, decoder: Sequential, backend,
                  particle="unknown", energy_range=(1.0, 100.0), prior: Sequential | None = None):
@@ -183,7 +186,7 @@ class VAE(ShowerModel):
 
     @classmethod
     def build(cls, config: VAEConfig, geometry, backend, rng: np.random.Generator, particle="unknown",
-              energy_range=(1.0, 100.0)) -> VAE:
+              energy_range=(1.0, 100.0), fitted: dict | None = None) -> VAE:
         v, z = geometry.n_cells, config.latent_dim
         layers = []
         for width in config.hidden:
@@ -352,7 +355,7 @@ class VAE(ShowerModel):
         kl = float(kl.mean())
         d_x_hat = diff * (2.0 * inv / n)
         if cfg.occupancy:
-            bce, d_logits = occupancy_loss(x_hat[:, v:2 * v], occupied, xp)
+            bce, d_logits = occupancy_bce(x_hat[:, v:2 * v], occupied, xp)
             recon += cfg.occupancy_weight * bce
             d_x_hat = xp.concatenate([d_x_hat, cfg.occupancy_weight * d_logits], axis=1)
         if cfg.layer_energy_head:
@@ -378,24 +381,16 @@ class VAE(ShowerModel):
         return total, recon, kl, energy + prior_loss
 
 
-class VAETrainer:
+class VAETrainer(Trainer):
     """One Adam step on encoder and decoder per batch (NumPy, MeV / GeV)."""
 
     loss_names = ("loss", "recon", "kl", "energy")
 
     def __init__(self, model: VAE, rng: np.random.Generator):
         cfg = model.config
-        self.model = model
-        self.backend = model.backend
-        self.rng = rng
+        super().__init__(model, rng)
         self.optimizers = {name: Adam(net.parameters(), cfg.lr, cfg.beta1, cfg.beta2, backend=model.backend)
                            for name, net in model.networks().items()}
-
-    def state(self) -> dict:
-        return {}
-
-    def load_state(self, state: dict) -> None:
-        pass
 
     def train_step(self, layers_mev, energy_gev, labels=None) -> dict[str, float]:
         model, be = self.model, self.backend
@@ -412,3 +407,6 @@ class VAETrainer:
         for opt in self.optimizers.values():
             opt.step()
         return {"loss": total, "recon": recon, "kl": kl, "energy": energy}
+
+
+VAE.trainer_class = VAETrainer  # defined after the model it trains

@@ -26,8 +26,8 @@ the total energy several per cent low), its gradient through the inverse transfo
 
 Optional layer energies (``layer_energies``): L more generator outputs (and critic inputs)
 t_l = (E_l / E_inc / s_l)^p, p = ``layer_energy_power`` (a root keeps a faint layer visible without the
-exponential sensitivity of the voxels' log units), s_l = ``layer_energy_scales`` (1 when None; with
-``layer_energy_scaled`` calosim train sets them to the training data's mean E_l / E_inc, so that every t is
+exponential sensitivity of the voxels' log units), s_l the model's fitted ``layer_energy_scales`` (1 without
+them; with ``layer_energy_scaled`` WGANGP.fit sets them to the training data's mean E_l / E_inc, so that every t is
 of order 1: CaloGAN's layer 2 holds 0.2% of the energy, and unscaled its t was too small for the critic to
 weigh). Generation rescales each layer's cells to sum s_l max(t_l, 0)^(1/p) E_inc: the voxels give the
 shape, t the energies (through the log transform a shower's energy is only as good as its hottest voxels),
@@ -45,7 +45,7 @@ at t = 0 next to a continuum of faint layers; the layer-2 energies at 1-10 GeV t
 
 Optional per-energy-point schedule (``energy_schedule``): when the training data has a few discrete incident
 energies, each epoch visits them in increasing order, all the batches of one energy point before the next
-(``energy_point_batches``); with continuous energies it falls back to the usual shuffled order.
+(calosim.data.dataset.energy_point_batches); with continuous energies it falls back to the usual shuffled order.
 """
 
 from __future__ import annotations
@@ -57,13 +57,12 @@ import numpy as np
 from calosim.errors import ConfigError
 from calosim.layers import Dense, LeakyReLU, ReLU, Sequential, SplitReLU
 from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
-from calosim.losses import bce_with_logits, sigmoid
-from calosim.models.base import (
+from calosim.layers.activations import sigmoid
+from calosim.losses import bce_with_logits
+from calosim.data.dataset import mean_layer_fractions
+from calosim.models.base import ConfigMixin, ShowerModel, Trainer, check_finite, check_unique_names
+from calosim.models.units import (
     VOXEL_TRANSFORMS,
-    ConfigMixin,
-    ShowerModel,
-    check_finite,
-    check_unique_names,
     latent_seeded_rng,
     layer_sums,
     training_to_voxels,
@@ -94,8 +93,7 @@ class WGANGPConfig(ConfigMixin):
     layer_energies: bool = False  # L more outputs: the layer energies (see the module docstring)
     layer_energy_power: float = 0.5  # t_l = (E_l / E_inc)^this
     layer_energy_leak: float = 0.0  # slope of the t outputs below 0 (0: the voxels' ReLU)
-    layer_energy_scaled: bool = False  # calosim train sets layer_energy_scales from the training data
-    layer_energy_scales: tuple[float, ...] | None = None  # s_l; None: 1 per layer
+    layer_energy_scaled: bool = False  # s_l fitted to the training data (WGANGP.fit, model state); False: 1
     layer_empty_head: bool = False  # L more outputs: logits of P(layer empty | E) (needs layer_energies)
     layer_empty_weight: float = 1.0  # weight of their BCE in the generator loss
     transform: str = "log"  # training units: "log" or "fraction" (calosim.models.base.voxels_to_training)
@@ -115,8 +113,6 @@ class WGANGPConfig(ConfigMixin):
         if self.layer_empty_head and (not self.layer_energies or self.layer_empty_weight <= 0):
             raise ConfigError(f"config {self.name!r}: layer_empty_head needs layer_energies and "
                               "layer_empty_weight > 0")
-        if self.layer_energy_scales is not None and not all(x > 0 for x in self.layer_energy_scales):
-            raise ConfigError(f"config {self.name!r}: layer_energy_scales must all be > 0")
         if self.critic_steps < 1 or self.d_layers < 1 or not self.g_hidden or self.voxel_scale <= 0:
             raise ConfigError(f"config {self.name!r}: critic_steps >= 1, d_layers >= 1, g_hidden not empty, "
                               "voxel_scale > 0")
@@ -136,20 +132,24 @@ CONFIGS = {
 
 class WGANGP(ShowerModel):
     model_type = "wgan-gp"
+    description = "FastCaloGAN-style conditional WGAN-GP on flattened voxels"
+    config_class = WGANGPConfig
+    configs = CONFIGS
+    reference_config = "fastcalogan"
 
     def __init__(self, config: WGANGPConfig, geometry, generator: Sequential, critic: Sequential, backend,
-                 particle="unknown", energy_range=(1.0, 100.0)):
-        super().__init__(config, geometry, backend, particle, energy_range)
+                 particle="unknown", energy_range=(1.0, 100.0), fitted: dict | None = None):
+        super().__init__(config, geometry, backend, particle, energy_range, fitted)
         self.generator = generator
         self.critic = critic
 
     @classmethod
     def build(cls, config: WGANGPConfig, geometry, backend, rng: np.random.Generator, particle="unknown",
-              energy_range=(1.0, 100.0)) -> WGANGP:
-        scales = config.layer_energy_scales
-        if config.layer_energies and scales is not None and len(scales) != geometry.n_layers:
-            raise ConfigError(f"config {config.name!r}: {len(scales)} layer_energy_scales for a geometry of "
-                              f"{geometry.n_layers} layers")
+              energy_range=(1.0, 100.0), fitted: dict | None = None) -> WGANGP:
+        scales = (fitted or {}).get("layer_energy_scales")
+        if scales is not None and (len(scales) != geometry.n_layers or not np.all(np.asarray(scales) > 0)):
+            raise ConfigError(f"layer_energy_scales {list(scales)}: need {geometry.n_layers} values > 0, one per "
+                              "layer of the geometry")
         v = geometry.n_cells + (geometry.n_layers if config.layer_energies else 0)  # features the critic sees
         logits = geometry.n_layers if config.layer_empty_head else 0
         layers = []
@@ -167,7 +167,7 @@ class WGANGP(ShowerModel):
             layers += [Dense(width, kernel_init="he_uniform"), ReLU()]
         critic = Sequential([*layers, Dense(1)], name="critic")
         critic.build((v + 1,), backend, rng)
-        model = cls(config, geometry, generator, critic, backend, particle, energy_range)
+        model = cls(config, geometry, generator, critic, backend, particle, energy_range, fitted)
         check_unique_names(model.networks())
         return model
 
@@ -181,9 +181,29 @@ class WGANGP(ShowerModel):
 
     @property
     def layer_scales(self) -> np.ndarray:
-        """s_l (L,) of the layer-energy features (see the module docstring)."""
-        scales = self.config.layer_energy_scales
-        return np.asarray(scales if scales is not None else [1.0] * self.geometry.n_layers, np.float64)
+        """s_l (L,) of the layer-energy features (see the module docstring): fitted, or 1."""
+        return self.fitted.get("layer_energy_scales", np.ones(self.geometry.n_layers))
+
+    @classmethod
+    def fit(cls, config: WGANGPConfig, data_path, rows: range, max_rows: int = 50_000) -> dict:
+        """With ``layer_energy_scaled``: layer_energy_scales = the mean E_l / E_inc of the first ``max_rows``
+        training rows (floored at 1e-6, so that a layer the data leaves empty keeps a finite unit)."""
+        if not (config.layer_energies and config.layer_energy_scaled):
+            return {}
+        return {"layer_energy_scales": np.maximum(mean_layer_fractions(data_path, rows, max_rows), 1e-6)}
+
+    @property
+    def batch_order(self) -> str:
+        return "energy_points" if self.config.energy_schedule else "shuffled"
+
+    @classmethod
+    def split_stored_config(cls, d: dict) -> tuple[dict, dict]:
+        """Files written before the scales became model state kept them as the config field
+        ``layer_energy_scales``."""
+        d = dict(d)
+        scales = d.pop("layer_energy_scales", None)
+        return d, ({"layer_energy_scales": np.asarray(scales, np.float64)} if scales is not None else {})
+
 
     # ------------------------------------------------------------------ units
     def to_training(self, layers_mev, energy_gev):
@@ -244,43 +264,7 @@ class WGANGP(ShowerModel):
         return self.to_layers(x, energy)
 
 
-def fit_config(config: WGANGPConfig, data_path, rows: range, max_rows: int = 50_000) -> WGANGPConfig:
-    """The config with the fields the training data decides: with ``layer_energy_scaled`` (and no scales
-    given), layer_energy_scales = the mean E_l / E_inc of the first ``max_rows`` training rows (floored at
-    1e-6, so that a layer the data leaves empty keeps a finite unit)."""
-    if not (config.layer_energies and config.layer_energy_scaled) or config.layer_energy_scales is not None:
-        return config
-    from calosim.data.formats import open_showers
-
-    stop = min(rows.stop, rows.start + max_rows)
-    sums, count = None, 0
-    with open_showers(data_path, validate=False) as f:
-        for start in range(rows.start, stop, 10_000):
-            s = f.read(start, min(start + 10_000, stop))
-            u = s.layer_energies() / (1000.0 * np.asarray(s.energy, np.float64))[:, None]
-            sums = u.sum(axis=0) if sums is None else sums + u.sum(axis=0)
-            count += len(u)
-    means = np.maximum(sums / max(count, 1), 1e-6)
-    return config.replace(layer_energy_scales=[float(m) for m in means])
-
-
-def energy_point_batches(energy: np.ndarray, batch_size: int, rng: np.random.Generator,
-                         max_points: int = 50) -> list[np.ndarray] | None:
-    """Row indices of the batches of one epoch, energy point by energy point in increasing energy (rows
-    shuffled within a point, incomplete batches dropped); None when there are more than ``max_points``
-    distinct energies (continuous spectrum: use the ordinary order)."""
-    points = np.unique(np.round(np.asarray(energy, np.float64), 6))
-    if len(points) > max_points:
-        return None
-    batches = []
-    for e in points:
-        rows = np.flatnonzero(np.isclose(energy, e, rtol=0, atol=1e-6 * max(1.0, e)))
-        rows = rows[rng.permutation(len(rows))]
-        batches += [rows[i:i + batch_size] for i in range(0, len(rows) - batch_size + 1, batch_size)]
-    return batches
-
-
-class WGANGPTrainer:
+class WGANGPTrainer(Trainer):
     """Critic and generator steps on backend arrays; ``train_step`` takes one real batch (NumPy, MeV / GeV).
 
     Every call is one critic step; every ``critic_steps``-th call is followed by one generator step (only
@@ -291,9 +275,8 @@ class WGANGPTrainer:
 
     def __init__(self, model: WGANGP, rng: np.random.Generator):
         cfg = model.config
-        self.model = model
-        self.backend = be = model.backend
-        self.rng = rng
+        super().__init__(model, rng)
+        be = self.backend
         self.optimizers = {
             "generator": Adam(model.generator.parameters(), cfg.lr_g, cfg.beta1, cfg.beta2, backend=be),
             "critic": Adam(model.critic.parameters(), cfg.lr_d, cfg.beta1, cfg.beta2, backend=be),
@@ -408,3 +391,6 @@ class WGANGPTrainer:
             if model.config.layer_empty_head:
                 out["g_empty"] = self.last_empty_loss
         return out
+
+
+WGANGP.trainer_class = WGANGPTrainer  # defined after the model it trains

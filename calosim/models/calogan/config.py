@@ -50,7 +50,7 @@ class CaloGANConfig(ConfigMixin):
     # many faint cells of a real shower do, while the fraction of cells > 0 stays the ReLU's; 0: the paper's ReLU
     g_output_knee: float = 0.0
     # optional generator-loss term g_sparsity_loss_weight * sum_l mean_i (h_il - t_il)^2 (calosim.losses.
-    # occupancy_loss): h_il the fraction of cells > 0 of generated shower i in layer l, t_il that of the real
+    # occupancy_fraction_loss): h_il the fraction of cells > 0 of generated shower i in layer l, t_il that of the real
     # shower of the batch with the same energy; straight-through gradient through sigmoid(x / g_sparsity_tau) of
     # the cells before the final activation (training units, GeV); 0: the paper's loss
     g_sparsity_loss_weight: float = 0.0

@@ -18,7 +18,7 @@ import numpy as np
 
 from calosim.backends import get_backend
 from calosim.layers import BatchNorm, Conv2D, Dense, LeakyReLU, LocallyConnected2D, Reshape
-from calosim.models.calogan import generator_input, scale_output
+from calosim.models.calogan.generator import generator_input, scale_output
 
 
 def _numpy(backend, array) -> np.ndarray:

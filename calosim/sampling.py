@@ -1,0 +1,169 @@
+"""Generate showers with a trained model of any type (the model file says which) and stream them into a shower
+file (calosim.data.writer.ShowerWriter) in the layout of the model's training data, or the one asked for.
+
+Every shower comes from the model's one sampling path, ``ShowerModel.sample`` (inference mode), ``batch_size``
+showers at a time, so N may exceed memory; the file appears under its name only when complete. Layouts
+(calosim.data.formats): CaloGAN ``layer_<i>`` (N, R_i, C_i) float32 MeV and ``energy`` (N, 1) float32 GeV;
+CaloChallenge ``showers`` (N, V) float32 MeV and ``incident_energies`` (N, 1) MeV. Two-class models also write
+``label`` (N,). Attributes: format, units, geometry (JSON), particle, seed, calosim_version, producer, model,
+weights, backend, model_energy_range (and class_fraction for two-class models).
+
+Randomness: z, the incident energies and the class labels come from three streams spawned from ``seed``,
+consumed shower by shower, so the same seed and backend give the same file (whatever the batch size, up to the
+BLAS rounding of other batch shapes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calosim._version import __version__
+from calosim.backends import get_backend
+from calosim.data.formats import FORMATS, UNITS, open_showers
+from calosim.data.writer import ShowerWriter
+from calosim.errors import DataError
+from calosim.models.files import load_model
+from calosim.training import initial_model, resolve_model_path
+
+
+@dataclass
+class GenerateResult:
+    path: Path
+    n: int
+    seconds: float  # wall time of the whole job (model load excluded)
+    generator_seconds: float  # time in the model's sampling passes (backend synchronised)
+    format: str = "calogan"
+
+    @property
+    def ms_per_shower(self) -> float:
+        return 1000.0 * self.seconds / max(self.n, 1)
+
+    @property
+    def generator_ms_per_shower(self) -> float:
+        return 1000.0 * self.generator_seconds / max(self.n, 1)
+
+
+class EnergySource:
+    """Incident energies (GeV) for chunk [start, stop): fixed, uniform in a range, or read from a shower file."""
+
+    def __init__(self, rng: np.random.Generator, energy=None, energy_range=None, energies_from=None):
+        given = sum(x is not None for x in (energy, energy_range, energies_from))
+        if given > 1:
+            raise DataError("give at most one of --energy, --energy-range and --energies-from")
+        self.rng, self.energy, self.range, self.file = rng, energy, energy_range, None
+        if energy is not None and not energy > 0:
+            raise DataError(f"--energy must be > 0 GeV, got {energy}")
+        if energy_range is not None and not 0 < energy_range[0] <= energy_range[1]:
+            raise DataError(f"--energy-range must satisfy 0 < lo <= hi GeV, got {energy_range}")
+        if energies_from is not None:
+            self.file = open_showers(energies_from, validate=False)
+
+    def available(self) -> int | None:
+        """How many energies the file holds (None: no limit)."""
+        return None if self.file is None else len(self.file)
+
+    def take(self, start: int, stop: int) -> np.ndarray:
+        if self.file is not None:
+            return np.asarray(self.file.read(start, stop).energy, np.float64)
+        if self.energy is not None:
+            return np.full(stop - start, float(self.energy))
+        lo, hi = self.range
+        return self.rng.uniform(lo, hi, size=stop - start)
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+
+
+def class_labels(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
+    """(n,) int64 labels, each 1 with probability ``fraction`` (else 0)."""
+    return (rng.random(n) < fraction).astype(np.int64)
+
+
+def load_for_sampling(model, backend: str = "numba", initial: bool = False):
+    """(model ready to sample, its path): from a model file or run directory, or with ``initial`` the run
+    directory's untrained starting point (calosim.training.initial_model)."""
+    if initial:
+        model_path = Path(model)
+        loaded = initial_model(model_path, backend)
+    else:
+        model_path = resolve_model_path(model)
+        loaded = load_model(model_path, get_backend(backend))
+    return loaded.freeze(), model_path
+
+
+def generate(model, out, num_showers: int | None = None, backend: str = "numba", energy: float | None = None,
+             energy_range=None, energies_from=None, batch_size: int = 1000, seed: int = 0,
+             compression: str | None = None, progress=None, initial: bool = False, format: str | None = None,
+             class_fraction: float = 0.5) -> GenerateResult:
+    """Write ``num_showers`` generated showers to ``out``; see the module docstring.
+
+    model: a model file or run directory; with ``initial`` a run directory, whose untrained starting point
+    generates instead of its trained weights. Energies: ``energy`` (GeV, all showers), ``energy_range``
+    (lo, hi) uniform, ``energies_from`` (the incident energies of a shower file, in order; num_showers defaults
+    to its length) or, with none given, uniform in the model's training range. format: "calogan" or
+    "calochallenge" (default: the layout of the model's training data). class_fraction: the share of class 1
+    for two-class models. progress(n_done) is called per chunk.
+    """
+    if batch_size < 1:
+        raise DataError("--batch-size must be >= 1")
+    if not 0.0 <= class_fraction <= 1.0:
+        raise DataError(f"--class-fraction must be in [0, 1], got {class_fraction}")
+    sampler, model_path = load_for_sampling(model, backend, initial)
+    format = format or str(sampler.attrs.get("data_format", "calogan"))
+    if format not in FORMATS:
+        raise DataError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    z_seed, e_seed, label_seed = np.random.SeedSequence(seed).spawn(3)
+    z_rng, e_rng, label_rng = (np.random.default_rng(s) for s in (z_seed, e_seed, label_seed))
+    if energy is None and energy_range is None and energies_from is None:
+        energy_range = sampler.energy_range
+    source = EnergySource(e_rng, energy, energy_range, energies_from)
+    try:
+        if num_showers is None:
+            if source.available() is None:
+                raise DataError("--num-showers is needed unless --energies-from gives the energies")
+            num_showers = source.available()
+        if num_showers < 1:
+            raise DataError(f"--num-showers must be >= 1, got {num_showers}")
+        if source.available() is not None and num_showers > source.available():
+            raise DataError(f"{energies_from}: {source.available()} energies, fewer than --num-showers {num_showers}")
+        attrs = {"format": format, "units": UNITS[format], "geometry": json.dumps(sampler.geometry.to_dict()),
+                 "particle": sampler.particle, "seed": int(seed), "calosim_version": __version__,
+                 "producer": f"calosim {__version__} generate ({sampler.model_type} {sampler.config.name})",
+                 "model": str(model_path), "weights": "initial" if initial else "trained",
+                 "backend": sampler.backend.name,
+                 "model_energy_range": np.asarray(sampler.energy_range, np.float64)}
+        labels = None
+        if sampler.n_classes > 1:
+            attrs["class_fraction"] = float(class_fraction)
+            labels = lambda n: class_labels(label_rng, n, class_fraction)  # noqa: E731
+        return _write(sampler, Path(out), num_showers, source, z_rng, labels, batch_size, format, attrs,
+                      compression, progress)
+    finally:
+        source.close()
+
+
+def _write(sampler, out: Path, n: int, source: EnergySource, z_rng, labels, batch_size: int, format: str,
+           attrs: dict, compression, progress) -> GenerateResult:
+    be = sampler.backend
+    t_start = time.perf_counter()
+    t_gen = 0.0
+    with ShowerWriter(out, sampler.geometry, n, format, attrs, compression, chunk_rows=min(batch_size, 1000),
+                      labels=labels is not None) as writer:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            e = source.take(start, stop)
+            batch_labels = labels(stop - start) if labels is not None else None
+            t0 = time.perf_counter()
+            layers = sampler.sample(e, z_rng, batch_labels)
+            be.synchronize()
+            t_gen += time.perf_counter() - t0
+            writer.write(start, [be.to_numpy(x) for x in layers], e, batch_labels)
+            if progress is not None:
+                progress(stop - start)
+    return GenerateResult(out, n, time.perf_counter() - t_start, t_gen, format)

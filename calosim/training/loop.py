@@ -1,0 +1,312 @@
+"""The training loop of every model type: epochs, progress, validation, best / last model files, checkpoints,
+resume and the NaN stop. It knows no model type: the model's trainer (calosim.models.base.Trainer) does the
+steps.
+
+A run directory holds:
+    log.jsonl        one JSON line per epoch: mean losses, validation metrics and score, seconds
+    run.json         the options and the effective config of the run (and the values fitted from the data)
+    checkpoint.h5    after every epoch, atomically: weights, the trainer's Adam states, all RNG states (noise,
+                     data shuffle, Dropout layers), the trainer's state, epochs done, best score
+                     (calosim.training.checkpoint)
+    last.h5, best.h5 model files of the last epoch and of the epoch with the lowest validation score
+
+Resuming (resume=True) restores checkpoint.h5 and continues with the next epoch; because every source of
+randomness is restored, the weights equal those of an uninterrupted run with the same seed on the same backend.
+A NaN or infinite loss stops the run with a TrainingError before the bad step is applied; checkpoint.h5 then
+still holds the last good epoch.
+
+Validation: the last ``validation_fraction`` of the file's rows are never trained on; after each epoch the
+model's samples of them are scored (calosim.training.validation). Before validation the loop calls the
+trainer's ``end_epoch()`` (CaloGAN: precise BN), before each epoch ``start_epoch()`` (learning-rate schedules).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calosim.backends import get_backend
+from calosim.data.dataset import ShowerDataset, energy_point_batches, split
+from calosim.data.formats import CALOGAN, JET_IMAGE, detect_format, open_showers, read_labels, read_showers
+from calosim.errors import ConfigError, DataError, TrainingError
+from calosim.geometry import Geometry
+from calosim.layers import Dropout
+from calosim.models import registry
+from calosim.models.base import LossNotFinite
+from calosim.models.files import read_model_header, save_model
+from calosim.training.checkpoint import load_checkpoint, save_checkpoint
+from calosim.training.validation import sample_arrays, validation_observables, validation_score
+
+CHECKPOINT = "checkpoint.h5"
+LAST = "last.h5"
+BEST = "best.h5"
+LOG = "log.jsonl"
+RUN_JSON = "run.json"
+
+
+def shower_file_format(path) -> str:
+    """The layout generated showers of a model trained on ``path`` are written in by default: the file's own
+    (a jet-image file's showers are written in the CaloGAN layout)."""
+    fmt = detect_format(path)
+    return CALOGAN if fmt == JET_IMAGE else fmt
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    best_epoch: int | None
+    best_score: float | None
+    history: list[dict] = field(default_factory=list)
+
+
+class Reporter:
+    """Progress hooks (the CLI draws a progress bar); the default does nothing."""
+
+    def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None: ...
+
+    def step(self, losses: dict[str, float]) -> None: ...
+
+    def epoch_end(self, record: dict) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+def _energy_range(path, rows: range) -> tuple[float, float]:
+    """The training rows' incident-energy range in GeV, rounded outwards to whole GeV (kept if below 1 GeV)."""
+    lo, hi = math.inf, -math.inf
+    with open_showers(path, validate=False) as f:
+        for start in range(rows.start, rows.stop, 10_000):
+            e = f.read(start, min(start + 10_000, rows.stop)).energy
+            lo, hi = min(lo, float(e.min())), max(hi, float(e.max()))
+    lo = float(math.floor(lo)) if lo >= 1.0 else lo
+    return lo, float(math.ceil(hi))
+
+
+def resolve_model_path(model) -> Path:
+    """A model file, or a run directory (its best.h5, else last.h5)."""
+    path = Path(model)
+    if path.is_dir():
+        for name in (BEST, LAST):
+            if (path / name).is_file():
+                return path / name
+        raise DataError(f"{path}: run directory without {BEST} or {LAST} (has training finished an epoch?)")
+    if not path.is_file():
+        raise DataError(f"{path}: no such model file or run directory")
+    return path
+
+
+def _init_rng(seed: int) -> np.random.Generator:
+    """The generator the run's initial weights are drawn from (the first of the run's four seed streams)."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0])
+
+
+def initial_model(run_dir, backend: str = "numba"):
+    """The model of a run as it was before its first step: rebuilt from the run's run.json (model type, config,
+    geometry, particle, energy range) with the weights its seed draws, the same as the run started from. The
+    untrained baseline against which an evaluation shows what training bought."""
+    path = Path(run_dir) / RUN_JSON
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a run directory ({RUN_JSON} is missing)")
+    options = json.loads(path.read_text())
+    kind = registry.get_model_type(options["model_type"])
+    config, fitted = kind.split_stored_config(options["config"])
+    fitted.update({k: np.asarray(v, np.float64) for k, v in options.get("fitted", {}).items()})
+    be = get_backend(backend, options.get("dtype", "float32"))
+    model = kind.build(kind.config_from_dict(config), Geometry.from_dict(options["geometry"]), be,
+                       _init_rng(int(options["seed"])), particle=options["particle"],
+                       energy_range=tuple(options["energy_range"]), fitted=fitted or None)
+    model.attrs = {"data_format": options.get("data_format", CALOGAN)}
+    return model
+
+
+def _rng_state(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state
+
+
+def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    rng.bit_generator.state = state
+
+
+def _dropout_layers(model):
+    return [layer for layer in model.walk() if isinstance(layer, Dropout)]
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _batch_source(model, data_path, train_rows: range, dataset: ShowerDataset, shuffle_rng, reporter):
+    """The batches of one epoch, as a function of no arguments: the dataset's shuffled chunks, or (a two-class
+    model, or a model asking for the energy-point order on discrete energies) the training rows held in
+    memory."""
+    cfg = model.config
+    if model.n_classes > 1:
+        labels = read_labels(data_path, train_rows.start, train_rows.stop)
+        if labels is None:
+            raise DataError(f"{data_path}: config {cfg.name!r} has n_classes {cfg.n_classes} but the file holds no "
+                            "class labels (a jet-image file with image and signal / label / y)")
+        if labels.max(initial=0) >= cfg.n_classes:
+            raise DataError(f"{data_path}: labels up to {int(labels.max())} for n_classes {cfg.n_classes}")
+        rows_in_memory = dataset.load()
+
+        def labelled():
+            order = shuffle_rng.permutation(len(labels))
+            for b in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+                rows = order[b:b + cfg.batch_size]
+                yield [x[rows] for x in rows_in_memory.layers], rows_in_memory.energy[rows], labels[rows]
+
+        return labelled
+    if model.batch_order == "energy_points":
+        rows_in_memory = dataset.load()
+        if energy_point_batches(rows_in_memory.energy, cfg.batch_size, np.random.default_rng(0)) is not None:
+            def by_energy_point():
+                for rows in energy_point_batches(rows_in_memory.energy, cfg.batch_size, shuffle_rng):
+                    yield [x[rows] for x in rows_in_memory.layers], rows_in_memory.energy[rows]
+
+            return by_energy_point
+        reporter.message("energy-point order: the training energies are not discrete; using the shuffled order")
+    return lambda: iter(dataset)
+
+
+def train(out, data=None, backend: str = "numba", config: str | None = None, config_file=None,
+          epochs: int | None = None, batch_size: int | None = None, seed: int = 0, resume: bool = False,
+          validation_fraction: float = 0.2, dtype: str = "float32", chunk_size: int = 10_000,
+          reporter: Reporter | None = None, model_type: str = "calogan") -> TrainResult:
+    """Train (or resume) a run in directory ``out``; see the module docstring.
+
+    model_type: a type of calosim.models.registry; its trainer (the model's ``trainer()``) does the steps, one
+    call of ``train_step`` per batch. config: a configuration name of the model type (default: its default).
+
+    A model whose ``batch_order`` is "energy_points", on a training file of at most 50 distinct incident
+    energies, has the training rows held in memory and every epoch visits the energy points in increasing order
+    (calosim.data.dataset.energy_point_batches). A two-class model (``n_classes`` 2) needs a file with labels
+    (calosim.data.formats): the training rows and their labels are then held in memory and shuffled together
+    every epoch; the trainer gets (layers, energy, labels).
+
+    data: a CaloGAN or CaloChallenge shower file (MeV cells, GeV energies); default the bundled Geant4 e+.
+    epochs, batch_size: override the config's; everything else comes from ``config`` and ``config_file``.
+    """
+    from calosim.data.bundled import bundled_path
+
+    kind = registry.get_model_type(model_type)
+    reporter = reporter or Reporter()
+    run_dir = Path(out)
+    data_path = Path(data) if data is not None else bundled_path("eplus")
+    cfg = kind.get_config(config, config_file, epochs=epochs, batch_size=batch_size)
+    train_rows, val_rows = split(data_path, validation_fraction)
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.exists() and not resume:
+        raise TrainingError(f"{run_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it, or "
+                            "choose another --out")
+    if resume and ckpt_path.exists():
+        header = read_model_header(ckpt_path)
+        if header["model"] != model_type or header["config"].replace(epochs=cfg.epochs) != cfg:
+            raise TrainingError(f"{ckpt_path}: the run was started with another config or model type; resume with "
+                                "the same --model-type, --config, --config-file and --batch-size (only --epochs "
+                                "may change)")
+    elif resume:
+        reporter.message(f"no {CHECKPOINT} in {run_dir}: starting the run from scratch")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    if len(train_rows) < cfg.batch_size:
+        raise DataError(f"{data_path}: {len(train_rows)} training showers, fewer than one batch of {cfg.batch_size}")
+    seeds = np.random.SeedSequence(seed).spawn(4)
+    init_rng, noise_rng, shuffle_rng = _init_rng(seed), *(np.random.default_rng(s) for s in seeds[1:3])
+    validation_seed = seeds[3]
+    data_format = shower_file_format(data_path)
+    dataset = ShowerDataset(data_path, chunk_size=chunk_size, batch_size=cfg.batch_size, shuffle=True,
+                            rng=shuffle_rng, rows=train_rows, drop_last=True, arrays=True)
+    geometry = dataset.geometry
+    energy_range = cfg.energy_range or _energy_range(data_path, train_rows)
+    be = get_backend(backend, dtype)
+    fitted = kind.fit(cfg, data_path, train_rows)
+    model = kind.build(cfg, geometry, be, init_rng, particle=dataset.particle, energy_range=energy_range,
+                       fitted=fitted or None)
+    trainer = model.trainer(noise_rng)
+    dropouts = _dropout_layers(model)
+    batches = _batch_source(model, data_path, train_rows, dataset, shuffle_rng, reporter)
+
+    epochs_done, best_score, best_epoch = 0, None, None
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, model, trainer.optimizers)
+        epochs_done, best_score, best_epoch = state["epochs_done"], state["best_score"], state["best_epoch"]
+        _set_rng_state(noise_rng, state["rng"]["noise"])
+        _set_rng_state(shuffle_rng, state["rng"]["shuffle"])
+        for layer, s in zip(dropouts, state["rng"]["dropout"]):
+            _set_rng_state(layer.rng, s)
+        trainer.load_state(state.get("trainer", {}))
+        reporter.message(f"resuming {run_dir} after epoch {epochs_done}")
+    history = [r for r in _read_log(run_dir / LOG) if r.get("epoch", 0) <= epochs_done]
+    (run_dir / LOG).write_text("".join(json.dumps(r) + "\n" for r in history))
+    options = {"model_type": model_type, "data": str(data_path), "backend": backend, "dtype": dtype,
+               "config": cfg.to_dict(), "seed": seed, "validation_fraction": validation_fraction,
+               "train_rows": [train_rows.start, train_rows.stop], "validation_rows": [val_rows.start, val_rows.stop],
+               "energy_range": list(energy_range), "geometry": geometry.to_dict(), "particle": dataset.particle,
+               "data_format": data_format, "fitted": {k: v.tolist() for k, v in model.fitted.items()}}
+    (run_dir / RUN_JSON).write_text(json.dumps(options, indent=2) + "\n")
+
+    validation = read_showers(data_path, val_rows.start, val_rows.stop) if len(val_rows) else None
+    val_ref = (validation_observables(validation.layers, validation.energy, geometry) if validation is not None
+               else None)
+
+    for epoch in range(epochs_done + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        reporter.epoch_start(epoch, cfg.epochs, dataset.n_batches)
+        trainer.start_epoch(epoch, cfg.epochs)
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        n_steps = 0
+        for batch in batches():
+            try:
+                losses = trainer.train_step(*batch)
+            except LossNotFinite as exc:
+                where = (f"{ckpt_path} (after epoch {epochs_done}) is intact: resume from it with lower learning "
+                         "rates (--config-file)") if epochs_done else "no checkpoint was written yet"
+                raise TrainingError(f"training stopped at epoch {epoch}, step {n_steps + 1}: {exc}; {where}") from None
+            for k, v in losses.items():  # a trainer may report a loss on some steps only (wgan-gp's g_loss)
+                sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
+            n_steps += 1
+            reporter.step(losses)
+        bad = [p.name for p in model.parameters() if not bool(be.xp.isfinite(p.value).all())]
+        if bad:
+            raise TrainingError(f"training stopped at epoch {epoch}: non-finite weights in {bad[0]}; "
+                                f"{ckpt_path} (after epoch {epochs_done}) is intact")
+        trainer.end_epoch()
+        record = {"epoch": epoch, "steps": n_steps, **{k: sums[k] / counts[k] for k in sums}}
+        if val_ref is not None:
+            gen_layers = sample_arrays(model, validation.energy, np.random.default_rng(validation_seed))
+            record.update(validation_score(validation_observables(gen_layers, validation.energy, geometry), val_ref))
+        record["seconds"] = time.perf_counter() - t0
+        score = record.get("score")
+        if score is None:  # no validation split: the last epoch is the best we know
+            best_epoch = epoch
+        elif best_score is None or score < best_score:
+            best_score, best_epoch = score, epoch
+        record["best_epoch"] = best_epoch
+        info = {"epoch": epoch, "seed": seed, "backend": backend, "validation_score": -1.0 if score is None else score,
+                "data_format": data_format}
+        save_model(run_dir / LAST, model, **info)
+        if best_epoch == epoch:
+            save_model(run_dir / BEST, model, **info)
+        with open(run_dir / LOG, "a") as log:
+            log.write(json.dumps(record) + "\n")
+        epochs_done = epoch
+        trainer_state = {"epochs_done": epochs_done, "best_score": best_score, "best_epoch": best_epoch,
+                         "rng": {"noise": _rng_state(noise_rng), "shuffle": _rng_state(shuffle_rng),
+                                 "dropout": [_rng_state(layer.rng) for layer in dropouts]},
+                         "trainer": trainer.state(), "options": options}
+        save_checkpoint(ckpt_path, model, trainer.optimizers, trainer_state, **info)
+        history.append(record)
+        reporter.epoch_end(record)
+    if epochs_done == 0 and not ckpt_path.exists():
+        raise ConfigError("epochs must be >= 1 for a new run")
+    return TrainResult(run_dir, epochs_done, best_epoch, best_score, history)
