@@ -9,7 +9,7 @@ import pytest
 
 from calosim.backends import backend_status
 from calosim.benchmark import _bench_model
-from calosim.train import GANTrainer
+from calosim.models.calogan.training import GANTrainer
 
 BACKENDS = [name for name, state in backend_status().items() if state == "available"]
 CONFIGS = ("small", "calogan")

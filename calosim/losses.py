@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calosim.layers.activations import sigmoid, sigmoid_of_exp
+from calosim.layers.activations import sigmoid_of_exp
 
 
 def bce_elementwise(z, t, xp):

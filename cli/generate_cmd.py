@@ -52,5 +52,6 @@ def generate(model, backend, num_showers, energy, energy_range, energies_from, b
                                   energies_from=energies_from, batch_size=batch_size, seed=seed,
                                   compression="gzip" if compress else None, progress=bar.update,
                                   initial=initial_weights, format=file_format, class_fraction=class_fraction)
-    click.echo(f"wrote {result.n} showers ({result.format} layout) to {result.path}: {result.ms_per_shower:.3f} ms/shower "
-               f"({result.generator_ms_per_shower:.3f} ms/shower in the generator, {backend}, batch {batch_size})")
+    click.echo(f"wrote {result.n} showers ({result.format} layout) to {result.path}: "
+               f"{result.ms_per_shower:.3f} ms/shower ({result.generator_ms_per_shower:.3f} ms/shower in the "
+               f"generator, {backend}, batch {batch_size})")

@@ -1,20 +1,19 @@
-"""The training iteration's FLOP count (calosim.benchmark.train_step_products) against a count by hand."""
+"""The CaloGAN training iteration's FLOP count (CaloGANTrainer.step_products) against a count by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from calosim.benchmark import _bench_model, train_step_products
-from calosim.train import GANTrainer
+from calosim.benchmark import _bench_model
 
 
 def _flops(shapes):
     return sum(2 * count * m * k * n for count, m, k, n in shapes)
 
 
-def test_train_step_products_match_the_iteration():
+def test_step_products_match_the_iteration():
     model = _bench_model("small", "numpy")
-    GANTrainer(model, np.random.default_rng(0))  # switches off dL/dz: the streams' first dense layers
+    trainer = model.trainer(np.random.default_rng(0))  # switches off dL/dz: the streams' first dense layers
     batch = 8
     g, d = model.generator.flops(batch), model.discriminator.flops(batch)
     first_dense = sum(stream.layers[0].flops(batch) for stream in model.generator.streams)
@@ -22,4 +21,4 @@ def test_train_step_products_match_the_iteration():
     # but G's first dense layers skip dL/dx and the G steps skip D's weight gradients
     steps = model.config.generator_steps
     expected = (1 + 3 * steps) * g - steps * first_dense + (2 * 3 + steps * 2) * d
-    assert _flops(train_step_products(model, batch)) == expected
+    assert _flops(trainer.step_products(batch)) == expected

@@ -10,8 +10,9 @@ from calosim.backends import get_backend
 from calosim.geometry import calogan_geometry
 from calosim.gradcheck import relative_error
 from calosim.losses import bce_with_logits, mean_absolute_error
-from calosim.models.calogan import build_calogan, carry_factors
-from calosim.models.config import CONFIGS, CaloGANConfig
+from calosim.models.calogan import build_calogan
+from calosim.models.calogan.config import CONFIGS, CaloGANConfig
+from calosim.models.calogan.generator import carry_factors
 
 # A tiny geometry whose shapes relate like CaloGAN's: (2, 16) -> (4, 4) is UpSample(2, 1) + AvgPool(1, 4),
 # (4, 4) -> (4, 2) is AvgPool(1, 2); so both attention blocks are exercised.

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from test_train import TINY_GEOMETRY, _tiny_model, tiny_showers
 
-from calosim.checkpoint import save_model
 from calosim.cli.main import main
 from calosim.data import read_showers, write_showers
 from calosim.errors import DataError
-from calosim.sample import generate
-from calosim.train import GANTrainer
+from calosim.models.calogan.training import GANTrainer
+from calosim.models.files import save_model
+from calosim.sampling import generate
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +100,10 @@ def test_train_and_generate_commands(tmp_path):
                                   "--num-showers", "30", "--energy-range", "5", "50", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "ms/shower" in result.output and len(read_showers(out)) == 30
-    result = runner.invoke(main, ["info", "--model", "calogan"])
+    result = runner.invoke(main, ["info", "--model-type", "calogan"])
     assert result.exit_code == 0 and "29,726,280" in result.output and "2,743,632" in result.output
+    result = runner.invoke(main, ["info", "--model-type", "vae", "--config", "small"])
+    assert result.exit_code == 0 and "encoder" in result.output and "decoder" in result.output
 
 
 def test_generate_initial_weights_of_a_run(tmp_path):

@@ -8,14 +8,13 @@ import pytest
 from calosim.backends import get_backend
 from calosim.geometry import calogan_geometry
 from calosim.models.calogan import CaloGAN
-from calosim.models.config import get_config
-from calosim.models.inference import FoldedGenerator
+from calosim.models.calogan.inference import FoldedGenerator
 
 
 def _model(backend_name, dtype, config="small", seed=0, **overrides):
     backend = get_backend(backend_name, dtype)
     rng = np.random.default_rng(seed)
-    model = CaloGAN.build(get_config(config, **overrides), calogan_geometry(), backend, rng)
+    model = CaloGAN.build(CaloGAN.get_config(config, **overrides), calogan_geometry(), backend, rng)
     for layer in model.generator.walk():  # trained-looking BatchNorm statistics
         for key, value in layer.state.items():
             layer.state[key] = backend.asarray(np.abs(rng.standard_normal(value.shape)) + 0.5)

@@ -14,8 +14,9 @@ from calosim.data import write_showers
 from calosim.errors import ConfigError
 from calosim.geometry import calogan_geometry, single_layer_geometry
 from calosim.models import registry
+from calosim.models.files import load_model
 from calosim.models.lagan import LAGAN, LAGANTrainer
-from calosim.train_registry import train_model_type
+from calosim.training import train
 
 TINY = {"latent_dim": 4, "g_dense_channels": 2, "g_conv_filters": 2, "g_lc_filters": 2, "d_conv_filters": 2,
         "d_lc_filters": 2, "mbd_kernels": 2, "mbd_dim": 2, "batch_size": 10, "epochs": 2, "dropout": 0.0}
@@ -90,11 +91,11 @@ def tiny_config(tmp_path):
 def test_resume_equals_uninterrupted_and_generate(tmp_path, tiny_config):
     data = write_showers(tmp_path / "single.h5", tiny_lagan_showers(40))
     kw = dict(data=data, backend="numba", config_file=tiny_config, seed=2)
-    train_model_type("lagan", tmp_path / "full", epochs=2, **kw)
-    train_model_type("lagan", tmp_path / "split", epochs=1, **kw)
-    train_model_type("lagan", tmp_path / "split", epochs=2, resume=True, **kw)
-    a = registry.load(tmp_path / "full" / "last.h5", get_backend("numpy"))
-    b = registry.load(tmp_path / "split" / "last.h5", get_backend("numpy"))
+    train(model_type="lagan", out=tmp_path / "full", epochs=2, **kw)
+    train(model_type="lagan", out=tmp_path / "split", epochs=1, **kw)
+    train(model_type="lagan", out=tmp_path / "split", epochs=2, resume=True, **kw)
+    a = load_model(tmp_path / "full" / "last.h5", get_backend("numpy"))
+    b = load_model(tmp_path / "split" / "last.h5", get_backend("numpy"))
     for p, q in zip(a.parameters(), b.parameters()):
         assert np.array_equal(p.value, q.value), p.name
     be = b.backend
@@ -104,10 +105,10 @@ def test_resume_equals_uninterrupted_and_generate(tmp_path, tiny_config):
 
 def test_generate_command_dispatches_on_the_model_file(tmp_path, tiny_config):
     from calosim.data.formats import read_showers
-    from calosim.sample import generate
+    from calosim.sampling import generate
 
     data = write_showers(tmp_path / "single.h5", tiny_lagan_showers(30))
-    train_model_type("lagan", tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=1)
+    train(model_type="lagan", out=tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=1)
     result = generate(tmp_path / "run", tmp_path / "g.h5", num_showers=7, backend="numpy", energy=20.0)
     generated = read_showers(result.path)
     assert generated.geometry.shapes == ((25, 25),) and len(generated) == 7 and "lagan" in generated.attrs["producer"]
@@ -147,12 +148,12 @@ def test_two_class_training_on_a_jet_image_file(tmp_path):
     path, _ = _jet_file(tmp_path / "jets.h5")
     cfg = tmp_path / "two.json"
     cfg.write_text(json.dumps({**TINY, "n_classes": 2, "energy_weight": 1.0}))
-    result = train_model_type("lagan", tmp_path / "run", data=path, backend="numpy", config_file=cfg, epochs=1)
+    result = train(model_type="lagan", out=tmp_path / "run", data=path, backend="numpy", config_file=cfg, epochs=1)
     assert result.history[0]["steps"] == 2 and np.isfinite(result.history[0]["g_energy"])
-    model = registry.load(tmp_path / "run" / "last.h5", get_backend("numpy"))
+    model = load_model(tmp_path / "run" / "last.h5", get_backend("numpy"))
     assert model.config.n_classes == 2
     with pytest.raises(DataError, match="no class labels"):
-        train_model_type("lagan", tmp_path / "run2", data=write_showers(tmp_path / "s.h5", tiny_lagan_showers(30)),
+        train(model_type="lagan", out=tmp_path / "run2", data=write_showers(tmp_path / "s.h5", tiny_lagan_showers(30)),
                          backend="numpy", config_file=cfg, epochs=1)
 
 

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from calosim.backends import get_backend
-from calosim.checkpoint import load_checkpoint, load_model, model_arrays, read_model_header, save_model
 from calosim.data import Showers, write_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.geometry import Geometry, LayerGeometry
-from calosim.models.calogan import CaloGAN, stream_input_dim
-from calosim.models.config import get_config
-from calosim.train import GANTrainer, initial_model, train
+from calosim.models.calogan import CaloGAN
+from calosim.models.calogan.generator import stream_input_dim
+from calosim.models.calogan.training import GANTrainer
+from calosim.models.files import load_model, model_arrays, read_model_header, save_model
+from calosim.training import initial_model, train
+from calosim.training.checkpoint import load_checkpoint
 
 # shapes that relate like CaloGAN's (both attention blocks active), a few hundred cells in all
 TINY_GEOMETRY = Geometry("tiny", (LayerGeometry("layer_0", (2, 16), (160.0, 30.0)),
@@ -55,7 +57,7 @@ def tiny_config_file(tmp_path):
 
 
 def _tiny_model(backend_name, seed=0, **overrides):
-    cfg = get_config("small").replace(**{**TINY_OVERRIDES, **overrides})
+    cfg = CaloGAN.get_config("small").replace(**{**TINY_OVERRIDES, **overrides})
     return CaloGAN.build(cfg, TINY_GEOMETRY, get_backend(backend_name), np.random.default_rng(seed), "e+", (1.0, 100.0))
 
 
@@ -130,7 +132,7 @@ def test_existing_run_needs_resume(tiny_data, tiny_config_file, tmp_path):
 
 
 def test_nan_loss_stops_with_checkpoint_intact(tiny_data, tiny_config_file, tmp_path, monkeypatch):
-    import calosim.train as train_module
+    import calosim.models.calogan.training as train_module
 
     kw = dict(data=tiny_data, backend="numpy", config_file=tiny_config_file)
     train(tmp_path / "run", epochs=1, **kw)
@@ -196,19 +198,19 @@ def test_checkpoint_mismatch_is_an_error(tiny_data, tiny_config_file, tmp_path):
 def test_config_files(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('[model]\nlr_g = 1e-4\nd_lc_filters = [4, 4, 4]\nenergy_range = [10, 50]\n')
-    cfg = get_config("small", toml, epochs=3)
+    cfg = CaloGAN.get_config("small", toml, epochs=3)
     assert cfg.lr_g == 1e-4 and cfg.d_lc_filters == (4, 4, 4) and cfg.energy_range == (10.0, 50.0) and cfg.epochs == 3
     bad = tmp_path / "bad.json"
     bad.write_text('{"lr_gen": 1}')
     with pytest.raises(ConfigError, match="lr_gen"):
-        get_config("small", bad)
+        CaloGAN.get_config("small", bad)
     with pytest.raises(ConfigError, match="unknown config"):
-        get_config("huge")
-    assert get_config("calogan").latent_dim == 1024
+        CaloGAN.get_config("huge")
+    assert CaloGAN.get_config("calogan").latent_dim == 1024
 
 
 def _float64_tiny_model(**overrides):
-    cfg = get_config("small").replace(**{**TINY_OVERRIDES, **overrides})
+    cfg = CaloGAN.get_config("small").replace(**{**TINY_OVERRIDES, **overrides})
     be = get_backend("numpy", "float64")
     return CaloGAN.build(cfg, TINY_GEOMETRY, be, np.random.default_rng(0), "e+", (1.0, 100.0))
 
@@ -233,7 +235,7 @@ def test_precise_bn_makes_inference_match_training():
 
     gen.forward([z, e], False)
     before = [np.array(x) for x in gen.pre_activation]
-    from calosim.train import recalibrate_batchnorm
+    from calosim.models.calogan.training import recalibrate_batchnorm
     recalibrate_batchnorm(gen, lambda: gen.forward([z, e], True), 4)
     assert [float(r.state["slope"][0]) for r in gen.relus] == slopes, "the annealing schedule advanced"
     assert all(bn.momentum == 0.9 and bn.update_statistics for bn in norms)
@@ -248,7 +250,7 @@ def test_precise_bn_makes_inference_match_training():
 
 def test_precise_bn_runs_in_the_loop(tiny_data, tiny_config_file, tmp_path):
     seen = []
-    from calosim.train import CaloGANTrainer
+    from calosim.models.calogan.training import CaloGANTrainer
     original = CaloGANTrainer.end_epoch
 
     def spy(self):
@@ -260,8 +262,8 @@ def test_precise_bn_runs_in_the_loop(tiny_data, tiny_config_file, tmp_path):
         train(tmp_path / "run", data=tiny_data, backend="numpy", config_file=tiny_config_file, epochs=1)
     finally:
         CaloGANTrainer.end_epoch = original
-    assert seen == [get_config("small").bn_recalibration_batches] and seen[0] > 0
-    assert get_config("calogan").bn_recalibration_batches == 0  # the paper's config is unchanged
+    assert seen == [CaloGAN.get_config("small").bn_recalibration_batches] and seen[0] > 0
+    assert CaloGAN.get_config("calogan").bn_recalibration_batches == 0  # the paper's config is unchanged
 
 
 def _occupancy_surrogate(xs, frozen_diffs, tau):
@@ -343,7 +345,7 @@ def test_occupancy_term_in_the_generator_step():
 
 
 def test_validation_score_weights_the_response():
-    from calosim.train import validation_score
+    from calosim.training.validation import validation_score
 
     rng = np.random.default_rng(0)
     ref = {"response": rng.normal(1.0, 0.05, 500), "f_0": rng.random(500)}
@@ -395,7 +397,7 @@ def test_initial_model_is_the_run_starting_point(tiny_data, tmp_path):
 def test_learning_rates_fall_linearly_over_the_epochs(tiny_data, tmp_path):
     """lr_final_fraction f: epoch k of K trains at lr * (1 - (1 - f) (k - 1) / (K - 1)), both networks; and the
     run applies it (the first and the last epoch's rates are seen by the optimisers)."""
-    from calosim.train import CaloGANTrainer
+    from calosim.models.calogan.training import CaloGANTrainer
 
     model = _float64_tiny_model(lr_final_fraction=0.1)
     trainer = CaloGANTrainer(model, np.random.default_rng(0))
@@ -421,4 +423,4 @@ def test_learning_rates_fall_linearly_over_the_epochs(tiny_data, tmp_path):
     lr_g, lr_d = TINY_OVERRIDES["lr_g"], TINY_OVERRIDES["lr_d"]
     assert seen[0] == pytest.approx((lr_g, lr_d)) and seen[-1] == pytest.approx((0.25 * lr_g, 0.25 * lr_d))
     with pytest.raises(ConfigError, match="lr_final_fraction"):
-        get_config("small", lr_final_fraction=0.0)
+        CaloGAN.get_config("small", lr_final_fraction=0.0)

@@ -13,8 +13,9 @@ from calosim.backends import get_backend
 from calosim.data import write_showers
 from calosim.data.formats import CALOCHALLENGE
 from calosim.models import registry
+from calosim.models.files import load_model, save_model
 from calosim.models.vae import VAE, VAETrainer
-from calosim.train_registry import train_model_type
+from calosim.training import train
 
 TINY = {"latent_dim": 3, "hidden": [8, 6], "batch_size": 16, "epochs": 2, "lr": 1e-3, "energy_weight": 0.0,
         "prior_energy_weight": 0.0, "output_activation": "relu", "occupancy": False, "learned_prior": False,
@@ -95,15 +96,15 @@ def tiny_config(tmp_path, request):
 def test_resume_equals_uninterrupted_on_a_calochallenge_file(backend_name, tmp_path, tiny_config):
     data = write_showers(tmp_path / "challenge.h5", tiny_showers(96), format=CALOCHALLENGE)
     kw = dict(data=data, backend=backend_name, config_file=tiny_config, seed=5)
-    train_model_type("vae", tmp_path / "full", epochs=2, **kw)
-    train_model_type("vae", tmp_path / "split", epochs=1, **kw)
-    train_model_type("vae", tmp_path / "split", epochs=2, resume=True, **kw)
-    a = registry.load(tmp_path / "full" / "last.h5", get_backend("numpy"))
-    b = registry.load(tmp_path / "split" / "last.h5", get_backend("numpy"))
+    train(model_type="vae", out=tmp_path / "full", epochs=2, **kw)
+    train(model_type="vae", out=tmp_path / "split", epochs=1, **kw)
+    train(model_type="vae", out=tmp_path / "split", epochs=2, resume=True, **kw)
+    a = load_model(tmp_path / "full" / "last.h5", get_backend("numpy"))
+    b = load_model(tmp_path / "split" / "last.h5", get_backend("numpy"))
     for p, q in zip(a.parameters(), b.parameters()):
         assert p.name == q.name and np.array_equal(p.value, q.value), p.name
     nets = {"encoder", "decoder"} | ({"prior"} if b.config.learned_prior else set())
-    assert set(registry.networks_of(b)) == nets and b.geometry == TINY_GEOMETRY
+    assert set(b.networks()) == nets and b.geometry == TINY_GEOMETRY
 
 
 def test_response_term_and_threshold():
@@ -159,16 +160,16 @@ def test_learned_prior_is_saved_and_loaded(tmp_path):
     model = _model("numpy", occupancy=True, output_activation="linear", learned_prior=True)
     for p in model.prior.parameters():
         p.value[...] = np.random.default_rng(3).standard_normal(p.value.shape)
-    registry.save(tmp_path / "m.h5", model)
-    loaded = registry.load(tmp_path / "m.h5", get_backend("numpy"))
-    assert set(registry.networks_of(loaded)) == {"encoder", "decoder", "prior"}
+    save_model(tmp_path / "m.h5", model)
+    loaded = load_model(tmp_path / "m.h5", get_backend("numpy"))
+    assert set(loaded.networks()) == {"encoder", "decoder", "prior"}
     be = model.backend
     z, e = be.asarray(np.random.default_rng(0).standard_normal((5, 3))), be.asarray(np.full(5, 30.0))
     ours = model.generate(z, e)
     theirs = loaded.generate(z, e)  # the same weights and latent vectors: the same occupancy draws
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a, b)
-    on_numba = registry.load(tmp_path / "m.h5", get_backend("numba"))
+    on_numba = load_model(tmp_path / "m.h5", get_backend("numba"))
     for p, q in zip(model.parameters(), on_numba.parameters()):
         np.testing.assert_array_equal(p.value, on_numba.backend.to_numpy(q.value))
 

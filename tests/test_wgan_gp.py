@@ -13,21 +13,24 @@ from family_helpers import TINY_GEOMETRY, check_parameters, tiny_showers
 
 from calosim.backends import get_backend
 from calosim.data import write_showers
+from calosim.data.dataset import energy_point_batches
 from calosim.geometry import calogan_geometry
 from calosim.models import registry
-from calosim.models.wgan_gp import WGANGP, WGANGPTrainer, energy_point_batches
-from calosim.train_registry import train_model_type
+from calosim.models.files import load_model, read_model_header, save_model
+from calosim.models.wgan_gp import WGANGP, WGANGPTrainer
+from calosim.training import train
 
 TINY = {"latent_dim": 4, "g_hidden": [6, 8], "d_hidden": 10, "batch_size": 16, "epochs": 2, "lr_g": 1e-3,
         "lr_d": 1e-3}
 
 
-def _model(backend_name, dtype="float32", **overrides):
+def _model(backend_name, dtype="float32", layer_energy_scales=None, **overrides):
     if overrides.get("layer_energies") is False:  # the empty-layer head goes with the layer energies
         overrides.setdefault("layer_empty_head", False)
     cfg = registry.get_model_type("wgan-gp").get_config("small").replace(**{**TINY, **overrides})
+    fitted = {"layer_energy_scales": layer_energy_scales} if layer_energy_scales is not None else None
     return WGANGP.build(cfg, TINY_GEOMETRY, get_backend(backend_name, dtype), np.random.default_rng(0), "e+",
-                        (1.0, 100.0))
+                        (1.0, 100.0), fitted)
 
 
 def test_fastcalogan_architecture_in_the_calogan_geometry():
@@ -140,9 +143,9 @@ def tiny_config(tmp_path):
 def test_resume_equals_uninterrupted_and_generate(backend_name, tmp_path, tiny_config):
     data = write_showers(tmp_path / "tiny.h5", tiny_showers(96))
     kw = dict(data=data, backend=backend_name, config_file=tiny_config, seed=3)
-    train_model_type("wgan-gp", tmp_path / "full", epochs=2, **kw)
-    train_model_type("wgan-gp", tmp_path / "split", epochs=1, **kw)
-    result = train_model_type("wgan-gp", tmp_path / "split", epochs=2, resume=True, **kw)
+    train(model_type="wgan-gp", out=tmp_path / "full", epochs=2, **kw)
+    train(model_type="wgan-gp", out=tmp_path / "split", epochs=1, **kw)
+    result = train(model_type="wgan-gp", out=tmp_path / "split", epochs=2, resume=True, **kw)
     a, state_a = _arrays(tmp_path / "full" / "checkpoint.h5")
     b, state_b = _arrays(tmp_path / "split" / "checkpoint.h5")
     assert sorted(a) == sorted(b) and any(k.startswith("critic/") for k in a)
@@ -150,9 +153,9 @@ def test_resume_equals_uninterrupted_and_generate(backend_name, tmp_path, tiny_c
         assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
     assert state_a["trainer"] == state_b["trainer"] == {"critic_calls": 8}  # 4 batches x 2 epochs
     assert [r["epoch"] for r in result.history] == [1, 2] and np.isfinite(result.history[-1]["score"])
-    header = registry.read_header(tmp_path / "split" / "last.h5")
+    header = read_model_header(tmp_path / "split" / "last.h5")
     assert header["model"] == "wgan-gp" and header["config"].latent_dim == 4
-    model = registry.load(tmp_path / "split" / "last.h5", get_backend(backend_name))
+    model = load_model(tmp_path / "split" / "last.h5", get_backend(backend_name))
     be = model.backend
     energy = np.array([5.0, 50.0])
     layers = model.generate(be.asarray(model.sample_latent(np.random.default_rng(0), 2)), be.asarray(energy))
@@ -162,23 +165,38 @@ def test_resume_equals_uninterrupted_and_generate(backend_name, tmp_path, tiny_c
 
 def test_training_fits_the_layer_energy_scales_to_the_training_rows(tmp_path, tiny_config):
     from calosim.data.formats import read_showers
-    from calosim.models.wgan_gp import fit_config
 
     data = write_showers(tmp_path / "tiny.h5", tiny_showers(80))
     cfg = registry.get_model_type("wgan-gp").get_config("small", tiny_config)
-    assert cfg.layer_energy_scaled and cfg.layer_energy_scales is None
+    assert cfg.layer_energy_scaled and "layer_energy_scales" not in cfg.to_dict()  # model state, not config
     rows = read_showers(data, 0, 64)
     means = (rows.layer_energies() / (1000 * rows.energy[:, None])).mean(0)
     assert not np.allclose(means, means[0])
-    np.testing.assert_allclose(fit_config(cfg, data, range(0, 64)).layer_energy_scales, means, rtol=1e-6)
-    fixed = cfg.replace(layer_energy_scales=[1.0, 2.0, 3.0])  # given scales are kept
-    assert fit_config(fixed, data, range(0, 64)) == fixed
-    train_model_type("wgan-gp", tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=1,
-                     validation_fraction=0.2)
-    stored = registry.read_header(tmp_path / "run" / "last.h5")["config"].layer_energy_scales
+    np.testing.assert_allclose(WGANGP.fit(cfg, data, range(0, 64))["layer_energy_scales"], means, rtol=1e-6)
+    assert WGANGP.fit(cfg.replace(layer_energy_scaled=False), data, range(0, 64)) == {}
+    train(model_type="wgan-gp", out=tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=1,
+          validation_fraction=0.2)
+    stored = read_model_header(tmp_path / "run" / "last.h5")["fitted"]["layer_energy_scales"]
     np.testing.assert_allclose(stored, means, rtol=1e-6)
-    train_model_type("wgan-gp", tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=2,
-                     validation_fraction=0.2, resume=True)  # the refitted config equals the run's
+    model = load_model(tmp_path / "run" / "last.h5", get_backend("numpy"))
+    np.testing.assert_array_equal(model.layer_scales, stored)
+    train(model_type="wgan-gp", out=tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=2,
+          validation_fraction=0.2, resume=True)  # the refitted values equal the run's
+
+
+def test_model_file_with_the_scales_in_its_config_still_loads(tmp_path, tiny_config):
+    """Files written before the scales became model state kept them as the config field layer_energy_scales."""
+    import h5py
+
+    model = _model("numpy", layer_energies=True, layer_energy_scaled=True, layer_energy_scales=(0.2, 0.7, 0.1))
+    path = save_model(tmp_path / "old.h5", model)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["config"])
+        f.attrs["config"] = json.dumps({**config, "layer_energy_scales": [0.2, 0.7, 0.1]})
+        del f["fitted"]
+    loaded = load_model(path, get_backend("numpy"))
+    np.testing.assert_array_equal(loaded.layer_scales, [0.2, 0.7, 0.1])
+    assert loaded.config == model.config
 
 
 def test_calochallenge_file_trains_and_generates(tmp_path, tiny_config):
@@ -186,8 +204,8 @@ def test_calochallenge_file_trains_and_generates(tmp_path, tiny_config):
 
     data = write_showers(tmp_path / "challenge.h5", tiny_showers(64), format=CALOCHALLENGE)
     assert read_showers(data).geometry == TINY_GEOMETRY
-    train_model_type("wgan-gp", tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=1)
-    model = registry.load(tmp_path / "run" / "last.h5", get_backend("numpy"))
+    train(model_type="wgan-gp", out=tmp_path / "run", data=data, backend="numpy", config_file=tiny_config, epochs=1)
+    model = load_model(tmp_path / "run" / "last.h5", get_backend("numpy"))
     assert model.geometry.n_cells == 40
 
 
@@ -207,7 +225,7 @@ def test_train_and_generate_commands_on_a_calochallenge_file(tmp_path, model_typ
                                   "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "epoch 1:" in result.output and "score" in result.output
-    assert registry.read_header(tmp_path / "run" / "best.h5")["model"] == model_type
+    assert read_model_header(tmp_path / "run" / "best.h5")["model"] == model_type
     out = tmp_path / "g.h5"
     result = runner.invoke(main, ["generate", "--model", str(tmp_path / "run"), "--backend", "numpy",
                                   "--num-showers", "12", "--energies-from", str(data), "-o", str(out)])

@@ -54,12 +54,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calosim.data.dataset import mean_layer_fractions
 from calosim.errors import ConfigError
 from calosim.layers import Dense, LeakyReLU, ReLU, Sequential, SplitReLU
-from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
 from calosim.layers.activations import sigmoid
+from calosim.layers.double_backward import gradient_penalty, input_gradient, input_gradient_backward
 from calosim.losses import bce_with_logits
-from calosim.data.dataset import mean_layer_fractions
 from calosim.models.base import ConfigMixin, ShowerModel, Trainer, check_finite, check_unique_names
 from calosim.models.units import (
     VOXEL_TRANSFORMS,

@@ -12,9 +12,7 @@ images divided by 1000, i.e. in GeV).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from calosim.errors import ConfigError
 from calosim.models.base import ConfigMixin
@@ -148,40 +146,3 @@ CONFIGS: dict[str, CaloGANConfig] = {
         g_sparsity_loss_weight=30.0, g_sparsity_tau=0.02, g_output_knee=0.05, energy_ratio_loss_weight=3.0,
     ),
 }
-
-
-def load_config_file(path) -> dict:
-    """Overrides from a .json or .toml file: a flat table, or one under a top-level ``model`` key."""
-    path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            try:
-                import tomllib
-            except ImportError:  # Python 3.10
-                raise ConfigError(f"{path}: TOML config files need Python >= 3.11; use JSON") from None
-            data = tomllib.loads(text.decode("utf-8"))
-        else:
-            data = json.loads(text.decode("utf-8"))
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parse error is one clear line
-        raise ConfigError(f"{path}: cannot parse as {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a table of config fields")
-    if set(data) == {"model"} and isinstance(data["model"], dict):
-        data = data["model"]
-    return data
-
-
-def get_config(name: str = "small", config_file=None, **overrides) -> CaloGANConfig:
-    """The named configuration, with the fields of ``config_file`` and then ``overrides`` (None = keep) applied."""
-    if name not in CONFIGS:
-        raise ConfigError(f"unknown config {name!r}; choose one of {', '.join(CONFIGS)}")
-    config = CONFIGS[name]
-    changes = load_config_file(config_file) if config_file is not None else {}
-    changes.update({k: v for k, v in overrides.items() if v is not None})
-    return config.replace(**changes) if changes else config
