@@ -14,7 +14,7 @@ from calosim.data import write_showers
 from calosim.errors import ConfigError
 from calosim.geometry import calogan_geometry, single_layer_geometry
 from calosim.models import registry
-from calosim.models.files import load_model
+from calosim.models.files import load_model, save_model
 from calosim.models.lagan import LAGAN, LAGANTrainer
 from calosim.training import train
 
@@ -112,6 +112,29 @@ def test_generate_command_dispatches_on_the_model_file(tmp_path, tiny_config):
     result = generate(tmp_path / "run", tmp_path / "g.h5", num_showers=7, backend="numpy", energy=20.0)
     generated = read_showers(result.path)
     assert generated.geometry.shapes == ((25, 25),) and len(generated) == 7 and "lagan" in generated.attrs["producer"]
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.2])
+def test_two_class_model_generates_both_classes_in_the_requested_proportion(tmp_path, fraction):
+    from calosim.data.formats import read_labels, read_showers
+    from calosim.sampling import generate
+
+    model = _model("numba", n_classes=2)
+    save_model(tmp_path / "two.h5", model)
+    n = 3000
+    result = generate(tmp_path / "two.h5", tmp_path / "g.h5", num_showers=n, backend="numba", energy=20.0,
+                      class_fraction=fraction, batch_size=700)
+    labels = read_labels(result.path)
+    assert len(labels) == n and set(np.unique(labels)) == {0, 1}
+    assert abs(labels.mean() - fraction) < 4 * np.sqrt(fraction * (1 - fraction) / n)  # binomial, 4 sigma
+    # each shower is generated with its own class: regenerating class by class gives the same images
+    showers = read_showers(result.path)
+    be = model.backend
+    z = np.random.default_rng(np.random.SeedSequence(0).spawn(3)[0]).standard_normal((700, model.latent_dim))
+    for label in (0, 1):
+        images = model.generate(be.asarray(z), be.asarray(np.full(700, 20.0)), labels=np.full(700, label))[0]
+        rows = labels[:700] == label
+        np.testing.assert_allclose(showers.layers[0][:700][rows], be.to_numpy(images)[rows], rtol=1e-4, atol=1e-3)
 
 
 def _jet_file(path, n=30, energy=False, label="signal"):

@@ -234,6 +234,20 @@ def test_train_and_generate_commands_on_a_calochallenge_file(tmp_path, model_typ
     assert len(generated) == 12 and generated.geometry.shapes == TINY_GEOMETRY.shapes
     assert model_type in generated.attrs["producer"]
     np.testing.assert_allclose(generated.energy, read_showers(data, 0, 12).energy, rtol=1e-6)
+    with h5py.File(out, "r") as f:  # the training data's layout, as the CaloChallenge tools read it
+        assert set(f) == {"showers", "incident_energies"} and f.attrs["format"] == CALOCHALLENGE
+        assert f["showers"].shape == (12, TINY_GEOMETRY.n_cells) and f["incident_energies"].shape == (12, 1)
+        np.testing.assert_allclose(f["incident_energies"][:, 0], 1000.0 * generated.energy, rtol=1e-6)  # MeV
+    report = tmp_path / "report"
+    result = runner.invoke(main, ["evaluate", "--reference", str(data), "--generated", str(out), "--out",
+                                  str(report)])
+    assert result.exit_code == 0, result.output
+    assert (report / "metrics.json").is_file()
+    result = runner.invoke(main, ["generate", "--model", str(tmp_path / "run"), "--backend", "numpy", "-n", "5",
+                                  "--format", "calogan", "-o", str(tmp_path / "g2.h5")])
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "g2.h5", "r") as f:
+        assert set(f) == {"layer_0", "layer_1", "layer_2", "energy"}
 
 
 @pytest.mark.parametrize("power,scales", [(0.5, None), (0.25, None), (0.5, (0.3, 0.6, 0.002))])
