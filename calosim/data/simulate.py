@@ -20,7 +20,7 @@ e+ / gamma:
   distributed weights) drawn from a core + tail + halo radial profile, each of the form
   F(r) = 1 - (1 + (r/R)^2)^(-g) (g = 1 is GFlash's 2 r R^2 / (r^2 + R^2)^2); the halo stands for the wide-angle
   photons of the shower. Spots outside the +-240 mm cells go to overflow.
-pi+ (tuned on rows 0-1999 of geant4/piplus_train.h5; see calosim.data.simulate_validation):
+pi+ (tuned on rows 0-1999 of geant4/piplus_train.h5; see calosim.evaluate.simulator_check):
 - the first nuclear interaction at depth ~ Exp(380 mm) (about a quarter pass without one, as in Geant4); before
   it a MIP track of 0.69 MeV/mm (median; Moyal-fluctuated per layer), on the axis with a tiny offset (it sits on
   a cell boundary) plus 25% in delta-ray spots of a few mm; after it an EM component (f_em = 1 - (E / 1 GeV)^

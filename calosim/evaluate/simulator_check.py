@@ -5,7 +5,7 @@ compares the 20 CaloGAN observables (reference section 7) with the separation po
 bins (section 8), plus the means of the layer fractions, lateral widths and the response E_tot / E_inc.
 
 Tuning used rows 0-1999 of ../shared/data/geant4/*_train.h5; the default ``start=2000`` reports on held-out
-rows. Run as a script for a table:  python -m calosim.data.simulate_validation [DATA_DIR] [N]
+rows. Run as a script for a table:  python -m calosim.evaluate.simulator_check [DATA_DIR] [N]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def format_report(results: list[dict]) -> str:
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        raise SystemExit("usage: python -m calosim.data.simulate_validation GEANT4_DIR [N] [START]\n"
+        raise SystemExit("usage: python -m calosim.evaluate.simulator_check GEANT4_DIR [N] [START]\n"
                          "GEANT4_DIR holds eplus_train.h5, gamma_train.h5 and piplus_train.h5 (CaloGAN format)")
     data_dir = Path(argv[0])
     n = int(argv[1]) if len(argv) > 1 else 2000
