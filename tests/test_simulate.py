@@ -7,9 +7,9 @@ from click.testing import CliRunner
 from calosim.cli.main import main
 from calosim.data import read_showers
 from calosim.data.simulate import simulate, simulate_uniform
-from calosim.evaluate.simulator_check import compare_with_reference, format_report
 from calosim.errors import ConfigError
 from calosim.evaluate.observables import CALOGAN_OBSERVABLES, calogan_observables
+from calosim.evaluate.simulator_check import compare_with_reference, format_report
 
 
 @pytest.mark.parametrize("particle", ["eplus", "gamma", "piplus"])

@@ -246,7 +246,8 @@ class ShowerModel:
 
     @property
     def n_classes(self) -> int:
-        return int(getattr(self.config, "n_classes", 1))
+        """How many classes the model is conditioned on (1: none; two-class models override)."""
+        return 1
 
     def condition(self, energy_gev):
         """(N, 1) conditioning input for incident energies (N,) GeV (backend arrays)."""

@@ -289,6 +289,10 @@ class LAGAN(ShowerModel):
     def default_geometry(cls):
         return single_layer_geometry(*IMAGE_SHAPE)
 
+    @property
+    def n_classes(self) -> int:
+        return self.config.n_classes
+
     def networks(self) -> dict:
         return {"generator": self.generator, "discriminator": self.discriminator}
 

@@ -271,6 +271,9 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
                 where = (f"{ckpt_path} (after epoch {epochs_done}) is intact: resume from it with lower learning "
                          "rates (--config-file)") if epochs_done else "no checkpoint was written yet"
                 raise TrainingError(f"training stopped at epoch {epoch}, step {n_steps + 1}: {exc}; {where}") from None
+            undeclared = set(losses) - set(trainer.loss_names)
+            if undeclared:  # the progress bar and log.jsonl rely on the declared names
+                raise TrainingError(f"{type(trainer).__name__} reported undeclared losses {sorted(undeclared)}")
             for k, v in losses.items():  # a trainer may report a loss on some steps only (wgan-gp's g_loss)
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
@@ -281,7 +284,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
             raise TrainingError(f"training stopped at epoch {epoch}: non-finite weights in {bad[0]}; "
                                 f"{ckpt_path} (after epoch {epochs_done}) is intact")
         trainer.end_epoch()
-        record = {"epoch": epoch, "steps": n_steps, **{k: sums[k] / counts[k] for k in sums}}
+        means = {k: sums[k] / counts[k] for k in trainer.loss_names if k in sums}  # in the declared order
+        record = {"epoch": epoch, "steps": n_steps, **means}
         if val_ref is not None:
             gen_layers = sample_arrays(model, validation.energy, np.random.default_rng(validation_seed))
             record.update(validation_score(validation_observables(gen_layers, validation.energy, geometry), val_ref))
