@@ -19,6 +19,6 @@ def test_step_products_match_the_iteration():
     first_dense = sum(stream.layers[0].flops(batch) for stream in model.generator.streams)
     # forwards: G 3 (fake batch, two G steps), D 4 (real, fake, two G steps); a backward costs two forwards,
     # but G's first dense layers skip dL/dx and the G steps skip D's weight gradients
-    steps = model.config.generator_steps
+    steps = model.config.training.generator_steps
     expected = (1 + 3 * steps) * g - steps * first_dense + (2 * 3 + steps * 2) * d
     assert _flops(trainer.step_products(batch)) == expected

@@ -11,14 +11,16 @@ from calosim.geometry import calogan_geometry
 from calosim.gradcheck import relative_error
 from calosim.losses import bce_with_logits, mean_absolute_error
 from calosim.models.calogan import build_calogan
-from calosim.models.calogan.config import CONFIGS, CaloGANConfig
+from calosim.models.calogan.config import CONFIGS, Architecture, CaloGANConfig, Training
 from calosim.models.calogan.generator import carry_factors
 
 # A tiny geometry whose shapes relate like CaloGAN's: (2, 16) -> (4, 4) is UpSample(2, 1) + AvgPool(1, 4),
 # (4, 4) -> (4, 2) is AvgPool(1, 2); so both attention blocks are exercised.
 TINY_SHAPES = [(2, 16), (4, 4), (4, 2)]
-TINY = CaloGANConfig(name="tiny", latent_dim=6, g_dense_channels=3, g_conv_filters=3, g_lc_filters=2,
-                     d_conv_filters=3, d_lc_filters=(3, 2, 2), mbd_kernels=3, mbd_dim=2, batch_size=4)
+TINY = CaloGANConfig(name="tiny", architecture=Architecture(latent_dim=6, g_dense_channels=3, g_conv_filters=3,
+                                                          g_lc_filters=2, d_conv_filters=3, d_lc_filters=(3, 2, 2),
+                                                          mbd_kernels=3, mbd_dim=2),
+                     training=Training(batch_size=4))
 H = 1e-6
 TOL = 1e-6
 
@@ -145,11 +147,11 @@ def test_generator_gradient_through_discriminator(energy_scaled, knee, power):
         bce, dl = bce_with_logits(logits, ones, np)
         sums = sum(x.reshape(n, -1).sum(axis=1) for x in images)
         mae, ds = mean_absolute_error(sums, energy, np)
-        return images, bce + TINY.energy_loss_weight * mae, dl, ds
+        return images, bce + TINY.training.energy_loss_weight * mae, dl, ds
 
     images, _, dl, ds = forward()
     d_images = d.backward(dl)
-    d_images = [dx + TINY.energy_loss_weight * ds.reshape(-1, 1, 1, 1) for dx in d_images]
+    d_images = [dx + TINY.training.energy_loss_weight * ds.reshape(-1, 1, 1, 1) for dx in d_images]
     dz = g.backward(d_images)
     params = g.parameters()
     grads = [p.grad.copy() for p in params]

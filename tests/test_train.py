@@ -83,7 +83,7 @@ def test_training_steps_decrease_their_losses(backend_name):
         trainer.d_step(fake, e, 0.0)
     assert trainer.d_loss(fake, e, 0.0)[0] < before
     # G (target real, plus the energy term) at fixed z, E and a fixed D
-    weight = model.config.energy_loss_weight
+    weight = model.config.training.energy_loss_weight
 
     def g_total():
         bce, mae = trainer.g_loss(z, e)[:2]
@@ -199,7 +199,8 @@ def test_config_files(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('[model]\nlr_g = 1e-4\nd_lc_filters = [4, 4, 4]\nenergy_range = [10, 50]\n')
     cfg = CaloGAN.get_config("small", toml, epochs=3)
-    assert cfg.lr_g == 1e-4 and cfg.d_lc_filters == (4, 4, 4) and cfg.energy_range == (10.0, 50.0) and cfg.epochs == 3
+    assert cfg.training.lr_g == 1e-4 and cfg.architecture.d_lc_filters == (4, 4, 4)
+    assert cfg.energy_range == (10.0, 50.0) and cfg.epochs == 3
     bad = tmp_path / "bad.json"
     bad.write_text('{"lr_gen": 1}')
     with pytest.raises(ConfigError, match="lr_gen"):
@@ -254,7 +255,7 @@ def test_precise_bn_runs_in_the_loop(tiny_data, tiny_config_file, tmp_path):
     original = CaloGANTrainer.end_epoch
 
     def spy(self):
-        seen.append(self.model.config.bn_recalibration_batches)
+        seen.append(self.model.config.precise_bn.batches)
         original(self)
 
     CaloGANTrainer.end_epoch = spy
@@ -262,8 +263,8 @@ def test_precise_bn_runs_in_the_loop(tiny_data, tiny_config_file, tmp_path):
         train(tmp_path / "run", data=tiny_data, backend="numpy", config_file=tiny_config_file, epochs=1)
     finally:
         CaloGANTrainer.end_epoch = original
-    assert seen == [CaloGAN.get_config("small").bn_recalibration_batches] and seen[0] > 0
-    assert CaloGAN.get_config("calogan").bn_recalibration_batches == 0  # the paper's config is unchanged
+    assert seen == [CaloGAN.get_config("small").precise_bn.batches] and seen[0] > 0
+    assert CaloGAN.get_config("calogan").precise_bn is None  # the paper's config is unchanged
 
 
 def _occupancy_surrogate(xs, frozen_diffs, tau):
@@ -338,7 +339,7 @@ def test_occupancy_term_in_the_generator_step():
     trainer.g_step = lambda z, e, *args: seen.append(np.array(e)) or original(z, e, *args)
     losses = trainer.train_step(images, energy)
     assert np.isfinite(losses["g_occupancy"]) and losses["g_occupancy"] > 0
-    assert len(seen) == model.config.generator_steps and all(np.array_equal(e, energy) for e in seen)
+    assert len(seen) == model.config.training.generator_steps and all(np.array_equal(e, energy) for e in seen)
     off = _float64_tiny_model(g_sparsity_loss_weight=0.0)
     assert "g_occupancy" not in GANTrainer(off, np.random.default_rng(1)).train_step(
         *_batch(model.backend, tiny_showers(16, seed=3)))
@@ -359,12 +360,12 @@ def test_energy_ratio_term_gradient():
     model = _float64_tiny_model(energy_loss_weight=0.5, energy_ratio_loss_weight=2.0)
     trainer = GANTrainer(model, np.random.default_rng(1))
     z, e = trainer.sample_inputs(16)
-    _, mae, images, _, ds = trainer.g_loss(z, e)
+    _, mae, images, _, ds, values = trainer.g_loss(z, e, {"g_energy_ratio_mae": 1.0})
     sums = sum(x.reshape(16, -1).sum(axis=1) for x in images)
     expected = 0.5 * np.sign(sums - e) / 16 + 2.0 * np.sign(sums / e - 1) / (16 * e)
     np.testing.assert_allclose(ds, expected, rtol=1e-12)
-    assert trainer.last_ratio_mae == pytest.approx(np.abs(sums / e - 1).mean(), rel=1e-12)
-    _, _, images9, _, ds9 = trainer.g_loss(z, e, target_response=0.9)  # train_step: the real batch's response
+    assert values["g_energy_ratio_mae"] == pytest.approx(np.abs(sums / e - 1).mean(), rel=1e-12)
+    _, _, images9, _, ds9, _ = trainer.g_loss(z, e, {"g_energy_ratio_mae": 0.9})  # the real batch's response
     sums9 = sum(x.reshape(16, -1).sum(axis=1) for x in images9)
     np.testing.assert_allclose(ds9, 0.5 * np.sign(sums9 - e) / 16 + 2.0 * np.sign(sums9 / e - 0.9) / (16 * e),
                                rtol=1e-12)
@@ -404,8 +405,8 @@ def test_learning_rates_fall_linearly_over_the_epochs(tiny_data, tmp_path):
     cfg = model.config
     for epoch, factor in ((1, 1.0), (3, 1.0 - 0.9 * 2 / 4), (5, 0.1)):
         trainer.start_epoch(epoch, 5)
-        assert trainer.gan.opt_g.lr == pytest.approx(cfg.lr_g * factor, rel=1e-12)
-        assert trainer.gan.opt_d.lr == pytest.approx(cfg.lr_d * factor, rel=1e-12)
+        assert trainer.gan.opt_g.lr == pytest.approx(cfg.training.lr_g * factor, rel=1e-12)
+        assert trainer.gan.opt_d.lr == pytest.approx(cfg.training.lr_d * factor, rel=1e-12)
     seen = []
     original = CaloGANTrainer.train_step
 
@@ -422,5 +423,5 @@ def test_learning_rates_fall_linearly_over_the_epochs(tiny_data, tmp_path):
         CaloGANTrainer.train_step = original
     lr_g, lr_d = TINY_OVERRIDES["lr_g"], TINY_OVERRIDES["lr_d"]
     assert seen[0] == pytest.approx((lr_g, lr_d)) and seen[-1] == pytest.approx((0.25 * lr_g, 0.25 * lr_d))
-    with pytest.raises(ConfigError, match="lr_final_fraction"):
+    with pytest.raises(ConfigError, match="lr_decay: final_fraction"):
         CaloGAN.get_config("small", lr_final_fraction=0.0)

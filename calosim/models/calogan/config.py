@@ -1,78 +1,80 @@
 """CaloGAN configurations: the paper's (`calogan`) and a laptop-sized one (`small`), overridable from a file.
 
-A configuration holds the architecture (widths, latent size, attention) and the training defaults of
-reference section 4 (learning rates, Adam betas, batch size, epochs, energy-loss weight). Every field can be
-overridden from a JSON or TOML file holding a flat table of ``field = value`` (optionally under a top-level
-``[model]`` table); unknown fields are an error, so a typo never passes silently.
+A configuration is made of groups:
+    architecture   the published networks (reference sections 2-3): widths, latent size, attention, BatchNorm
+    training       the paper's training (section 4): loss weight, Adam, batch size, epochs, units
+    energy_scaled_output, output_start, output_knee, occupancy, energy_ratio, lr_decay, precise_bn
+                   what calosim adds beyond the paper (calosim.models.calogan.additions), each None when off
 
-Units: ``energy_range`` is the incident-energy range of the fake showers in GeV (None: taken from the
-training data, rounded outwards to whole GeV); ``image_scale`` is the MeV per training unit (CaloGAN trains on
-images divided by 1000, i.e. in GeV).
+A file of overrides (JSON or TOML, optionally under a top-level ``model`` table) holds tables per group, e.g.
+
+    [training]
+    lr_g = 1e-4
+    [occupancy]          # switches the group on (missing fields take the group's defaults) ...
+    weight = 10.0
+    lr_decay = false     # ... or off (JSON: null or false)
+
+The flat field names of calosim before the groups (``lr_g``, ``g_sparsity_loss_weight`` = 0 for off, ...) are
+still read, so older model files and config files load. Unknown fields are an error, so a typo never passes
+silently.
+
+Units: ``energy_range`` is the incident-energy range of the fake showers in GeV (None: taken from the training
+data, rounded outwards to whole GeV); ``image_scale`` is the MeV per training unit (CaloGAN trains on images
+divided by 1000, i.e. in GeV).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from calosim.errors import ConfigError
-from calosim.models.base import ConfigMixin
+from calosim.models.calogan.additions import (
+    ADDITIONS,
+    EnergyRatioTerm,
+    EnergyScaledOutput,
+    Group,
+    LearningRateDecay,
+    OccupancyTerm,
+    OutputKnee,
+    OutputStart,
+    PaperEnergyInput,
+    PreciseBatchNorm,
+)
 
 
 @dataclass(frozen=True)
-class CaloGANConfig(ConfigMixin):
-    name: str = "calogan"
-    # generator (reference section 2)
+class Architecture(Group):
+    """The published networks (reference sections 2-3)."""
+
+    label = "architecture"
     latent_dim: int = 1024
     g_dense_channels: int = 36  # Dense((R+2)(C+2) * this) -> reshape (R+2, C+2, this)
     g_conv_filters: int = 16
     g_lc_filters: int = 6
     attention: bool = True  # layer-to-layer in-painting where the layer shapes relate
-    # True: the streams get [z, log(E / 100 GeV)] instead of z * E / 100 GeV, and the output images are
-    # multiplied by E / 100 GeV after the final activation, so the generator draws showers per 100 GeV of
-    # incident energy and the linear energy scaling is built in instead of learnt; False: the paper
-    g_energy_scaled_output: bool = False
-    # with g_energy_scaled_output, the latent part of the streams' input is z * (E / 100 GeV)^this: -0.5 makes the
-    # noise, and so the shower-to-shower fluctuations relative to the mean, grow as 1 / sqrt(E) as a
-    # calorimeter's stochastic term does; 0: z as drawn
-    g_latent_energy_power: float = 0.0
-    # multiplies the initial kernel of each stream's last LC2D (1.0: the paper's glorot_normal); < 1 starts the
-    # generator nearer the right energy scale, so that pulling E_tot down does not push cells below the ReLU
-    g_output_init_scale: float = 1.0
-    # training-mode slope of the final activation: starts at g_output_leak and falls linearly to 0 (the ReLU)
-    # over the first g_output_leak_forwards training-mode generator passes (3 per step with generator_steps 2),
-    # so that cells pushed below zero early on still get gradients; inference always uses the ReLU. 0: the paper
-    g_output_leak: float = 0.0
-    g_output_leak_forwards: int = 0
-    # > 0: the final activation is x^2 / (x + this) for x > 0 (calosim.layers.KneeReLU; training units, per
-    # 100 GeV with g_energy_scaled_output): cells just switched on carry quadratically little energy, as the
-    # many faint cells of a real shower do, while the fraction of cells > 0 stays the ReLU's; 0: the paper's ReLU
-    g_output_knee: float = 0.0
-    # optional generator-loss term g_sparsity_loss_weight * sum_l mean_i (h_il - t_il)^2 (calosim.losses.
-    # occupancy_fraction_loss): h_il the fraction of cells > 0 of generated shower i in layer l, t_il that of the real
-    # shower of the batch with the same energy; straight-through gradient through sigmoid(x / g_sparsity_tau) of
-    # the cells before the final activation (training units, GeV); 0: the paper's loss
-    g_sparsity_loss_weight: float = 0.0
-    g_sparsity_tau: float = 1e-3
-    # discriminator (reference section 3)
     d_conv_filters: int = 64
     d_lc_filters: tuple[int, int, int] = (16, 8, 8)
     mbd_kernels: int = 10
     mbd_dim: int = 10
-    # both
     leaky_alpha: float = 0.3  # Keras' LeakyReLU default
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
-    # training (reference section 4)
+
+    def __post_init__(self):
+        object.__setattr__(self, "d_lc_filters", tuple(int(x) for x in self.d_lc_filters))
+        self._require(self.latent_dim >= 1, "latent_dim must be >= 1")
+        self._require(len(self.d_lc_filters) == 3, f"d_lc_filters needs three widths, got {self.d_lc_filters}")
+
+
+@dataclass(frozen=True)
+class Training(Group):
+    """The paper's training (reference section 4)."""
+
+    label = "training"
     energy_loss_weight: float = 0.05
-    # optional generator-loss term energy_ratio_loss_weight * mean |E_tot / E - r|, r the real batch's mean
-    # response (the MAE in GeV above barely sees showers of a few GeV, whose mean response then drifts); 0: the
-    # paper's loss
-    energy_ratio_loss_weight: float = 0.0
     lr_d: float = 2e-5
     lr_g: float = 2e-4
-    # both learning rates fall linearly over the epochs to this fraction of lr_d / lr_g at the last epoch; 1: the
-    # paper's constant rates
-    lr_final_fraction: float = 1.0
     beta1: float = 0.5
     beta2: float = 0.999
     batch_size: int = 256
@@ -80,69 +82,174 @@ class CaloGANConfig(ConfigMixin):
     generator_steps: int = 2
     energy_range: tuple[float, float] | None = None  # GeV; None: the training data's range
     image_scale: float = 1000.0  # MeV per training unit
-    # after every epoch, before validation, set the generator's BatchNorm moving statistics to the average
-    # batch statistics of this many training-mode batches of fresh (z, E) ("precise BN"; no weight updates,
-    # the final activation's annealing schedule does not advance); 0: the paper's moving averages only
-    bn_recalibration_batches: int = 0
 
     def __post_init__(self):
-        if self.latent_dim < 1 or self.batch_size < 2 or self.epochs < 0 or self.generator_steps < 1:
-            raise ConfigError(f"config {self.name!r}: latent_dim >= 1, batch_size >= 2 (minibatch "
-                              "discrimination and batch norm need a batch), epochs >= 0, generator_steps >= 1")
-        if len(self.d_lc_filters) != 3:
-            raise ConfigError(f"config {self.name!r}: d_lc_filters needs three widths, got {self.d_lc_filters}")
         if self.energy_range is not None:
+            object.__setattr__(self, "energy_range", tuple(float(x) for x in self.energy_range))
             lo, hi = self.energy_range
-            if not 0 < lo < hi:
-                raise ConfigError(f"config {self.name!r}: energy_range must be 0 < lo < hi GeV, "
-                                  f"got {self.energy_range}")
-        if not 0 < self.lr_final_fraction <= 1:
-            raise ConfigError(f"config {self.name!r}: lr_final_fraction must be in (0, 1]")
-        if self.g_output_knee < 0:
-            raise ConfigError(f"config {self.name!r}: g_output_knee must be >= 0 (0: the ReLU)")
-        if not self.g_output_init_scale > 0:
-            raise ConfigError(f"config {self.name!r}: g_output_init_scale must be > 0")
-        if not 0.0 <= self.g_output_leak < 1.0 or (self.g_output_leak > 0 and self.g_output_leak_forwards < 1):
-            raise ConfigError(f"config {self.name!r}: g_output_leak must be in [0, 1), with "
-                              "g_output_leak_forwards >= 1 when it is > 0")
-        if (self.g_sparsity_loss_weight < 0 or not self.g_sparsity_tau > 0 or self.bn_recalibration_batches < 0
-                or self.energy_ratio_loss_weight < 0):
-            raise ConfigError(f"config {self.name!r}: g_sparsity_loss_weight >= 0, g_sparsity_tau > 0, "
-                              "bn_recalibration_batches >= 0 and energy_ratio_loss_weight >= 0")
-        if self.image_scale <= 0:
-            raise ConfigError(f"config {self.name!r}: image_scale must be > 0")
+            self._require(0 < lo < hi, f"energy_range must be 0 < lo < hi GeV, got {self.energy_range}")
+        self._require(self.batch_size >= 2 and self.epochs >= 0 and self.generator_steps >= 1,
+                      "batch_size >= 2 (minibatch discrimination and batch norm need a batch), epochs >= 0, "
+                      "generator_steps >= 1")
+        self._require(self.image_scale > 0, "image_scale must be > 0")
+
+
+GROUPS = {"architecture": Architecture, "training": Training, **{g.label: g for g in ADDITIONS}}
+
+# The flat field names before the groups: name -> (group, field). An addition's group is off when its
+# "switch" field has the value in SWITCHED_OFF.
+FLAT_NAMES = {
+    **{f.name: ("architecture", f.name) for f in dataclasses.fields(Architecture)},
+    **{f.name: ("training", f.name) for f in dataclasses.fields(Training)},
+    "g_energy_scaled_output": ("energy_scaled_output", None), "g_latent_energy_power": ("energy_scaled_output",
+                                                                                          "latent_power"),
+    "g_output_init_scale": ("output_start", "init_scale"), "g_output_leak": ("output_start", "leak"),
+    "g_output_leak_forwards": ("output_start", "leak_forwards"), "g_output_knee": ("output_knee", "knee"),
+    "g_sparsity_loss_weight": ("occupancy", "weight"), "g_sparsity_tau": ("occupancy", "tau"),
+    "energy_ratio_loss_weight": ("energy_ratio", "weight"), "lr_final_fraction": ("lr_decay", "final_fraction"),
+    "bn_recalibration_batches": ("precise_bn", "batches"),
+}
+SWITCHED_OFF = {"g_energy_scaled_output": False, "g_output_knee": 0.0, "g_sparsity_loss_weight": 0.0,
+                "energy_ratio_loss_weight": 0.0, "lr_final_fraction": 1.0, "bn_recalibration_batches": 0}
+
+
+@dataclass(frozen=True)
+class CaloGANConfig:
+    name: str = "calogan"
+    architecture: Architecture = Architecture()
+    training: Training = Training()
+    energy_scaled_output: EnergyScaledOutput | None = None
+    output_start: OutputStart | None = None
+    output_knee: OutputKnee | None = None
+    occupancy: OccupancyTerm | None = None
+    energy_ratio: EnergyRatioTerm | None = None
+    lr_decay: LearningRateDecay | None = None
+    precise_bn: PreciseBatchNorm | None = None
+
+    # what the loop and the sampler read of every model type's config
+    @property
+    def latent_dim(self) -> int:
+        return self.architecture.latent_dim
+
+    @property
+    def batch_size(self) -> int:
+        return self.training.batch_size
+
+    @property
+    def epochs(self) -> int:
+        return self.training.epochs
+
+    @property
+    def energy_range(self):
+        return self.training.energy_range
+
+    @property
+    def energy_input(self):
+        """How the generator takes the incident energy: energy_scaled_output, or the paper's h = z E / 100."""
+        return self.energy_scaled_output or PaperEnergyInput()
+
+    def generator_terms(self) -> list:
+        """The active generator-loss terms beyond the paper's, in the order they are summed."""
+        return [t for t in (self.energy_ratio, self.occupancy) if t is not None]
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name}
+        for key in GROUPS:
+            group = getattr(self, key)
+            out[key] = None if group is None else _json_ready(group.to_dict())
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> CaloGANConfig:
-        """As ConfigMixin.from_dict, with the tuple fields' elements as ints (widths) and floats (GeV)."""
-        d = dict(d)
-        if "d_lc_filters" in d:
-            d["d_lc_filters"] = [int(x) for x in d["d_lc_filters"]]
-        if d.get("energy_range") is not None:
-            d["energy_range"] = [float(x) for x in d["energy_range"]]
-        return super().from_dict(d)
+        """A config from its grouped dict, from flat pre-group names, or from a mix (flat names first)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"expected a table of config fields, got {d!r}")
+        grouped = {k: v for k, v in d.items() if k in GROUPS}
+        flat = {k: v for k, v in d.items() if k in FLAT_NAMES}
+        unknown = sorted(set(d) - set(grouped) - set(flat) - {"name"})
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; known: name, groups "
+                              f"{', '.join(GROUPS)} (or the flat names {', '.join(sorted(FLAT_NAMES))})")
+        tables = {key: None for key in GROUPS}
+        tables.update(architecture={}, training={})
+        tables = _apply_flat(tables, flat)
+        for key, value in grouped.items():
+            if value is None or value is False:
+                tables[key] = None
+            elif isinstance(value, dict):
+                tables[key] = {**(tables[key] or {}), **value}
+            else:
+                raise ConfigError(f"{key}: expected a table of fields, or false / null to switch it off")
+        groups = {key: None if t is None else GROUPS[key].from_dict(t) for key, t in tables.items()}
+        return cls(name=str(d.get("name", "calogan")), **groups)
+
+    def replace(self, **changes) -> CaloGANConfig:
+        """A copy with ``changes``: flat names (``epochs=3``, ``lr_g=1e-4``, ``g_sparsity_loss_weight=0``) and
+        group tables (``occupancy={"weight": 10}`` merged into the current group, ``lr_decay=None`` off)."""
+        current = self.to_dict()
+        flat = {k: v for k, v in changes.items() if k in FLAT_NAMES}
+        merged = {**current}
+        for key, value in changes.items():
+            if key in flat:
+                continue
+            if key in GROUPS and isinstance(value, dict) and current.get(key) is not None:
+                merged[key] = {**current[key], **value}
+            else:
+                merged[key] = value
+        tables = {k: v for k, v in merged.items() if k != "name"}
+        tables = _apply_flat(tables, flat)
+        return CaloGANConfig.from_dict({"name": merged.get("name", self.name), **tables})
+
+
+def _json_ready(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _apply_flat(tables: dict, flat: dict) -> dict:
+    """Group tables with flat pre-group fields applied. A switch field at its off value (SWITCHED_OFF) removes
+    its group, at any other value creates it; g_output_init_scale != 1 or g_output_leak != 0 create
+    output_start; the other fields (g_latent_energy_power, g_sparsity_tau, g_output_leak_forwards) set a
+    parameter of their group when it is on."""
+    tables = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tables.items()}
+    creates = {"g_output_init_scale": 1.0, "g_output_leak": 0.0, **SWITCHED_OFF}  # name: its neutral value
+    for name, value in flat.items():  # first the fields that switch groups on or off
+        group, field = FLAT_NAMES[name]
+        if group in ("architecture", "training"):
+            tables[group][field] = value
+        elif name in SWITCHED_OFF and value == SWITCHED_OFF[name]:
+            tables[group] = None
+        elif name in creates and value != creates[name]:
+            tables[group] = tables.get(group) or {}
+    for name, value in flat.items():  # then every parameter of a group that is on
+        group, field = FLAT_NAMES[name]
+        if group not in ("architecture", "training") and field is not None and tables.get(group) is not None:
+            tables[group][field] = value
+    return tables
 
 
 CONFIGS: dict[str, CaloGANConfig] = {
     "calogan": CaloGANConfig(),
     # Same structure, narrower everywhere: ~0.52M generator and ~0.38M discriminator parameters in the CaloGAN
-    # geometry. Tuned for a few hundred steps instead of the paper's ~20k: higher learning rates, batch 64 and
-    # the energy term weighted 0.5 (with 0.05 the response E_tot/E_in was still 10-40% off after 6-16 epochs).
+    # geometry. Tuned for a few hundred steps instead of the paper's ~20k: higher learning rates, batch 64, the
+    # energy term weighted 0.5 (with 0.05 the response E_tot/E_in was still 10-40% off after 6-16 epochs) and
+    # BatchNorm momentum 0.9 (the statistics follow the fast weights).
     "small": CaloGANConfig(
-        name="small", latent_dim=64, g_dense_channels=8, g_conv_filters=8, g_lc_filters=4,
-        d_conv_filters=16, d_lc_filters=(8, 4, 4), mbd_kernels=5, mbd_dim=5,
-        lr_d=1e-4, lr_g=5e-4, batch_size=64, epochs=24, energy_loss_weight=0.5,
-        # the generator draws showers per 100 GeV, scaled by E, with latent noise growing as 1 / sqrt(E) (the
-        # response is then built in, and low-energy showers fluctuate more, as Geant4's do)
-        g_energy_scaled_output=True, g_latent_energy_power=-0.5,
-        # start near E_tot/E_in ~ 1, leak the final activation for the first ~6 epochs so that cells pushed
-        # below zero can come back, and let the BatchNorm statistics follow the fast weights (momentum 0.9)
-        g_output_init_scale=0.4, g_output_leak=0.3, g_output_leak_forwards=900, bn_momentum=0.9,
-        # and recompute them from 20 training-mode batches after every epoch (inference then matches training)
-        bn_recalibration_batches=20,
+        name="small",
+        architecture=Architecture(latent_dim=64, g_dense_channels=8, g_conv_filters=8, g_lc_filters=4,
+                                  d_conv_filters=16, d_lc_filters=(8, 4, 4), mbd_kernels=5, mbd_dim=5,
+                                  bn_momentum=0.9),
+        training=Training(lr_d=1e-4, lr_g=5e-4, batch_size=64, epochs=24, energy_loss_weight=0.5),
+        # the response built in; low-energy showers fluctuate more, as Geant4's do
+        energy_scaled_output=EnergyScaledOutput(latent_power=-0.5),
+        # start near E_tot/E_in ~ 1; leak the final activation for the first ~6 epochs
+        output_start=OutputStart(init_scale=0.4, leak=0.3, leak_forwards=900),
         # Geant4 showers have many cells of a few MeV: match each shower's fraction of cells > 0 to a real
-        # shower's of the same energy, with a final activation that gives cells just switched on little energy;
-        # and pull the response of showers of a few GeV, which the MAE in GeV hardly sees
-        g_sparsity_loss_weight=30.0, g_sparsity_tau=0.02, g_output_knee=0.05, energy_ratio_loss_weight=3.0,
+        # shower's of the same energy, with a final activation that gives cells just switched on little energy
+        output_knee=OutputKnee(knee=0.05),
+        occupancy=OccupancyTerm(weight=30.0, tau=0.02),
+        # pull the response of showers of a few GeV, which the MAE in GeV hardly sees
+        energy_ratio=EnergyRatioTerm(weight=3.0),
+        # inference matches training: BatchNorm statistics from 20 training-mode batches after every epoch
+        precise_bn=PreciseBatchNorm(batches=20),
     ),
 }

@@ -22,6 +22,7 @@ from calosim.models.calogan.config import CaloGANConfig
 WELL_THRESHOLD_GEV = 5.0  # the discriminator's "energy too far off" step
 
 def _discriminator_stream(shape, cfg: CaloGANConfig, name: str) -> Sequential:
+    cfg = cfg.architecture
     f1, f2, f3 = cfg.d_lc_filters
     layers: list[Layer] = [Conv2D(cfg.d_conv_filters, 2, padding="same"), LeakyReLU(cfg.leaky_alpha)]
     for filters, kernel, stride in ((f1, 3, (1, 2)), (f2, 2, 1), (f3, 2, (1, 2))):
@@ -49,7 +50,7 @@ class CaloGANDiscriminator(Layer):
         expected = [(*s, 1) for s in self.shapes]
         if [tuple(s) for s in input_shapes] != expected:
             raise ValueError(f"{self.name}: input shapes must be {expected}, got {input_shapes}")
-        k, d = cfg.mbd_kernels, cfg.mbd_dim
+        k, d = cfg.architecture.mbd_kernels, cfg.architecture.mbd_dim
         self.streams, self.feature_mbd, self.feature_tanh, self.sparsity_mbd, self.sparsity_tanh = [], [], [], [], []
         widths = []  # widths of the pieces of the final concatenation, in order
         for index, shape in enumerate(expected):

@@ -24,23 +24,14 @@ ENERGY_SCALE_GEV = 100.0  # h = z * (E / 100)
 
 
 def generator_input(z, energy, config: CaloGANConfig, xp):
-    """(h, s): the streams' input and the per-shower factor s = E / 100 GeV, (N, 1).
-
-    The paper: h = z * s. With config.g_energy_scaled_output: h = [z * s^p, log s] (N, Z + 1), p =
-    config.g_latent_energy_power, and the generator multiplies its output images by s."""
+    """(h, s): the streams' input and the per-shower factor s = E / 100 GeV, (N, 1), as the config's energy
+    input makes them (the paper: h = z * s; energy_scaled_output: h = [z * s^p, log s])."""
     s = (energy / ENERGY_SCALE_GEV).reshape(-1, 1)
-    if config.g_energy_scaled_output:
-        return xp.concatenate([z * latent_scale(s, config), xp.log(s)], axis=1), s
-    return z * s, s
-
-
-def latent_scale(s, config: CaloGANConfig):
-    """dh/dz of the energy-scaled input: s^p (1 for p = 0)."""
-    return s ** config.g_latent_energy_power if config.g_latent_energy_power else 1.0
+    return config.energy_input.stream_input(z, s, xp), s
 
 
 def stream_input_dim(config: CaloGANConfig) -> int:
-    return config.latent_dim + (1 if config.g_energy_scaled_output else 0)
+    return config.latent_dim + config.energy_input.extra_inputs
 
 
 def carry_factors(src: tuple[int, int], dst: tuple[int, int]):
@@ -60,11 +51,9 @@ def carry_factors(src: tuple[int, int], dst: tuple[int, int]):
 
 
 def scale_output(images, s, config: CaloGANConfig):
-    """Images (N, R, C, 1) times s (N, 1) with config.g_energy_scaled_output, else as they are (the same
-    factor serves the gradients on the way back)."""
-    if not config.g_energy_scaled_output:
-        return images
-    return [x * s.reshape(-1, 1, 1, 1) for x in images]
+    """Images (N, R, C, 1) as the config's energy input scales them (energy_scaled_output: times s (N, 1); the
+    same factor serves the gradients on the way back)."""
+    return config.energy_input.scale_output(images, s)
 
 
 class Carry(Sequential):
@@ -104,8 +93,18 @@ class AnnealedReLU(KneeReLU):
         return super().forward(x, training)
 
 
+def final_activation(cfg: CaloGANConfig, name: str) -> KneeReLU:
+    """The paper's ReLU, x^2 / (x + k) with output_knee, leaking at first with output_start's leak."""
+    knee = cfg.output_knee.knee if cfg.output_knee is not None else 0.0
+    start = cfg.output_start
+    if start is not None and start.leak > 0:
+        return AnnealedReLU(start.leak, start.leak_forwards, name=name, knee=knee)
+    return KneeReLU(knee, name=name)
+
+
 def _generator_stream(shape, cfg: CaloGANConfig, name: str) -> Sequential:
     r, c = shape
+    cfg = cfg.architecture
     f = cfg.g_dense_channels
     return Sequential([
         Dense((r + 2) * (c + 2) * f),
@@ -137,13 +136,14 @@ class CaloGANGenerator(Layer):
             stream = _generator_stream(shape, cfg, f"{self.name}.stream{index}")
             out = stream.build((stream_input_dim(cfg),), self.backend, rng)
             assert out == (*shape, 1), (out, shape)
-            if cfg.g_output_init_scale != 1.0:  # after the draw: the same random numbers as the paper's init
+            if cfg.output_start is not None and cfg.output_start.init_scale != 1.0:  # after the paper's draw
                 kernel = stream.layers[-1].params["kernel"]
-                kernel.value = kernel.value * cfg.g_output_init_scale
+                kernel.value = kernel.value * cfg.output_start.init_scale
             self.streams.append(stream)
         for index, shape in enumerate(self.shapes):
             attention = carry = None
-            factors = carry_factors(self.shapes[index - 1], shape) if index > 0 and cfg.attention else None
+            factors = (carry_factors(self.shapes[index - 1], shape) if index > 0 and cfg.architecture.attention
+                       else None)
             if factors is not None:
                 carry = Carry(*factors, name=f"{self.name}.carry{index}")
                 carry.build((*self.shapes[index - 1], 1), self.backend, rng)
@@ -151,11 +151,7 @@ class CaloGANGenerator(Layer):
                 attention.build([(*shape, 1), (*shape, 1)], self.backend, rng)
             self.carries.append(carry)
             self.attentions.append(attention)
-            name = f"{self.name}.relu{index}"  # knee 0: the paper's ReLU
-            if cfg.g_output_leak > 0:
-                relu = AnnealedReLU(cfg.g_output_leak, cfg.g_output_leak_forwards, name=name, knee=cfg.g_output_knee)
-            else:
-                relu = KneeReLU(cfg.g_output_knee, name=name)
+            relu = final_activation(cfg, f"{self.name}.relu{index}")
             relu.build((*shape, 1), self.backend, rng)
             self.relus.append(relu)
         return [(*s, 1) for s in self.shapes]
@@ -195,9 +191,7 @@ class CaloGANGenerator(Layer):
             dh = d if dh is None else dh + d
         if dh is None:
             return None
-        if self.config.g_energy_scaled_output:
-            return dh[:, :self.config.latent_dim] * latent_scale(self._scale, self.config)
-        return dh * self._scale
+        return self.config.energy_input.latent_gradient(dh, self._scale, self.config.latent_dim)
 
     def set_latent_gradient(self, flag: bool) -> None:
         """Whether backward computes dL/dz (training never needs it: it skips one large product per stream)."""

@@ -49,7 +49,7 @@ class CaloGAN(ShowerModel):
         return {"generator": self.generator, "discriminator": self.discriminator}
 
     def file_attributes(self) -> dict:
-        return {"image_scale": float(self.config.image_scale)}
+        return {"image_scale": float(self.config.training.image_scale)}
 
     def freeze(self) -> CaloGAN:
         """Prepare for sampling only: later inference calls of :meth:`generate` run the folded generator
@@ -67,7 +67,7 @@ class CaloGAN(ShowerModel):
             images = self.generator.forward([z, energy], training)
         else:
             images = self.sampler.forward(z, energy)
-        scale = self.config.image_scale
+        scale = self.config.training.image_scale
         return [(x * scale).reshape(x.shape[:3]) for x in images]
 
     def sampling_flops(self, batch: int) -> int:

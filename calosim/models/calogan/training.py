@@ -3,12 +3,11 @@ MeV / image_scale = GeV):
     1. D on the all-real batch, target 1 (BCE with logits), one Adam step of D;
     2. D on an all-fake batch G(z, E) with E ~ U(energy_range) GeV, target 0, one Adam step of D;
     3. generator_steps times (2): fresh z and E, loss BCE(D(G(z, E)), 1) + energy_loss_weight * MAE(sum of
-       the generated cells in GeV, E) [+ energy_ratio_loss_weight * mean |sum / E - r| with r the real batch's
-       mean response sum / E, + g_sparsity_loss_weight * the per-shower occupancy term of
-       calosim.losses.occupancy_fraction_loss, both off in the paper's config], one Adam step of G (D's weights
-       and BatchNorm statistics are left alone). With the occupancy term on, the generator steps take E from
-       the real batch (not fresh draws), so that fake i has real shower i, of the same energy, as its target.
-Between epochs: the learning-rate schedule (lr_final_fraction) and precise BN (bn_recalibration_batches).
+       the generated cells in GeV, E) [+ the generator terms of the config's additions (energy_ratio,
+       occupancy: calosim.models.calogan.additions), none in the paper's config], one Adam step of G (D's
+       weights and BatchNorm statistics are left alone). With a term that compares fake i with real shower i
+       (occupancy), the generator steps take E from the real batch instead of fresh draws.
+Between epochs: the learning-rate decay (lr_decay) and precise BN (precise_bn), when the config has them.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import numpy as np
 
 from calosim.layers import BatchNorm
 from calosim.layers.base import pass_products
-from calosim.losses import bce_with_logits, mean_absolute_error, occupancy_fraction_loss
+from calosim.losses import bce_with_logits, mean_absolute_error
 from calosim.models.base import Trainer, check_finite
 from calosim.optim import Adam
 
@@ -29,12 +28,13 @@ class GANTrainer:
     """
 
     def __init__(self, model, rng: np.random.Generator):
-        cfg = model.config
+        cfg = model.config.training
         self.model = model
         self.backend = be = model.backend
         self.rng = rng  # z and fake energies
         self.opt_g = Adam(model.generator.parameters(), cfg.lr_g, cfg.beta1, cfg.beta2, backend=be)
         self.opt_d = Adam(model.discriminator.parameters(), cfg.lr_d, cfg.beta1, cfg.beta2, backend=be)
+        self.terms = model.config.generator_terms()  # the generator-loss terms beyond the paper's
         model.generator.set_latent_gradient(False)  # the steps never use dL/dz
 
     def sample_inputs(self, n: int):
@@ -63,10 +63,17 @@ class GANTrainer:
         self.opt_d.step()
         return loss
 
-    def g_loss(self, z, energy, target_response: float = 1.0):
-        """Generator loss: (bce, energy MAE in GeV, images, dL/dlogits, d(weighted energy terms)/d(cell sums)) for
-        inputs z, E; D's statistics are not updated. The energy terms: energy_loss_weight * MAE(sum, E) [+
-        energy_ratio_loss_weight * mean |sum / E - target_response|, its value kept in ``last_ratio_mae``]."""
+    def _targeted_terms(self, targets: dict | None):
+        """(term, its batch target) for the config's generator terms that have a target (none without targets:
+        the paper's loss)."""
+        targets = targets or {}
+        return [(t, targets[t.loss_name]) for t in self.terms if targets.get(t.loss_name) is not None]
+
+    def g_loss(self, z, energy, targets: dict | None = None):
+        """Generator loss for inputs z, E (D's statistics are not updated): (bce, energy MAE in GeV, images,
+        dL/dlogits, d(weighted energy terms)/d(cell sums), {term: value}). The energy terms: energy_loss_weight *
+        MAE(sum, E), plus the cell-sum terms of the config's additions (energy_ratio) against ``targets``
+        ({loss name: the term's batch target})."""
         model, xp = self.model, self.backend.xp
         images = model.generator.forward([z, energy], True)
         d = model.discriminator
@@ -79,27 +86,30 @@ class GANTrainer:
         n = energy.shape[0]
         sums = sum(x.reshape(n, -1).sum(axis=1) for x in images)  # GeV
         mae, ds = mean_absolute_error(sums, energy, xp)
-        ds = model.config.energy_loss_weight * ds
-        self.last_ratio_mae = 0.0
-        if model.config.energy_ratio_loss_weight > 0:  # weighs showers of a few GeV as much as those of 100
-            self.last_ratio_mae, dr = mean_absolute_error(sums / energy, xp.full_like(sums, target_response), xp)
-            ds = ds + model.config.energy_ratio_loss_weight * dr / energy
-        return bce, mae, images, dl, ds
+        ds = model.config.training.energy_loss_weight * ds
+        values = {}
+        for term, target in self._targeted_terms(targets):
+            result = term.cell_sums_term(sums, energy, target, xp)
+            if result is not None:
+                values[term.loss_name], d_sums = result
+                ds = ds + d_sums
+        return bce, mae, images, dl, ds, values
 
-    def g_step(self, z, energy, occupancy_targets=None, target_response: float = 1.0) -> tuple[float, float, float]:
-        """One Adam step of G; returns (bce, energy MAE in GeV, occupancy loss) before it. occupancy_targets:
-        (B, L) per-shower fractions of non-zero cells of real showers at the energies ``energy``, for the
-        optional occupancy term (config g_sparsity_loss_weight; its loss is 0.0 when off)."""
-        cfg = self.model.config
-        bce, mae, images, dl, ds = self.g_loss(z, energy, target_response)
+    def g_step(self, z, energy, targets: dict | None = None) -> tuple[float, float, dict]:
+        """One Adam step of G; returns (bce, energy MAE in GeV, {term: value}) before it. targets: {loss name:
+        batch target} of the config's generator terms (e.g. the occupancy term's (B, L) per-shower fractions of
+        non-zero cells of real showers at the energies ``energy``)."""
+        bce, mae, images, dl, ds, values = self.g_loss(z, energy, targets)
         check_finite(bce, "generator (adversarial)")
         check_finite(mae, "generator (energy)")
-        occupancy, d_pre = 0.0, None
-        if cfg.g_sparsity_loss_weight > 0 and occupancy_targets is not None:
-            occupancy, d_pre = occupancy_fraction_loss(self.model.generator.pre_activation, occupancy_targets,
-                                              cfg.g_sparsity_tau, self.backend.xp)
-            check_finite(occupancy, "generator (occupancy)")
-            d_pre = [cfg.g_sparsity_loss_weight * d for d in d_pre]
+        d_pre = None
+        for term, target in self._targeted_terms(targets):
+            result = term.pre_activation_term(self.model.generator.pre_activation, target, self.backend.xp)
+            if result is not None:
+                values[term.loss_name], d_term = result
+                d_pre = d_term if d_pre is None else [a + b for a, b in zip(d_pre, d_term)]
+        for name, value in values.items():
+            check_finite(value, f"generator ({name})")
         discriminator = self.model.discriminator
         discriminator.set_param_grads(False)  # D is not updated in the G step: only dL/d(images) is needed
         try:
@@ -109,38 +119,31 @@ class GANTrainer:
         d_energy = ds.reshape(-1, 1, 1, 1)
         self.model.generator.backward([dx + d_energy for dx in d_images], d_pre)
         self.opt_g.step()
-        return bce, mae, occupancy
+        return bce, mae, values
 
     def train_step(self, real_images, real_energy) -> dict[str, float]:
         """The whole iteration of reference section 4 on one real batch."""
-        cfg, xp = self.model.config, self.backend.xp
+        xp = self.backend.xp
         n = real_energy.shape[0]
         d_real = self.d_step(real_images, real_energy, 1.0)
         z, energy = self.sample_inputs(n)
         fake = self.model.generator.forward([z, energy], True)
         d_fake = self.d_step(fake, energy, 0.0)
-        targets, target_response = None, 1.0
-        if cfg.energy_ratio_loss_weight > 0:
-            real_sums = sum(x.reshape(n, -1).sum(axis=1) for x in real_images)
-            target_response = float((real_sums / real_energy).mean())
-        if cfg.g_sparsity_loss_weight > 0:
-            targets = xp.stack([(x.reshape(n, -1) > 0).mean(axis=1) for x in real_images], axis=1)
-        g_bce, g_energy, g_occupancy, g_ratio = [], [], [], []
-        for _ in range(cfg.generator_steps):
+        targets = {t.loss_name: t.batch_target(real_images, real_energy, xp) for t in self.terms}
+        real_energies = any(t.uses_real_energies for t in self.terms)
+        g_bce, g_energy, g_terms = [], [], {t.loss_name: [] for t in self.terms}
+        for _ in range(self.model.config.training.generator_steps):
             z, energy = self.sample_inputs(n)
-            if targets is not None:
+            if real_energies:  # a term compares fake i with real shower i, of the same energy
                 energy = real_energy
-            bce, mae, occupancy = self.g_step(z, energy, targets, target_response)
+            bce, mae, values = self.g_step(z, energy, targets)
             g_bce.append(bce)
             g_energy.append(mae)
-            g_occupancy.append(occupancy)
-            g_ratio.append(self.last_ratio_mae)
+            for name, value in values.items():
+                g_terms[name].append(value)
         losses = {"d_real": d_real, "d_fake": d_fake, "g_bce": float(np.mean(g_bce)),
                   "g_energy_mae_gev": float(np.mean(g_energy))}
-        if targets is not None:
-            losses["g_occupancy"] = float(np.mean(g_occupancy))
-        if cfg.energy_ratio_loss_weight > 0:
-            losses["g_energy_ratio_mae"] = float(np.mean(g_ratio))
+        losses.update({name: float(np.mean(v)) for name, v in g_terms.items()})
         return losses
 
     def recalibrate_batchnorm(self, n_batches: int) -> None:
@@ -196,24 +199,22 @@ class CaloGANTrainer(Trainer):
         d_step = pass_products(d, batch, False) + pass_products(d, batch, True)
         g_step = (pass_products(g, batch, False) + pass_products(d, batch, False)
                   + pass_products(d, batch, True, weight_grads=False) + pass_products(g, batch, True))
-        return 2 * d_step + pass_products(g, batch, False) + self.model.config.generator_steps * g_step
+        return 2 * d_step + pass_products(g, batch, False) + self.model.config.training.generator_steps * g_step
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
-        """Called by the loop before epoch ``epoch`` of ``epochs`` (1-based): both learning rates fall linearly
-        from the config's at the first epoch to lr_final_fraction of them at the last (a function of the epoch
-        alone, so a resumed run continues the schedule)."""
+        """Before epoch ``epoch`` of ``epochs`` (1-based): the learning rates of the epoch (the config's, or with
+        lr_decay falling linearly to final_fraction of them at the last epoch)."""
         cfg = self.model.config
-        progress = (epoch - 1) / (epochs - 1) if epochs > 1 else 0.0
-        factor = 1.0 - (1.0 - cfg.lr_final_fraction) * progress
-        self.gan.opt_g.lr, self.gan.opt_d.lr = cfg.lr_g * factor, cfg.lr_d * factor
+        factor = cfg.lr_decay.factor(epoch, epochs) if cfg.lr_decay is not None else 1.0
+        self.gan.opt_g.lr, self.gan.opt_d.lr = cfg.training.lr_g * factor, cfg.training.lr_d * factor
 
     def end_epoch(self) -> None:
-        """Called by the loop after each epoch's steps, before validation: precise BN if the config asks."""
-        if self.model.config.bn_recalibration_batches > 0:
-            self.gan.recalibrate_batchnorm(self.model.config.bn_recalibration_batches)
+        """After each epoch's steps, before validation: precise BN if the config has it."""
+        if self.model.config.precise_bn is not None:
+            self.gan.recalibrate_batchnorm(self.model.config.precise_bn.batches)
 
     def train_step(self, layers, energy, labels=None) -> dict[str, float]:
         """One iteration on per-layer (B, R, C) MeV cells and energies (B,) GeV (NumPy)."""
-        be, scale = self.model.backend, self.model.config.image_scale
+        be, scale = self.model.backend, self.model.config.training.image_scale
         images = [be.asarray(x.reshape(*x.shape, 1) / scale) for x in layers]
         return self.gan.train_step(images, be.asarray(energy))
