@@ -1,6 +1,8 @@
 """Generation (ms/shower) of the `calogan` and `small` configs per backend at batch 1, 128, 1024 (10000 on a
 GPU), and one full training iteration (D real, D fake, G twice) at batch 128. Run with
-`pytest --benchmark-only bench/`; the ms/shower of each case is in its extra_info."""
+`pytest --benchmark-only bench/`; the ms/shower of each case is in its extra_info, beside its normalised figure
+(seconds over the seconds of plain matrix products of its own shapes, timed right after it: what
+`calosim bench --history --fail-if-slower` gates on)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import numpy as np
 import pytest
 
 from calosim.backends import backend_status
-from calosim.benchmark import _bench_model
+from calosim.bench_reference import normalised
+from calosim.benchmark import _bench_model, gemm_seconds, generation_timer, step_gemm_seconds, train_step_products
 from calosim.train import GANTrainer
 
 BACKENDS = [name for name, state in backend_status().items() if state == "available"]
@@ -24,19 +27,21 @@ CASES = [(b, c, n) for b in BACKENDS for c in CONFIGS for n in _batches(b)]
 
 @pytest.mark.parametrize("backend_name,config,batch", CASES, ids=[f"{b}-{c}-{n}" for b, c, n in CASES])
 def test_generation(benchmark, record, backend_name, config, batch):
-    model = _bench_model(config, backend_name).freeze()
+    model = _bench_model(config, backend_name)
+    generate, _, gemm_shapes, _ = generation_timer(model)  # a CaloGAN's folded sampling path
     be = model.backend
     rng = np.random.default_rng(0)
     z = be.asarray(rng.standard_normal((batch, model.config.latent_dim)))
     energy = be.asarray(rng.uniform(1.0, 100.0, batch))
 
     def run():
-        model.generate(z, energy)
+        generate(z, energy)
         be.synchronize()
 
     benchmark.pedantic(run, rounds=5 if batch < 1024 else 3, iterations=1, warmup_rounds=1)
-    record(backend=backend_name, config=config, batch=batch,
-           ms_per_shower=1e3 * benchmark.stats.stats.min / batch)
+    seconds = benchmark.stats.stats.min
+    record(backend=backend_name, config=config, batch=batch, ms_per_shower=1e3 * seconds / batch,
+           **normalised(seconds, gemm_seconds(be, gemm_shapes(batch), rng)))
 
 
 @pytest.mark.parametrize("backend_name,config", [(b, c) for b in BACKENDS for c in CONFIGS])
@@ -55,4 +60,6 @@ def test_training_iteration(benchmark, record, backend_name, config):
         be.synchronize()
 
     benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
-    record(backend=backend_name, config=config, batch=batch, seconds_per_iteration=benchmark.stats.stats.min)
+    seconds = benchmark.stats.stats.min
+    record(backend=backend_name, config=config, batch=batch, seconds_per_iteration=seconds,
+           **normalised(seconds, step_gemm_seconds(be, train_step_products(model, batch), rng)))
