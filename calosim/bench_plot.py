@@ -13,6 +13,7 @@ def plot_history(runs: list[Run], path: str | Path) -> Path:
     # The figure and its Agg canvas directly, not pyplot: no global backend switch inside a library call.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import ScalarFormatter
 
     names = sorted({name for run in runs for name in run.figures})
     fig = Figure(figsize=(11, 7.5), layout="constrained")
@@ -26,6 +27,8 @@ def plot_history(runs: list[Run], path: str | Path) -> Path:
     top.set_yscale("log")
     top.set_ylabel("ms per shower\n(training: ms per iteration)")
     bottom.set_yscale("log")
+    for axis in (bottom.yaxis.set_major_formatter, bottom.yaxis.set_minor_formatter):
+        axis(ScalarFormatter())  # 2, 3, 4 rather than 2x10^0: the figure spans less than a decade
     bottom.set_ylabel("normalised\n(time / GEMM of the same shapes)")
     bottom.set_xticks(range(len(runs)), [run.label.replace(" ", "\n", 1) for run in runs], fontsize=8)
     bottom.set_xlabel("saved run (commit, UTC time; + = uncommitted changes)")
