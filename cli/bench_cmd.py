@@ -1,10 +1,12 @@
-"""`calosim bench`: ms/shower of generation (and optionally a training step, or Geant4 beside it)."""
+"""`calosim bench`: ms/shower of generation (and optionally a training step, or Geant4 beside it); with
+--history, the saved `pytest --benchmark-only` runs as a table and a plot, and a regression gate."""
 
 import json
 
 import click
 
 from calosim.backends import BACKEND_NAMES
+from calosim.bench_history import DEFAULT_BASELINES, DEFAULT_STORAGE
 from calosim.models.registry import MODEL_TYPE_NAMES
 
 
@@ -35,11 +37,34 @@ def _batch_sizes(ctx, param, value):
 @click.option("--geant4-showers", default=20, show_default=True, help="Geant4 showers per energy")
 @click.option("--json", "as_json", is_flag=True, help="print JSON (fields per batch size: ms_per_shower, gflops, "
               "gemm_gflops, ratio_to_gemm, ...)")
-def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_geant4, geant4_showers, as_json):
+@click.option("--history", "history", is_flag=False, flag_value=DEFAULT_STORAGE, default=None, metavar="[DIR]",
+              help="instead of timing: table and PNG plot of the runs `pytest --benchmark-only` saved in DIR "
+              "(default .benchmarks) and the committed baselines")
+@click.option("--baselines", type=click.Path(), default=DEFAULT_BASELINES, show_default=True,
+              help="with --history: folder of committed baseline runs, read when it exists")
+@click.option("--fail-if-slower", "fail_if_slower", type=click.FloatRange(min=0), default=None, metavar="PCT",
+              help="with --history: exit 1 when the newest run's normalised figure of a benchmark is more than PCT "
+              "percent above the best of the --window runs before it")
+@click.option("--window", type=click.IntRange(min=1), default=5, show_default=True,
+              help="with --fail-if-slower: how many earlier runs the best is taken from")
+@click.option("--plot", "plot_path", type=click.Path(), default=None, help="with --history: the PNG [DIR/history.png]")
+def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_geant4, geant4_showers, as_json,
+          history, baselines, fail_if_slower, window, plot_path):
     """Generation speed: ms/shower, showers/s, achieved GFLOP/s and the machine's own float32 matrix-multiply
     throughput on the same shapes, measured in the same run (their ratio says how close to the limit it is)."""
     from calosim.benchmark import bench_report, format_report
     from calosim.cli.main import run_library_call
+
+    if history is None and fail_if_slower is not None:
+        raise click.UsageError("--fail-if-slower gates saved runs: use it with --history")
+    if history is not None:
+        from calosim.bench_history import history_report
+
+        text, passed = run_library_call(history_report, history, baselines, fail_if_slower, window, plot_path)
+        click.echo(text)
+        if not passed:
+            raise SystemExit(1)
+        return
 
     report = run_library_call(bench_report, config=config, model_type=model_type, backend_name=backend,
                               batch_sizes=batch_sizes,
