@@ -8,38 +8,11 @@ final activation); the generator-loss terms are composed by training.py through 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from calosim.errors import ConfigError
 from calosim.losses import mean_absolute_error, occupancy_fraction_loss
-
-
-class Group:
-    """A frozen dataclass of a few fields, built from a dict with unknown fields rejected."""
-
-    label: ClassVar[str] = ""  # the config key that holds the group
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        if not isinstance(d, dict):
-            raise ConfigError(f"{cls.label}: expected a table of fields, got {d!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{cls.label}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        try:
-            return cls(**d)
-        except TypeError as exc:
-            raise ConfigError(f"{cls.label}: {exc}") from None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def _require(self, condition: bool, message: str) -> None:
-        if not condition:
-            raise ConfigError(f"{self.label}: {message}")
+from calosim.models.config_groups import Group
 
 
 class PaperEnergyInput:

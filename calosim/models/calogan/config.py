@@ -28,12 +28,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from calosim.errors import ConfigError
 from calosim.models.calogan.additions import (
     ADDITIONS,
     EnergyRatioTerm,
     EnergyScaledOutput,
-    Group,
     LearningRateDecay,
     OccupancyTerm,
     OutputKnee,
@@ -41,6 +39,7 @@ from calosim.models.calogan.additions import (
     PaperEnergyInput,
     PreciseBatchNorm,
 )
+from calosim.models.config_groups import Group, GroupedConfig
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,12 @@ SWITCHED_OFF = {"g_energy_scaled_output": False, "g_output_knee": 0.0, "g_sparsi
 
 
 @dataclass(frozen=True)
-class CaloGANConfig:
+class CaloGANConfig(GroupedConfig):
+    GROUPS = GROUPS
+    FLAT_NAMES = FLAT_NAMES
+    SWITCHED_OFF = SWITCHED_OFF
+    NEUTRAL = {"g_output_init_scale": 1.0, "g_output_leak": 0.0}
+
     name: str = "calogan"
     architecture: Architecture = Architecture()
     training: Training = Training()
@@ -126,23 +130,6 @@ class CaloGANConfig:
     lr_decay: LearningRateDecay | None = None
     precise_bn: PreciseBatchNorm | None = None
 
-    # what the loop and the sampler read of every model type's config
-    @property
-    def latent_dim(self) -> int:
-        return self.architecture.latent_dim
-
-    @property
-    def batch_size(self) -> int:
-        return self.training.batch_size
-
-    @property
-    def epochs(self) -> int:
-        return self.training.epochs
-
-    @property
-    def energy_range(self):
-        return self.training.energy_range
-
     @property
     def energy_input(self):
         """How the generator takes the incident energy: energy_scaled_output, or the paper's h = z E / 100."""
@@ -151,80 +138,6 @@ class CaloGANConfig:
     def generator_terms(self) -> list:
         """The active generator-loss terms beyond the paper's, in the order they are summed."""
         return [t for t in (self.energy_ratio, self.occupancy) if t is not None]
-
-    def to_dict(self) -> dict:
-        out = {"name": self.name}
-        for key in GROUPS:
-            group = getattr(self, key)
-            out[key] = None if group is None else _json_ready(group.to_dict())
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CaloGANConfig:
-        """A config from its grouped dict, from flat pre-group names, or from a mix (flat names first)."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"expected a table of config fields, got {d!r}")
-        grouped = {k: v for k, v in d.items() if k in GROUPS}
-        flat = {k: v for k, v in d.items() if k in FLAT_NAMES}
-        unknown = sorted(set(d) - set(grouped) - set(flat) - {"name"})
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; known: name, groups "
-                              f"{', '.join(GROUPS)} (or the flat names {', '.join(sorted(FLAT_NAMES))})")
-        tables = {key: None for key in GROUPS}
-        tables.update(architecture={}, training={})
-        tables = _apply_flat(tables, flat)
-        for key, value in grouped.items():
-            if value is None or value is False:
-                tables[key] = None
-            elif isinstance(value, dict):
-                tables[key] = {**(tables[key] or {}), **value}
-            else:
-                raise ConfigError(f"{key}: expected a table of fields, or false / null to switch it off")
-        groups = {key: None if t is None else GROUPS[key].from_dict(t) for key, t in tables.items()}
-        return cls(name=str(d.get("name", "calogan")), **groups)
-
-    def replace(self, **changes) -> CaloGANConfig:
-        """A copy with ``changes``: flat names (``epochs=3``, ``lr_g=1e-4``, ``g_sparsity_loss_weight=0``) and
-        group tables (``occupancy={"weight": 10}`` merged into the current group, ``lr_decay=None`` off)."""
-        current = self.to_dict()
-        flat = {k: v for k, v in changes.items() if k in FLAT_NAMES}
-        merged = {**current}
-        for key, value in changes.items():
-            if key in flat:
-                continue
-            if key in GROUPS and isinstance(value, dict) and current.get(key) is not None:
-                merged[key] = {**current[key], **value}
-            else:
-                merged[key] = value
-        tables = {k: v for k, v in merged.items() if k != "name"}
-        tables = _apply_flat(tables, flat)
-        return CaloGANConfig.from_dict({"name": merged.get("name", self.name), **tables})
-
-
-def _json_ready(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def _apply_flat(tables: dict, flat: dict) -> dict:
-    """Group tables with flat pre-group fields applied. A switch field at its off value (SWITCHED_OFF) removes
-    its group, at any other value creates it; g_output_init_scale != 1 or g_output_leak != 0 create
-    output_start; the other fields (g_latent_energy_power, g_sparsity_tau, g_output_leak_forwards) set a
-    parameter of their group when it is on."""
-    tables = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tables.items()}
-    creates = {"g_output_init_scale": 1.0, "g_output_leak": 0.0, **SWITCHED_OFF}  # name: its neutral value
-    for name, value in flat.items():  # first the fields that switch groups on or off
-        group, field = FLAT_NAMES[name]
-        if group in ("architecture", "training"):
-            tables[group][field] = value
-        elif name in SWITCHED_OFF and value == SWITCHED_OFF[name]:
-            tables[group] = None
-        elif name in creates and value != creates[name]:
-            tables[group] = tables.get(group) or {}
-    for name, value in flat.items():  # then every parameter of a group that is on
-        group, field = FLAT_NAMES[name]
-        if group not in ("architecture", "training") and field is not None and tables.get(group) is not None:
-            tables[group][field] = value
-    return tables
 
 
 CONFIGS: dict[str, CaloGANConfig] = {
