@@ -1,0 +1,5 @@
+"""`python -m calosim`: the same as the `calosim` command."""
+
+from calosim.cli.main import main
+
+main()
