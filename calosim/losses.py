@@ -62,3 +62,47 @@ def occupancy_fraction_loss(xs, targets, tau: float, xp):
         grad = (2.0 / (n * tau * flat.shape[1])) * diff.reshape(n, 1) * slope
         grads.append(grad.reshape(x.shape).astype(x.dtype))
     return loss, grads
+
+
+LOG_SQRT_2PI = 0.9189385332046727  # log(2 pi) / 2
+LOG_SIGMA_RANGE = (-7.0, 3.0)  # the log widths a mixture may use (gradient zero outside)
+
+
+def gaussian_mixture_nll(out, t, xp, log_sigma_range=LOG_SIGMA_RANGE):
+    """Negative log-likelihood of 1-D targets t (N,) under Gaussian mixtures, a batch mean.
+
+    out (N, 3K) = [a | mu | s]: component logits a, means mu and log widths s (clipped to log_sigma_range)
+    of K components per sample. With pi = softmax(a), z_k = (t - mu_k) / sigma_k and the responsibilities
+    r_k = pi_k N(t; mu_k, sigma_k) / p(t):
+        loss = -mean log p(t),   d/da_k = (pi_k - r_k) / N,   d/dmu_k = -r_k z_k / (sigma_k N),
+        d/ds_k = -r_k (z_k^2 - 1) / N  (0 where s is clipped).
+    Returns (loss, dloss/dout (N, 3K))."""
+    k = out.shape[1] // 3
+    a, mu, s_raw = out[:, :k], out[:, k:2 * k], out[:, 2 * k:]
+    lo, hi = log_sigma_range
+    s = xp.clip(s_raw, lo, hi)
+    a_max = a.max(axis=1, keepdims=True)
+    log_pi = a - a_max - xp.log(xp.exp(a - a_max).sum(axis=1, keepdims=True))
+    inv_sigma = xp.exp(-s)
+    z = (t.reshape(-1, 1) - mu) * inv_sigma
+    log_joint = log_pi - 0.5 * z * z - s - LOG_SQRT_2PI
+    j_max = log_joint.max(axis=1, keepdims=True)
+    log_p = j_max + xp.log(xp.exp(log_joint - j_max).sum(axis=1, keepdims=True))
+    r = xp.exp(log_joint - log_p)
+    n = out.shape[0]
+    d_a = (xp.exp(log_pi) - r) / n
+    d_mu = -r * z * inv_sigma / n
+    d_s = -r * (z * z - 1.0) / n * ((s_raw > lo) & (s_raw < hi))
+    return float(-log_p.mean()), xp.concatenate([d_a, d_mu, d_s], axis=1).astype(out.dtype)
+
+
+def sample_gaussian_mixture(out, u, eps, xp, log_sigma_range=LOG_SIGMA_RANGE):
+    """Draws t (N,) from the mixtures ``out`` (N, 3K) as gaussian_mixture_nll reads them, given uniforms u (N,)
+    (which component: the first whose cumulative weight exceeds u) and standard normals eps (N,)."""
+    k = out.shape[1] // 3
+    a, mu, s = out[:, :k], out[:, k:2 * k], xp.clip(out[:, 2 * k:], *log_sigma_range)
+    pi = xp.exp(a - a.max(axis=1, keepdims=True))
+    cumulative = xp.cumsum(pi / pi.sum(axis=1, keepdims=True), axis=1)
+    component = xp.minimum((cumulative < u.reshape(-1, 1)).sum(axis=1), k - 1)
+    rows = xp.arange(out.shape[0])
+    return mu[rows, component] + xp.exp(s[rows, component]) * eps
