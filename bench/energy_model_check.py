@@ -64,8 +64,9 @@ def main(argv=None) -> None:
     sums, energy = np.concatenate(sums), np.concatenate(energy)
     held = read_showers(args.held_out, *args.rows)
     rng = np.random.default_rng(args.seed)
+    energy_range = (float(np.floor(energy.min())), float(np.ceil(energy.max())))
     model = LayerEnergyModel.build(LayerEnergyConfig(hidden=64, components=8, lr=2e-3), sums.shape[1],
-                                   get_backend("numba"), rng, (float(np.floor(energy.min())), float(np.ceil(energy.max()))))
+                                   get_backend("numba"), rng, energy_range)
     model.fit_scales(sums, energy)
     trainer = LayerEnergyTrainer(model)
     started = time.perf_counter()

@@ -147,3 +147,15 @@ def mean_layer_fractions(path, rows: range, max_rows: int = 50_000) -> np.ndarra
             sums = u.sum(axis=0) if sums is None else sums + u.sum(axis=0)
             count += len(u)
     return sums / max(count, 1)
+
+
+def layer_energy_sample(path, rows: range, max_rows: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+    """(layer sums (N, L) float64 MeV, incident energies (N,) float64 GeV) of the first ``max_rows`` of ``rows``."""
+    stop = min(rows.stop, rows.start + max_rows)
+    sums, energy = [], []
+    with open_showers(path, validate=False) as f:
+        for start in range(rows.start, stop, 10_000):
+            s = f.read(start, min(start + 10_000, stop))
+            sums.append(s.layer_energies())
+            energy.append(np.asarray(s.energy, np.float64))
+    return np.concatenate(sums), np.concatenate(energy)

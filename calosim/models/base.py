@@ -6,10 +6,13 @@ A model type is a subclass of :class:`ShowerModel` with
     config_class        a frozen dataclass with :class:`ConfigMixin`; ``configs`` {name: config}, ``default_config``
     trainer_class       a :class:`Trainer` subclass: the type's training step
     build(config, geometry, backend, rng, particle, energy_range, fitted)   networks with weights drawn from rng
-    networks()          {"generator": Layer, ...}: what a model file stores, in order
+    networks()          {"generator": Layer, ...}: the type's networks, in order
     generate(z, E, labels, training)   the networks' pass: [(N, R_l, C_l)] MeV backend arrays
 and inherits
-    sample(E, rng, labels)             the one sampling path (latent draws, class draws, inference pass)
+    sample(E, rng, labels)             the one sampling path (latent draws, class draws, inference pass, and
+                                       with an energy model the layers rescaled to its energies)
+    attach_energy_model(config, rng)   energy factorisation for any type (calosim.models.energy)
+    all_networks()                     the type's networks and the energy model's: what a model file stores
     fit(config, data_path, rows)       values fitted from the training data (model state, stored with the model)
     freeze()                           prepare for sampling only (exact inference folds where the type has any)
 
@@ -172,6 +175,7 @@ class ShowerModel:
         self.energy_range = (float(energy_range[0]), float(energy_range[1]))
         self.fitted = {k: np.asarray(v, np.float64) for k, v in (fitted or {}).items()}
         self.attrs: dict = {}
+        self.energy_model = None  # a LayerEnergyModel after attach_energy_model
 
     # ------------------------------------------------------------------ configurations
     @classmethod
@@ -219,11 +223,34 @@ class ShowerModel:
     def networks(self) -> dict:
         raise NotImplementedError
 
+    def all_networks(self) -> dict:
+        """The type's networks, then the energy model's (when attached): what a model file stores."""
+        nets = dict(self.networks())
+        if self.energy_model is not None:
+            nets.update(self.energy_model.networks())
+        return nets
+
     def parameters(self):
-        return [p for net in self.networks().values() for p in net.parameters()]
+        return [p for net in self.all_networks().values() for p in net.parameters()]
 
     def walk(self):
-        return [layer for net in self.networks().values() for layer in net.walk()]
+        return [layer for net in self.all_networks().values() for layer in net.walk()]
+
+    def attach_energy_model(self, config, rng: np.random.Generator) -> None:
+        """Energy factorisation: a conditional model of the layer energies (calosim.models.energy, weights drawn
+        from ``rng``) to which every sampled layer is rescaled; its target standardisation comes from
+        ``fitted`` (energy_v_mean, energy_v_std) when present, else from ``fit_energy_scales``."""
+        from calosim.models.energy import LayerEnergyModel
+
+        self.energy_model = LayerEnergyModel.build(config, self.geometry.n_layers, self.backend, rng,
+                                                   self.energy_range, self.fitted.get("energy_v_mean"),
+                                                   self.fitted.get("energy_v_std"))
+
+    def fit_energy_scales(self, layer_sums_mev, energy_gev) -> None:
+        """The energy model's target standardisation from training showers, kept with the fitted values."""
+        self.energy_model.fit_scales(layer_sums_mev, energy_gev)
+        self.fitted["energy_v_mean"] = self.energy_model.t_mean
+        self.fitted["energy_v_std"] = self.energy_model.t_std
 
     @property
     def batch_order(self) -> str:
@@ -264,13 +291,18 @@ class ShowerModel:
     def sample(self, energy_gev, rng: np.random.Generator, labels=None) -> list:
         """The sampling path every caller uses: showers [(N, R_l, C_l)] MeV (backend arrays) at incident
         energies (N,) GeV, inference mode. Draws z (N, Z) from ``rng``, then (two-class models, no ``labels``
-        given) the labels."""
+        given) the labels, then (with an energy model) the layer energies each layer is rescaled to."""
         energy = np.asarray(energy_gev, np.float64)
         z = self.sample_latent(rng, len(energy))
         if labels is None:
             labels = self.sample_labels(rng, len(energy))
         be = self.backend
-        return self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
+        layers = self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
+        if self.energy_model is None:
+            return layers
+        from calosim.models.energy import rescale_layers
+
+        return rescale_layers(layers, self.energy_model.sample(energy, rng), be.xp)
 
     def generate(self, z, energy, labels=None, training: bool = False) -> list:
         raise NotImplementedError

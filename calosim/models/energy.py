@@ -38,7 +38,7 @@ class LayerEnergyConfig(Group):
     components: int = 8
     delta: float = 1e-6  # the clip of the stick-breaking fractions
     response_cap: float = 1.02  # r < r_cap (a positron's annihilation photons add 1 MeV to its deposit)
-    lr: float = 1e-3
+    lr: float = 2e-3
 
     def __post_init__(self):
         self._require(self.hidden >= 1 and self.components >= 1 and 0 < self.delta < 0.01 and self.lr > 0

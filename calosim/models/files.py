@@ -113,13 +113,15 @@ def write_model(f: h5py.File, model, extra: dict | None = None) -> None:
         "particle": model.particle, "energy_range": np.asarray(model.energy_range, np.float64),
         **model.file_attributes(),
         "units": UNITS, "dtype": model.backend.dtype, "calosim_version": __version__,
-        "networks": json.dumps(list(model.networks())),
+        "networks": json.dumps(list(model.all_networks())),
     }
+    if model.energy_model is not None:
+        attrs["energy_model"] = json.dumps(model.energy_model.config.to_dict())
     for key, value in (extra or {}).items():
         attrs[key] = value if isinstance(value, (str, int, float, np.ndarray)) else json.dumps(value)
     for key, value in attrs.items():
         f.attrs[key] = value
-    for name, net in model.networks().items():
+    for name, net in model.all_networks().items():
         write_group(f.create_group(name), model_arrays(net))
     if model.fitted:
         write_group(f.create_group(FITTED), model.fitted)
@@ -160,6 +162,10 @@ def read_model_header(path) -> dict:
     attrs["fitted"] = {**stored_fitted, **fitted}
     attrs["geometry"] = Geometry.from_dict(json.loads(attrs["geometry"]))
     attrs["energy_range"] = tuple(float(x) for x in attrs["energy_range"])
+    if "energy_model" in attrs:
+        from calosim.models.energy import LayerEnergyConfig
+
+        attrs["energy_model"] = LayerEnergyConfig.from_dict(json.loads(attrs["energy_model"]))
     return attrs
 
 
@@ -167,15 +173,19 @@ def build_from_header(header: dict, backend, rng: np.random.Generator | None = N
     """A model of the header's type, config, geometry, particle, energy range and fitted values, with weights
     drawn from ``rng`` (default: seed 0; a file's arrays replace them)."""
     kind = get_model_type(header["model"])
-    return kind.build(header["config"], header["geometry"], backend,
-                      rng if rng is not None else np.random.default_rng(0),
-                      particle=str(header.get("particle", "unknown")), energy_range=header["energy_range"],
-                      fitted=header.get("fitted") or None)
+    rng = rng if rng is not None else np.random.default_rng(0)
+    model = kind.build(header["config"], header["geometry"], backend, rng,
+                       particle=str(header.get("particle", "unknown")), energy_range=header["energy_range"],
+                       fitted=header.get("fitted") or None)
+    model.fitted.update({k: np.asarray(v, np.float64) for k, v in (header.get("fitted") or {}).items()})
+    if header.get("energy_model") is not None:
+        model.attach_energy_model(header["energy_model"], rng)
+    return model
 
 
 def read_networks(f: h5py.File, model, path) -> None:
     """Every network's arrays from an open model file or checkpoint into ``model``."""
-    for name, net in model.networks().items():
+    for name, net in model.all_networks().items():
         if name not in f:
             raise DataError(f"{path}: model file has no /{name} group")
         set_model_arrays(net, read_group(f[name]), source=f"{path}:/{name}")
@@ -189,5 +199,5 @@ def load_model(path, backend):
     model = build_from_header(header, backend)
     with h5py.File(path, "r") as f:
         read_networks(f, model, path)
-    model.attrs = {k: v for k, v in header.items() if k not in ("config", "geometry", "fitted")}
+    model.attrs = {k: v for k, v in header.items() if k not in ("config", "geometry", "fitted", "energy_model")}
     return model

@@ -31,14 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from calosim.backends import get_backend
-from calosim.data.dataset import ShowerDataset, energy_point_batches, split
+from calosim.data.dataset import ShowerDataset, energy_point_batches, layer_energy_sample, split
 from calosim.data.formats import CALOGAN, JET_IMAGE, detect_format, open_showers, read_labels, read_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.geometry import Geometry
 from calosim.layers import Dropout
 from calosim.models import registry
 from calosim.models.base import LossNotFinite
+from calosim.models.energy import LayerEnergyConfig, LayerEnergyTrainer
 from calosim.models.files import read_model_header, save_model
+from calosim.models.units import layer_sums
 from calosim.training.checkpoint import load_checkpoint, save_checkpoint
 from calosim.training.validation import sample_arrays, validation_observables, validation_score
 
@@ -118,9 +120,13 @@ def initial_model(run_dir, backend: str = "numba"):
     config, fitted = kind.split_stored_config(options["config"])
     fitted.update({k: np.asarray(v, np.float64) for k, v in options.get("fitted", {}).items()})
     be = get_backend(backend, options.get("dtype", "float32"))
-    model = kind.build(kind.config_from_dict(config), Geometry.from_dict(options["geometry"]), be,
-                       _init_rng(int(options["seed"])), particle=options["particle"],
-                       energy_range=tuple(options["energy_range"]), fitted=fitted or None)
+    rng = _init_rng(int(options["seed"]))
+    model = kind.build(kind.config_from_dict(config), Geometry.from_dict(options["geometry"]), be, rng,
+                       particle=options["particle"], energy_range=tuple(options["energy_range"]),
+                       fitted=fitted or None)
+    model.fitted.update(fitted)
+    if options.get("energy_model"):
+        model.attach_energy_model(LayerEnergyConfig.from_dict(options["energy_model"]), rng)
     model.attrs = {"data_format": options.get("data_format", CALOGAN)}
     return model
 
@@ -179,7 +185,7 @@ def _batch_source(model, data_path, train_rows: range, dataset: ShowerDataset, s
 def train(out, data=None, backend: str = "numba", config: str | None = None, config_file=None,
           epochs: int | None = None, batch_size: int | None = None, seed: int = 0, resume: bool = False,
           validation_fraction: float = 0.2, dtype: str = "float32", chunk_size: int = 10_000,
-          reporter: Reporter | None = None, model_type: str = "calogan") -> TrainResult:
+          reporter: Reporter | None = None, model_type: str = "calogan", energy_model: bool = False) -> TrainResult:
     """Train (or resume) a run in directory ``out``; see the module docstring.
 
     model_type: a type of calosim.models.registry; its trainer (the model's ``trainer()``) does the steps, one
@@ -190,6 +196,10 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     (calosim.data.dataset.energy_point_batches). A two-class model (``n_classes`` 2) needs a file with labels
     (calosim.data.formats): the training rows and their labels are then held in memory and shuffled together
     every epoch; the trainer gets (layers, energy, labels).
+
+    energy_model: energy factorisation for any model type: a conditional model of the layer energies given
+    E_inc (calosim.models.energy) trains beside the model, one step per batch (loss e_nll), and every sampled
+    layer (validation, generate) is rescaled to its energies.
 
     data: a CaloGAN or CaloChallenge shower file (MeV cells, GeV energies); default the bundled Geant4 e+.
     epochs, batch_size: override the config's; everything else comes from ``config`` and ``config_file``.
@@ -208,10 +218,11 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
                             "choose another --out")
     if resume and ckpt_path.exists():
         header = read_model_header(ckpt_path)
-        if header["model"] != model_type or header["config"].replace(epochs=cfg.epochs) != cfg:
+        if (header["model"] != model_type or header["config"].replace(epochs=cfg.epochs) != cfg
+                or ("energy_model" in header) != energy_model):
             raise TrainingError(f"{ckpt_path}: the run was started with another config or model type; resume with "
-                                "the same --model-type, --config, --config-file and --batch-size (only --epochs "
-                                "may change)")
+                                "the same --model-type, --config, --config-file, --batch-size and --energy-model "
+                                "(only --epochs may change)")
     elif resume:
         reporter.message(f"no {CHECKPOINT} in {run_dir}: starting the run from scratch")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -231,12 +242,19 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     model = kind.build(cfg, geometry, be, init_rng, particle=dataset.particle, energy_range=energy_range,
                        fitted=fitted or None)
     trainer = model.trainer(noise_rng)
+    optimizers, loss_names, energy_trainer = trainer.optimizers, trainer.loss_names, None
+    if energy_model:  # drawn after the type's weights: those stay what they are without it
+        model.attach_energy_model(LayerEnergyConfig(), init_rng)
+        model.fit_energy_scales(*layer_energy_sample(data_path, train_rows))
+        energy_trainer = LayerEnergyTrainer(model.energy_model)
+        optimizers = {**optimizers, "energy": energy_trainer.optimizer}
+        loss_names = loss_names + energy_trainer.loss_names
     dropouts = _dropout_layers(model)
     batches = _batch_source(model, data_path, train_rows, dataset, shuffle_rng, reporter)
 
     epochs_done, best_score, best_epoch = 0, None, None
     if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, model, trainer.optimizers)
+        state = load_checkpoint(ckpt_path, model, optimizers)
         epochs_done, best_score, best_epoch = state["epochs_done"], state["best_score"], state["best_epoch"]
         _set_rng_state(noise_rng, state["rng"]["noise"])
         _set_rng_state(shuffle_rng, state["rng"]["shuffle"])
@@ -250,7 +268,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
                "config": cfg.to_dict(), "seed": seed, "validation_fraction": validation_fraction,
                "train_rows": [train_rows.start, train_rows.stop], "validation_rows": [val_rows.start, val_rows.stop],
                "energy_range": list(energy_range), "geometry": geometry.to_dict(), "particle": dataset.particle,
-               "data_format": data_format, "fitted": {k: v.tolist() for k, v in model.fitted.items()}}
+               "data_format": data_format, "fitted": {k: v.tolist() for k, v in model.fitted.items()},
+               "energy_model": model.energy_model.config.to_dict() if model.energy_model is not None else None}
     (run_dir / RUN_JSON).write_text(json.dumps(options, indent=2) + "\n")
 
     validation = read_showers(data_path, val_rows.start, val_rows.stop) if len(val_rows) else None
@@ -267,11 +286,13 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
         for batch in batches():
             try:
                 losses = trainer.train_step(*batch)
+                if energy_trainer is not None:
+                    losses.update(energy_trainer.train_step(layer_sums(batch[0], len(batch[1])), batch[1]))
             except LossNotFinite as exc:
                 where = (f"{ckpt_path} (after epoch {epochs_done}) is intact: resume from it with lower learning "
                          "rates (--config-file)") if epochs_done else "no checkpoint was written yet"
                 raise TrainingError(f"training stopped at epoch {epoch}, step {n_steps + 1}: {exc}; {where}") from None
-            undeclared = set(losses) - set(trainer.loss_names)
+            undeclared = set(losses) - set(loss_names)
             if undeclared:  # the progress bar and log.jsonl rely on the declared names
                 raise TrainingError(f"{type(trainer).__name__} reported undeclared losses {sorted(undeclared)}")
             for k, v in losses.items():  # a trainer may report a loss on some steps only (wgan-gp's g_loss)
@@ -284,7 +305,7 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
             raise TrainingError(f"training stopped at epoch {epoch}: non-finite weights in {bad[0]}; "
                                 f"{ckpt_path} (after epoch {epochs_done}) is intact")
         trainer.end_epoch()
-        means = {k: sums[k] / counts[k] for k in trainer.loss_names if k in sums}  # in the declared order
+        means = {k: sums[k] / counts[k] for k in loss_names if k in sums}  # in the declared order
         record = {"epoch": epoch, "steps": n_steps, **means}
         if val_ref is not None:
             gen_layers = sample_arrays(model, validation.energy, np.random.default_rng(validation_seed))
@@ -308,7 +329,7 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
                          "rng": {"noise": _rng_state(noise_rng), "shuffle": _rng_state(shuffle_rng),
                                  "dropout": [_rng_state(layer.rng) for layer in dropouts]},
                          "trainer": trainer.state(), "options": options}
-        save_checkpoint(ckpt_path, model, trainer.optimizers, trainer_state, **info)
+        save_checkpoint(ckpt_path, model, optimizers, trainer_state, **info)
         history.append(record)
         reporter.epoch_end(record)
     if epochs_done == 0 and not ckpt_path.exists():
