@@ -35,9 +35,10 @@ from calosim.errors import CalosimError
 def evaluate(reference, generated, train, baseline, out, backend, max_showers, seed, binning, epochs, spec_classifier,
              no_classifier, no_plots):
     """Compare GENERATED with REFERENCE showers: the CaloGAN observables (separation power, KS; inclusive
-    and per energy range), classifier tests on low- and high-level features (AUC), a memorisation check
-    against --train, a baseline (--baseline) side by side, and plots. Writes OUT/metrics.json, OUT/report.md
-    and OUT/plots/*.png."""
+    and per energy range), FPD and KPD on the high-level features, the cell-energy spectrum per layer,
+    classifier tests on low- and high-level features (AUC), a memorisation check against --train, a
+    baseline (--baseline) side by side, and plots. Writes OUT/metrics.json, OUT/report.md and
+    OUT/plots/*.png."""
     from calosim.backends import BackendUnavailable
     from calosim.evaluate.classifier import ClassifierConfig
     from calosim.evaluate.report import evaluate as run_evaluate

@@ -40,14 +40,27 @@ def test_cli_writes_metrics_plots_and_report(shared_data, tmp_path):
         assert 0 <= cls["auc"] <= 1 and cls["epochs_run"] <= 3 and len(cls["per_energy_range"]) >= 1
     assert metrics["memorisation"]["flag"] is False
     assert metrics["timing"]["total_s"] > 0
+    fd = metrics["feature_distances"]
+    assert fd["fpd"] >= 0 and fd["fpd_error"] >= 0 and fd["kpd_error"] >= 0 and fd["kpd"] is not None
+    assert fd["features"][0] == "log10_E_inc"
+    assert "standardised with the reference's mean and std" in fd["preprocessing"]
+    assert fd["fpd_batch_sizes"][-1] == 250 and fd["kpd_batch_size"] == 250
+    spectrum = metrics["cell_spectrum"]["layers"]
+    assert list(spectrum) == ["layer_0", "layer_1", "layer_2"]
+    for m in spectrum.values():
+        assert 0 <= m["sep_power"] < 0.1  # Geant4 against Geant4
+        assert 0 < m["quantiles_ref_mev"]["1%"] < m["quantiles_ref_mev"]["50%"]
 
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "average_images.png" in pngs and "roc.png" in pngs and "obs_sigma_0.png" in pngs
-    assert len(pngs) == len(metrics["observables"]["inclusive"]) + 2
+    assert "cell_spectrum.png" in pngs
+    assert len(pngs) == len(metrics["observables"]["inclusive"]) + 3
     for p in (out / "plots").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     assert "![average images](plots/average_images.png)" in report and "| sigma_0 |" in report
+    assert "## FPD and KPD" in report and "## Cell-energy spectrum" in report and "| layer_1 |" in report
+    assert "FPD x 10^3" in result.output and "layer_2: S(log bins)" in result.output
     assert all(f"plots/{p}" in report for p in pngs)
 
 

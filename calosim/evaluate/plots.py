@@ -1,6 +1,6 @@
-"""Figures in the style of the CaloGAN paper: observable histograms (reference vs generated, ratio panel)
-and average shower images per layer side by side on a log colour scale. Matplotlib's Agg backend only
-(no display needed); every function writes one PNG and returns its path."""
+"""Figures in the style of the CaloGAN paper: observable histograms (reference vs generated, ratio panel),
+average shower images per layer side by side on a log colour scale, and the cell-energy spectra per layer.
+Matplotlib's Agg backend only (no display needed); every function writes one PNG and returns its path."""
 
 from __future__ import annotations
 
@@ -139,5 +139,48 @@ def plot_roc(labels_scores: dict[str, tuple[np.ndarray, np.ndarray]], path) -> P
     ax.legend(fontsize=8, frameon=False)
     path = Path(path)
     fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_cell_spectra(ref_cells: list[np.ndarray], gen_cells: list[np.ndarray], path, layer_names: list[str],
+                      metrics: dict | None = None, labels=("reference", "generated"), n_bins: int = 50) -> Path:
+    """The spectrum of non-zero cell energies per layer (one panel each): unit-normalised histograms over
+    log-spaced bins (MeV, log axes; cells outside the range drawn in the edge bins), each sample's 1%
+    quantile as a dashed line. ``metrics``: compare_cell_spectra()["layers"], for each layer's binning range
+    (log10_range_mev; the pooled range without it) and separation power."""
+    plt = _pyplot()
+    n_layers = len(layer_names)
+    fig, axes = plt.subplots(1, n_layers, figsize=(4.0 * n_layers, 3.6), squeeze=False, constrained_layout=True)
+    for j, name in enumerate(layer_names):
+        ax = axes[0, j]
+        ref, gen = np.asarray(ref_cells[j], np.float64), np.asarray(gen_cells[j], np.float64)
+        pooled = np.concatenate([ref, gen])
+        if pooled.size == 0:
+            ax.set_title(f"{name}: no non-zero cells", fontsize=9)
+            continue
+        m = (metrics or {}).get(name) or {}
+        lo, hi = m.get("log10_range_mev") or np.log10([pooled.min(), pooled.max()])
+        edges = np.logspace(lo, hi if hi > lo else lo + 1.0, n_bins + 1)
+        for cells, style, label in ((ref, REF_STYLE, labels[0]), (gen, GEN_STYLE, labels[1])):
+            if cells.size == 0:
+                continue
+            fraction = np.histogram(np.clip(cells, edges[0], edges[-1]), edges)[0] / cells.size
+            if style is REF_STYLE:
+                ax.stairs(fraction, edges, fill=True, color="0.8")
+            ax.stairs(fraction, edges, color=style["color"], linewidth=1.3, label=f"{label} ({cells.size} cells)")
+            ax.axvline(np.quantile(cells, 0.01), color=style["color"], linestyle="--", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("cell energy [MeV] (non-zero cells)", fontsize=8)
+        ax.set_ylabel("fraction of cells per bin", fontsize=8)
+        title = name
+        if m.get("sep_power") is not None:
+            title += f"   S = {m['sep_power']:.3f}"
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, frameon=False, title="dashed: 1% quantiles", title_fontsize=7)
+    path = Path(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

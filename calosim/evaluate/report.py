@@ -1,8 +1,9 @@
 """``evaluate``: compare generated showers with reference (Geant4) showers and write a report.
 
-REPORT_DIR/metrics.json   every number (observable metrics inclusive and per energy range, classifier tests,
+REPORT_DIR/metrics.json   every number (observable metrics inclusive and per energy range, FPD and KPD on the
+                          high-level features, the cell-energy spectrum per layer, classifier tests,
                           memorisation check, timings); NaN written as null
-REPORT_DIR/plots/*.png    one histogram per observable, average images per layer, ROC curves
+REPORT_DIR/plots/*.png    one histogram per observable, average images per layer, cell-energy spectra, ROC curves
 REPORT_DIR/report.md      tables of all metrics with the plots embedded
 """
 
@@ -19,10 +20,13 @@ from calosim._version import __version__
 from calosim.data.formats import read_showers
 from calosim.data.showers import Showers
 from calosim.errors import DataError
+from calosim.evaluate.cell_spectrum import compare_cell_spectra, nonzero_cells
 from calosim.evaluate.classifier import ClassifierConfig, classifier_test, high_level_features, low_level_features
+from calosim.evaluate.distances import KPD_KERNEL_DEGREE, fpd_kpd_for_samples, standardise_by_reference
 from calosim.evaluate.memorisation import memorisation_check
 from calosim.evaluate.metrics import compare_observables, default_energy_ranges
 from calosim.evaluate.observables import default_observables, unit_of
+from calosim.evaluate.report_text import format_markdown, format_summary  # noqa: F401 (re-exported)
 
 
 def _load(source, max_showers: int | None, binning) -> tuple[Showers, str]:
@@ -36,6 +40,26 @@ def _describe(showers: Showers, path: str) -> dict:
     return {"path": path, "n": len(showers), "particle": showers.particle, "geometry": showers.geometry.name,
             "energy_min_gev": float(e.min()) if e.size else None,
             "energy_max_gev": float(e.max()) if e.size else None}
+
+
+def feature_distances(ref_obs: dict[str, np.ndarray], gen_obs: dict[str, np.ndarray], ref_energy: np.ndarray,
+                      gen_energy: np.ndarray, seed: int) -> dict:
+    """FPD and KPD (calosim.evaluate.distances) on the high-level features the classifier sees, standardised
+    with the reference's mean and std as the CaloChallenge does, then scaled by jetnet's max-abs normalisation.
+    """
+    x_ref, x_gen = standardise_by_reference(high_level_features(ref_obs, ref_energy),
+                                            high_level_features(gen_obs, gen_energy))
+    res = fpd_kpd_for_samples(x_ref, x_gen, np.random.default_rng(seed))
+    names = ["log10_E_inc"] + [n for n in ref_obs if n in gen_obs]
+    return {"fpd": res["fpd"]["value"], "fpd_error": res["fpd"]["error"],
+            "kpd": res["kpd"]["value"], "kpd_error": res["kpd"]["error"],
+            "features": names,
+            "preprocessing": "high-level features (log10 E_inc; energies as log10(1 + E/MeV)) standardised with "
+                             "the reference's mean and std, then divided by the reference's max |value| "
+                             "(jetnet normalise=True)",
+            "fpd_batch_sizes": res["fpd"]["batch_sizes"], "fpd_batches_per_size": res["fpd"]["batches_per_size"],
+            "kpd_batch_size": res["kpd"]["batch_size"], "kpd_batches": len(res["kpd"]["per_batch"]),
+            "kpd_kernel": f"(x.y / D + 1)^{KPD_KERNEL_DEGREE}", "seed": seed}
 
 
 def _jsonable(obj):
@@ -107,6 +131,14 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
         "observables": obs_metrics,
     }
 
+    t = time.perf_counter()
+    metrics["feature_distances"] = feature_distances(ref_obs, gen_obs, ref.energy, gen.energy, seed)
+    timing["fpd_kpd_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    layer_names = [lg.name for lg in ref.geometry.layers]
+    metrics["cell_spectrum"] = compare_cell_spectra(ref.layers, gen.layers, layer_names)
+    timing["cell_spectrum_s"] = time.perf_counter() - t
+
     # <E_tot / E_inc> of each sample (default_observables always has the per-shower response)
     metrics["mean_response"] = {"reference": float(ref_obs["response"].mean()),
                                 "generated": float(gen_obs["response"].mean())}
@@ -123,6 +155,7 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
                                "closer": [n for n in sep_gen if sep_gen[n] < sep_base[n]],
                                "not_closer": [n for n in sep_gen if not sep_gen[n] < sep_base[n]]}
         metrics["mean_response"]["baseline"] = float(base_obs["response"].mean())
+        metrics["baseline"]["feature_distances"] = feature_distances(ref_obs, base_obs, ref.energy, base.energy, seed)
 
     roc_inputs = {}
     if run_classifier:
@@ -159,7 +192,7 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
 
     plots: list[str] = []
     if make_plots:
-        from calosim.evaluate.plots import plot_average_images, plot_observable, plot_roc
+        from calosim.evaluate.plots import plot_average_images, plot_cell_spectra, plot_observable, plot_roc
 
         t = time.perf_counter()
         for name in ref_obs:
@@ -167,6 +200,10 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
                                 obs_metrics["inclusive"].get(name))
             plots.append(str(p.relative_to(out)))
         p = plot_average_images(ref.layers, gen.layers, plot_dir / "average_images.png", ref.geometry)
+        plots.append(str(p.relative_to(out)))
+        p = plot_cell_spectra([nonzero_cells(x) for x in ref.layers], [nonzero_cells(x) for x in gen.layers],
+                              plot_dir / "cell_spectrum.png", layer_names, metrics["cell_spectrum"]["layers"],
+                              n_bins=metrics["cell_spectrum"]["n_bins"])
         plots.append(str(p.relative_to(out)))
         if roc_inputs:
             p = plot_roc(roc_inputs, plot_dir / "roc.png")
@@ -180,154 +217,3 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (out / "report.md").write_text(format_markdown(metrics))
     return metrics
-
-
-# ---------------------------------------------------------------------------------------------- text
-def _f(v, digits: int = 3) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
-
-
-def format_summary(metrics: dict) -> str:
-    """A short plain-text table: inputs, per observable separation power and KS, classifier AUCs,
-    memorisation verdict and the run time."""
-    ref, gen = metrics["reference"], metrics["generated"]
-    lines = [f"reference: {ref['path']} ({ref['n']} {ref['particle']} showers)",
-             f"generated: {gen['path']} ({gen['n']} {gen['particle']} showers)", ""]
-    obs = metrics["observables"]["inclusive"]
-    base = metrics.get("baseline")
-    width = max([len(n) for n in obs] + [10])
-    if base:
-        lines.insert(2, f"baseline:  {base['sample']['path']} ({base['sample']['n']} showers)")
-    lines.append(f"{'observable':<{width}}  {'S(10 q)':>8}  {'S(unif)':>8}  {'KS':>6}"
-                 + (f"  {'S(base)':>8}" if base else ""))
-    for name, m in obs.items():
-        line = f"{name:<{width}}  {_f(m['sep_power']):>8}  {_f(m['sep_power_uniform']):>8}  {_f(m['ks']):>6}"
-        if base and name in base["sep_power"]:
-            line += f"  {_f(base['sep_power'][name]):>8}" + ("" if name in base["closer"] else "  not closer")
-        lines.append(line)
-    lines.append(f"{'mean':<{width}}  {_f(metrics['observables']['mean_sep_power']):>8}"
-                 + (f"  {'':>8}  {'':>6}  {_f(base['mean_sep_power']):>8}" if base else ""))
-    response = metrics["mean_response"]
-    lines.append("")
-    lines.append("mean E_tot/E_inc: " + ", ".join(f"{k} {_f(v, 4)}" for k, v in response.items()))
-    if base:
-        lines.append(f"generated closer to the reference than the baseline on {len(base['closer'])} of "
-                     f"{len(base['closer']) + len(base['not_closer'])} observables"
-                     + (f" (not on {', '.join(base['not_closer'])})" if base["not_closer"] else ""))
-    cls = metrics.get("classifier")
-    if cls:
-        lines.append("")
-        lines.append(f"{'classifier':<{width}}  {'AUC':>8}  {'AUC cal':>8}  {'acc':>6}  epoch")
-        for name, r in cls.items():
-            lines.append(f"{name:<{width}}  {_f(r['auc']):>8}  {_f(r.get('auc_calibrated')):>8}  "
-                         f"{_f(r['accuracy']):>6}  {r['best_epoch']}/{r['epochs_run']}")
-    mem = metrics.get("memorisation")
-    if mem:
-        lines.append("")
-        lines.append(f"memorisation: {mem['verdict']}")
-    lines.append("")
-    lines.append(f"run time {metrics['timing']['total_s']:.1f} s")
-    return "\n".join(lines)
-
-
-def format_markdown(metrics: dict) -> str:
-    """report.md: inputs, summary, observable table (inclusive and per energy range), classifier tests,
-    memorisation, timings and the plots."""
-    ref, gen = metrics["reference"], metrics["generated"]
-    md = ["# calosim evaluation report", "",
-          f"calosim {metrics['calosim_version']}, seed {metrics['seed']}", "",
-          "| sample | file | showers | particle | geometry | E_inc [GeV] |", "|---|---|---|---|---|---|"]
-    samples = [("reference", ref), ("generated", gen)]
-    base = metrics.get("baseline")
-    if base:
-        samples.append(("baseline", base["sample"]))
-    for label, d in samples:
-        md.append(f"| {label} | `{d['path']}` | {d['n']} | {d['particle']} | {d['geometry']} | "
-                  f"{_f(d['energy_min_gev'], 1)}-{_f(d['energy_max_gev'], 1)} |")
-    md += ["", "## Summary", ""]
-    cls = metrics.get("classifier") or {}
-    for name, r in cls.items():
-        md.append(f"- classifier ({name.replace('_', ' ')}): AUC {_f(r['auc'])}"
-                  + (f", calibrated {_f(r.get('auc_calibrated'))}" if "auc_calibrated" in r else ""))
-    md.append(f"- mean separation power (10 equal-population bins): {_f(metrics['observables']['mean_sep_power'])}")
-    md.append("- mean E_tot/E_inc: " + ", ".join(f"{k} {_f(v, 4)}" for k, v in metrics["mean_response"].items()))
-    if base:
-        md.append(f"- closer to the reference than the baseline on {len(base['closer'])} of "
-                  f"{len(base['closer']) + len(base['not_closer'])} observables"
-                  + (f" (not on {', '.join(base['not_closer'])})" if base["not_closer"] else ""))
-    if metrics.get("memorisation"):
-        md.append(f"- memorisation: {metrics['memorisation']['verdict']}")
-    md += ["", "AUC 0.5: the classifier cannot tell the samples apart; separation power 0: identical histograms, "
-           "1: disjoint.", ""]
-
-    obs = metrics["observables"]
-    md += ["## Observables (inclusive)", "",
-           "S(10 q): separation power with 10 equal-population bins of the pooled sample (CaloGAN); "
-           "S(unif): 50 uniform bins over the pooled range; KS: Kolmogorov-Smirnov distance.", "",
-           "| observable | S(10 q) | S(unif) | KS |" + (" S(10 q) baseline |" if base else ""),
-           "|---|---|---|---|" + ("---|" if base else "")]
-    for name, m in obs["inclusive"].items():
-        md.append(f"| {name} | {_f(m['sep_power'])} | {_f(m['sep_power_uniform'])} | {_f(m['ks'])} |"
-                  + (f" {_f(base['sep_power'].get(name))} |" if base else ""))
-    if obs["energy_ranges"]:
-        labels = [r["label"] for r in obs["energy_ranges"]]
-        md += ["", "## Separation power (10 q) per incident-energy range", "",
-               "| observable | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-        md.append("| showers (ref / gen) | " + " | ".join(
-            f"{next(iter(r['observables'].values()))['n_ref']} / {next(iter(r['observables'].values()))['n_gen']}"
-            if r["observables"] else "-" for r in obs["energy_ranges"]) + " |")
-        for name in obs["inclusive"]:
-            md.append(f"| {name} | " + " | ".join(_f(r["observables"][name]["sep_power"])
-                                                  for r in obs["energy_ranges"]) + " |")
-
-    if cls:
-        md += ["", "## Classifier tests", "",
-               "Reference (0) vs generated (1), balanced; train / test / validation split; best epoch by test "
-               "accuracy; AUC on the validation split (calibrated: isotonic fit on the test split).", "",
-               "| input | features | AUC | AUC calibrated | accuracy | best epoch | train / test / val | time [s] |",
-               "|---|---|---|---|---|---|---|---|"]
-        for name, r in cls.items():
-            md.append(f"| {name} | {r['n_features']} | {_f(r['auc'])} | {_f(r.get('auc_calibrated'))} | "
-                      f"{_f(r['accuracy'])} | {r['best_epoch']} / {r['epochs_run']} | "
-                      f"{r['n_train']} / {r['n_test']} / {r['n_val']} | {_f(r.get('wall_s'), 1)} |")
-        rows = next(iter(cls.values())).get("per_energy_range") or []
-        if rows:
-            md += ["", "AUC per incident-energy range (validation split):", "",
-                   "| input | " + " | ".join(r["label"] for r in rows) + " |", "|---" * (len(rows) + 1) + "|"]
-            for name, r in cls.items():
-                md.append(f"| {name} | " + " | ".join(_f(x["auc"]) for x in r.get("per_energy_range", [])) + " |")
-        cfg = next(iter(cls.values()))["config"]
-        md += ["", f"Net: Dense {' -> '.join(str(h) for h in cfg['hidden'])} -> 1 (LeakyReLU {cfg['alpha']}), "
-               f"Adam lr {cfg['lr']}, batch {cfg['batch_size']}, up to {cfg['epochs']} epochs, backend "
-               f"{next(iter(cls.values()))['backend']}."]
-
-    mem = metrics.get("memorisation")
-    if mem:
-        md += ["", "## Memorisation", "",
-               "Distance from each shower (cells / total) to its nearest training shower.", "",
-               "| sample | showers | median | 5% | 95% |", "|---|---|---|---|---|",
-               f"| generated | {mem['n_gen']} | {_f(mem['median_gen'], 4)} | {_f(mem['quantiles_gen'][0], 4)} | "
-               f"{_f(mem['quantiles_gen'][-1], 4)} |",
-               f"| held-out reference | {mem['n_ref']} | {_f(mem['median_ref'], 4)} | "
-               f"{_f(mem['quantiles_ref'][0], 4)} | {_f(mem['quantiles_ref'][-1], 4)} |", "",
-               f"Ratio of medians {_f(mem['ratio'])}; {100 * (mem['frac_gen_close'] or 0):.1f}% of generated "
-               f"showers closer than the reference's 1% quantile; {mem['n_exact_copies']} exact copies. "
-               f"**{mem['verdict']}**"]
-
-    timing = metrics["timing"]
-    md += ["", "## Timing", "", "| stage | s |", "|---|---|"]
-    md += [f"| {k.removesuffix('_s')} | {_f(v, 1)} |" for k, v in timing.items()]
-
-    plots = metrics.get("plots") or []
-    if plots:
-        md += ["", "## Plots", ""]
-        for p in plots:
-            if p.endswith("average_images.png"):
-                md += ["### Average shower images", "", f"![average images]({p})", ""]
-            elif p.endswith("roc.png"):
-                md += ["### Classifier ROC curves (validation split)", "", f"![ROC]({p})", ""]
-        obs_plots = [p for p in plots if Path(p).name.startswith("obs_")]
-        if obs_plots:
-            md += ["### Observables", ""]
-            md += [f"![{Path(p).stem[4:]}]({p})" for p in obs_plots]
-    return "\n".join(md) + "\n"
