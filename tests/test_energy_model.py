@@ -100,8 +100,9 @@ def test_model_learns_a_known_conditional_distribution():
 def test_rescale_layers_sets_each_layer_sum():
     rng = np.random.default_rng(6)
     layers = [rng.random((4, 2, 3)), rng.random((4, 3, 3))]
-    layers[1][2] = 0.0  # a layer the shape model left empty stays empty
+    layers[1][2] = 0.0  # a layer the shape model left empty stays empty; its energy goes to the others
+    layers[0][3] = layers[1][3] = 0.0  # a shower left entirely empty stays empty
     target = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
     scaled = rescale_layers(layers, target, np)
-    np.testing.assert_allclose(scaled[0].reshape(4, -1).sum(1), target[:, 0])
-    np.testing.assert_allclose(scaled[1].reshape(4, -1).sum(1), [2.0, 4.0, 0.0, 8.0])
+    np.testing.assert_allclose(scaled[0].reshape(4, -1).sum(1), [1.0, 3.0, 11.0, 0.0])
+    np.testing.assert_allclose(scaled[1].reshape(4, -1).sum(1), [2.0, 4.0, 0.0, 0.0])

@@ -121,8 +121,11 @@ def test_energy_factorisation_works_for_a_new_type_too(toy_type, tmp_path):
     layers = model.sample(energy, rng)
     expected = model.energy_model.sample(energy, _after_latent_draws(model, 200, 1))
     sums = np.stack([x.reshape(200, -1).sum(1) for x in layers], 1)
-    occupied = sums > 0  # a layer the toy generator left empty stays empty
-    np.testing.assert_allclose(sums[occupied], expected[occupied], rtol=1e-5)
+    whole = (sums > 0).all(axis=1)  # showers whose layers the toy generator all filled: exactly the draws
+    assert whole.sum() > 20
+    np.testing.assert_allclose(sums[whole], expected[whole], rtol=1e-5)
+    some = (sums > 0).any(axis=1)  # any shower with a layer: the drawn response
+    np.testing.assert_allclose(sums[some].sum(1), expected[some].sum(1), rtol=1e-5)
     with pytest.raises(Exception, match="energy-model"):  # a resume must keep the factorisation
         train(tmp_path / "split", epochs=3, resume=True, **{**kw, "energy_model": False})
 

@@ -161,13 +161,14 @@ class LayerEnergyTrainer:
 
 
 def rescale_layers(layers, layer_energies_mev, xp) -> list:
-    """Each layer (N, R, C) of a shape model scaled to sum to E_l (N, L) MeV; a layer the shape model left
-    empty stays empty (its energy cannot be placed)."""
-    out = []
-    for index, x in enumerate(layers):
-        n = x.shape[0]
-        total = x.reshape(n, -1).sum(axis=1)
-        target = xp.asarray(layer_energies_mev[:, index], dtype=x.dtype)
-        scale = xp.where(total > 0, target / xp.maximum(total, 1e-30), 0.0).astype(x.dtype)
-        out.append(x * scale.reshape(n, 1, 1))
-    return out
+    """Each layer (N, R, C) of a shape model scaled to sum to E_l (N, L) MeV. A layer the shape model left
+    empty stays empty, and its energy goes to the shower's other layers in proportion to theirs, so that the
+    response is the energy model's (a shower the shape model left entirely empty stays empty)."""
+    n = layers[0].shape[0]
+    totals = xp.stack([x.reshape(n, -1).sum(axis=1) for x in layers], axis=1)
+    target = xp.asarray(layer_energies_mev, dtype=totals.dtype)
+    occupied = totals > 0
+    placed = (target * occupied).sum(axis=1, keepdims=True)
+    share = xp.where(placed > 0, target.sum(axis=1, keepdims=True) / xp.maximum(placed, 1e-30), 0.0)
+    scale = xp.where(occupied, target * share / xp.maximum(totals, 1e-30), 0.0).astype(layers[0].dtype)
+    return [x * scale[:, index].reshape(n, 1, 1) for index, x in enumerate(layers)]
