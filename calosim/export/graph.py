@@ -154,7 +154,7 @@ class Graph:
         return name
 
     def _name(self, value) -> str:
-        return value.name if isinstance(value, Tensor) else self.const(value)
+        return value.name if isinstance(value, Tensor) else self.const(value, np.float32)  # operands: float32
 
     def op(self, op_type: str, inputs: list, shape, dtype=np.float32, **attrs) -> Tensor:
         """One node with one output of per-sample ``shape``; inputs are Tensors, constants or names."""
