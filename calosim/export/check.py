@@ -41,6 +41,7 @@ class Agreement:
     max_abs_mev: float  # largest |ONNX Runtime - calosim| over all cells
     max_relative: float  # the largest, per layer, of that difference over the layer's largest |cell|
     tolerance_mev: float  # the smallest per-layer tolerance RTOL * largest |cell| + ATOL_MEV
+    largest_cell_mev: float  # calosim's largest |cell| in the batch
     passed: bool
 
     def to_dict(self) -> dict:
@@ -89,15 +90,15 @@ def check_agreement(model, onnx_bytes: bytes, batch_sizes=(1, 1000), seed: int =
         feeds = draw_inputs(sess, model, batch, rng)
         got = sess.run(None, feeds)
         want = calosim_showers(model, feeds)
-        worst_abs, worst_rel, tolerance, passed = 0.0, 0.0, np.inf, True
+        worst_abs, worst_rel, tolerance, largest, passed = 0.0, 0.0, np.inf, 0.0, True
         for a, b in zip(got, want):
             diff = float(np.abs(a.astype(np.float64) - b).max())
             scale = float(np.abs(b).max())
             allowed = RTOL * scale + ATOL_MEV
             passed = passed and a.shape == b.shape and diff <= allowed
-            worst_abs, tolerance = max(worst_abs, diff), min(tolerance, allowed)
+            worst_abs, tolerance, largest = max(worst_abs, diff), min(tolerance, allowed), max(largest, scale)
             worst_rel = max(worst_rel, diff / scale if scale > 0 else (np.inf if diff > 0 else 0.0))
-        rows.append(Agreement(int(batch), worst_abs, worst_rel, tolerance, passed))
+        rows.append(Agreement(int(batch), worst_abs, worst_rel, tolerance, largest, passed))
     return rows
 
 
