@@ -6,10 +6,12 @@ arrays (``+ - * / **``, comparisons, ``x[:, a:b]``, ``x.reshape(-1, ...)``, ``x.
 the graph then holds the same operations in the same order, so ONNX Runtime and calosim differ by float32
 rounding only. Layers with weights are emitted by calosim.export.layers.
 
-Layout: every value is a float32 (or bool) tensor (N, F), N the dynamic batch size and F the per-sample
-features flattened in C order (an image (H, W, C) channels-last is (N, H*W*C)); a Tensor keeps its per-sample
-shape in Python. Patches, padding, up-sampling and pooling are then one Gather on the feature axis, and a
-reshape between per-sample shapes of one size costs no node.
+Layout: inside the graph every value is a float32 (or bool) tensor (F, N), feature-major: F the per-sample
+features flattened in C order (an image (H, W, C) channels-last has F = H*W*C) and N the dynamic batch size,
+last; a Tensor keeps its per-sample shape in Python. Patches, padding, up-sampling and pooling are then one
+Gather of whole rows of N values (a memory copy per index; on (N, F) ONNX Runtime gathers value by value, 10x
+slower), consecutive locally connected layers need no transposes between them, and a reshape between
+per-sample shapes of one size costs no node. Only the inputs (N, ...) and outputs (N, R, C) are transposed.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ def _size(shape) -> int:
 
 
 class Tensor:
-    """A value of the graph: its ONNX name, per-sample shape and dtype (on the graph: (N, prod(shape)))."""
+    """A value of the graph: its ONNX name, per-sample shape and dtype (on the graph: (prod(shape), N))."""
 
     __array_ufunc__ = None  # numpy scalars and arrays defer to our operators
 
     def __init__(self, graph: Graph, name: str, shape: tuple, dtype=np.float32, stacked: bool = False):
         self.graph, self.name, self.shape, self.dtype = graph, name, tuple(int(s) for s in shape), dtype
-        self.stacked = stacked  # stored as (N, *shape) (patches), not (N, F): only the patch ops take it
+        self.stacked = stacked  # stored as (*shape, N) (patches), not (F, N): only the patch ops take it
         self.origin = None  # (source, indices) when a gather made this value (the next gather composes)
 
     @property
@@ -43,7 +45,7 @@ class Tensor:
         return _size(self.shape)
 
     def __repr__(self) -> str:
-        return f"Tensor({self.name}, (N, {self.size}) as per-sample {self.shape})"
+        return f"Tensor({self.name}, ({self.size}, N) as per-sample {self.shape})"
 
     # arithmetic and comparisons, as NumPy broadcasts them on (N, F)
     def __add__(self, other):
@@ -116,7 +118,7 @@ class Tensor:
         """The sum over all features (N, 1), as ``x.sum(axis=1, keepdims=True)`` of a (N, F) array."""
         if axis not in (1, -1) or not keepdims or len(self.shape) != 1:
             raise TypeError(f"{self}: only x.sum(axis=1, keepdims=True) of a per-sample vector is exported")
-        return self.graph.op("ReduceSum", [self, self.graph.const(np.array([1], np.int64))], (1,), keepdims=1)
+        return self.graph.op("ReduceSum", [self, self.graph.const(np.array([0], np.int64))], (1,), keepdims=1)
 
 
 class Graph:
@@ -154,7 +156,10 @@ class Graph:
         return name
 
     def _name(self, value) -> str:
-        return value.name if isinstance(value, Tensor) else self.const(value, np.float32)  # operands: float32
+        if isinstance(value, Tensor):
+            return value.name
+        value = np.asarray(value, np.float32)  # operands are float32; a per-feature vector (F,) is a column (F, 1)
+        return self.const(value.reshape(-1, 1) if value.ndim == 1 else value)
 
     def op(self, op_type: str, inputs: list, shape, dtype=np.float32, **attrs) -> Tensor:
         """One node with one output of per-sample ``shape``; inputs are Tensors, constants or names."""
@@ -178,20 +183,23 @@ class Graph:
 
     # ------------------------------------------------------------------ inputs and outputs
     def input(self, name: str, shape, doc: str, dtype=np.float32) -> Tensor:
-        """A graph input (N, *shape); per-sample shape () is the vector (N,), seen by the formulas as (N, 1)."""
+        """A graph input (N,) or (N, F) with per-sample shape () or (F,); the formulas see (N, 1) or (N, F)."""
+        if len(shape) > 1:
+            raise ValueError(f"input {name}: per-sample vectors only (reshape inside the graph)")
         self.inputs.append(helper.make_tensor_value_info(name, _ONNX_TYPES[dtype], [BATCH, *shape], doc))
         self.input_docs[name] = doc
         value = Tensor(self, name, shape or (1,), dtype)
         if shape == ():
-            value = self.op("Unsqueeze", [value, self.const(np.array([1], np.int64))], (1,), dtype)
-        return value
+            return self.op("Unsqueeze", [value, self.const(np.array([0], np.int64))], (1,), dtype)
+        return self.op("Transpose", [value], shape, dtype, perm=[1, 0])
 
     def output(self, name: str, x: Tensor, shape, doc: str) -> None:
         """A graph output (N, *shape) of the value x (per-sample size prod(shape))."""
-        if _size(shape) != x.size:
+        if _size(shape) != x.size or x.stacked:
             raise ValueError(f"output {name}: {x} is not of shape {shape}")
+        rows = self.op("Transpose", [x], x.shape, perm=[1, 0])
         target = self.const(np.array([-1, *shape], np.int64))
-        self.nodes.append(helper.make_node("Reshape", [x.name, target], [name]))
+        self.nodes.append(helper.make_node("Reshape", [rows.name, target], [name]))
         self.outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH, *shape], doc))
 
     def _used(self):
@@ -249,61 +257,64 @@ class Graph:
         """``xp.concatenate([... (N, F_i)], axis=1)``."""
         if axis not in (1, -1) or any(len(v.shape) != 1 for v in values):
             raise TypeError("only the concatenation of per-sample vectors along axis 1 is exported")
-        return self.op("Concat", values, (sum(v.size for v in values),), axis=1)
+        return self.op("Concat", values, (sum(v.size for v in values),), axis=0)
 
     # ------------------------------------------------------------------ feature moves and products
     def features(self, x: Tensor, start: int, stop: int) -> Tensor:
-        starts, ends, axes = (self.const(np.array([v], np.int64)) for v in (start, stop, 1))
+        starts, ends, axes = (self.const(np.array([v], np.int64)) for v in (start, stop, 0))
         return self.op("Slice", [x, starts, ends, axes], (stop - start,), x.dtype)
 
     def gather(self, x: Tensor, indices: np.ndarray, shape=None) -> Tensor:
         """Features ``x[:, indices]``, index x.size standing for a zero (padding). 1-D indices give a flat
-        value of per-sample ``shape`` (default (F,)); 2-D indices (L, P) give patches stored (N, L, P)."""
+        value of per-sample ``shape`` (default (F,)); 2-D indices (L, P) give patches stored (L, P, N)."""
         indices = np.asarray(indices, np.int64)
         if x.origin is not None:  # gather from what x was gathered from; x's stand-in zero stays a zero
             source, previous = x.origin
             indices, x = np.append(previous, source.size)[indices], source
         flat_source = x
         if indices.size and indices.max() >= x.size:  # padding: one zero appended to the features
-            x = self.op("Pad", [x, self.const(np.array([0, 0, 0, 1], np.int64))], (x.size + 1,), mode="constant")
+            x = self.op("Pad", [x, self.const(np.array([0, 0, 1, 0], np.int64))], (x.size + 1,), mode="constant")
         stacked = indices.ndim == 2
-        out = self.op("Gather", [x, self.const(indices, np.int64)], indices.shape, axis=1)
+        out = self.op("Gather", [x, self.const(indices, np.int64)], indices.shape, axis=0)
         out.stacked = stacked
         if not stacked:
             out.origin = (flat_source, indices)
         return out if stacked or shape is None else out.reshape(-1, *shape)
 
     def mean_of_patches(self, patches: Tensor, shape) -> Tensor:
-        """The mean over each patch of patches (N, L, P): (N, L) of per-sample ``shape``."""
-        out = self.op("ReduceMean", [patches], (patches.shape[0],), axes=[2], keepdims=0)
+        """The mean over each patch of patches (L, P, N): (L, N) of per-sample ``shape``."""
+        out = self.op("ReduceMean", [patches], (patches.shape[0],), axes=[1], keepdims=0)
         return out.reshape(-1, *shape)
 
     def matmul(self, x: Tensor, kernel: np.ndarray, bias: np.ndarray | None = None) -> Tensor:
-        """x (N, F_in) @ kernel (F_in, F_out) [+ bias (F_out,)]."""
-        y = self.op("MatMul", [x, self.const(kernel)], (kernel.shape[1],))
+        """x (N, F_in) @ kernel (F_in, F_out) [+ bias (F_out,)], on the graph kernel^T (F_out, F_in) @ x (F_in, N)."""
+        kernel = np.asarray(kernel, np.float32)
+        y = self.op("MatMul", [self.const(np.ascontiguousarray(kernel.T)), x], (kernel.shape[1],))
         return y if bias is None else y + np.asarray(bias, np.float32).reshape(-1)
 
     def patch_products(self, patches: Tensor, kernel: np.ndarray, bias: np.ndarray | None,
                        out_shape) -> Tensor:
-        """Patches (N, L, P) times per-position kernels (L, P, C_out): one batched product over the positions
-        L, as (L, N, P) @ (L, P, C_out); plus the bias (L, C_out). Returns per-sample ``out_shape``."""
+        """Patches (L, P, N) times per-position kernels (L, P, C_out) (or one kernel (P, C_out) shared by all
+        positions: a convolution): one batched product over the positions L, kernel^T (L, C_out, P) @ patches
+        (L, P, N); plus the bias (L, C_out) (or (C_out,)). Returns per-sample ``out_shape``."""
         assert patches.stacked, patches
         positions, taps = patches.shape
-        kernel = np.asarray(kernel, np.float32).reshape(positions, taps, -1)
-        stacked = self.op("Transpose", [patches], patches.shape, perm=[1, 0, 2])
-        y = self.op("MatMul", [stacked, self.const(kernel)], (positions, kernel.shape[2]))
-        y = self.op("Transpose", [y], y.shape, perm=[1, 0, 2])
+        kernel = np.asarray(kernel, np.float32)
+        kernel_t = np.ascontiguousarray(np.swapaxes(kernel.reshape(-1, taps, kernel.shape[-1]), -1, -2))
+        y = self.op("MatMul", [self.const(kernel_t), patches], (positions, kernel.shape[-1]))
         if bias is not None:
-            y = self.op("Add", [y, self.const(np.asarray(bias, np.float32).reshape(positions, -1))], y.shape)
+            bias = np.asarray(bias, np.float32).reshape(-1, kernel.shape[-1], 1)  # (L or 1, C_out, 1)
+            y = self.op("Add", [y, self.const(bias if bias.shape[0] > 1 else bias[0])], y.shape)
         return self.flat(y, out_shape)
 
     def flat(self, x: Tensor, shape) -> Tensor:
-        """x stored (N, ...) as more than one axis, made (N, F) again (per-sample ``shape``)."""
-        return self.op("Reshape", [x, self.const(np.array([0, -1], np.int64))], tuple(shape))
+        """x stored (..., N) as more than two axes, made (F, N) again (per-sample ``shape``)."""
+        return self.op("Reshape", [x, self.const(np.array([_size(shape), -1], np.int64))], tuple(shape))
 
     def grouped(self, x: Tensor, groups: int) -> Tensor:
-        """(N, F) stored as (N, groups, F / groups), e.g. pixels and channels for a softmax over channels."""
-        out = self.op("Reshape", [x, self.const(np.array([0, groups, -1], np.int64))], (groups, x.size // groups))
+        """(F, N) stored as (groups, F / groups, N), e.g. pixels and channels for a softmax over channels."""
+        out = self.op("Reshape", [x, self.const(np.array([groups, x.size // groups, -1], np.int64))],
+                      (groups, x.size // groups))
         out.stacked = True
         return out
 
@@ -345,7 +356,8 @@ class Graph:
         """Rows table[label] (N, K) for an int64 class-label input (N,)."""
         self.inputs.append(helper.make_tensor_value_info(name, TensorProto.INT64, [BATCH], "class labels (N,)"))
         self.input_docs[name] = f"class labels (N,), 0 .. {len(table) - 1}"
-        return self.op("Gather", [self.const(table), name], (table.shape[1],), axis=0)
+        columns = self.const(np.ascontiguousarray(np.asarray(table, np.float32).T))  # (K, Z) as (Z, K)
+        return self.op("Gather", [columns, name], (table.shape[1],), axis=1)
 
     def showers(self, geometry, cells) -> None:
         """One output per calorimeter layer, named as the layer, (N, R_l, C_l) in MeV: from a list of per-layer

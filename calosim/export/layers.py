@@ -106,11 +106,8 @@ def _conv2d(graph, layer: Conv2D, x):
     """A gather of patches (with the 'same' padding) times the shared kernel (K_h*K_w*C_in, C_out)."""
     indices, (ho, wo) = patch_indices(x.shape, layer.kernel, layer.stride, layer.pad)
     kernel = weights(layer, "kernel")
-    out = graph.op("MatMul", [graph.gather(x, indices), graph.const(kernel.reshape(-1, kernel.shape[-1]))],
-                   (ho * wo, layer.filters))
-    out = graph.flat(out, (ho, wo, layer.filters))
-    bias = weights(layer, "bias")
-    return out if bias is None else out + np.tile(bias, ho * wo)
+    return graph.patch_products(graph.gather(x, indices), kernel.reshape(-1, layer.filters), weights(layer, "bias"),
+                                (ho, wo, layer.filters))
 
 
 @exports(BatchNorm)
@@ -166,9 +163,15 @@ def _tanh(graph, layer, x):
 
 @exports(ChannelSoftmax)
 def _channel_softmax(graph, layer, x):
+    """exp(x - max) / sum over the channels of each pixel, as the NumPy backend writes it (ONNX's Softmax over
+    the middle axis of (pixels, C, N) transposes, and is slower)."""
     channels = x.shape[-1]
-    out = graph.op("Softmax", [graph.grouped(x, x.size // channels)], (x.size // channels, channels), axis=-1)
-    return graph.flat(out, x.shape)
+    pixels = graph.grouped(x, x.size // channels)  # (pixels, C, N)
+    shape = pixels.shape
+    peak = graph.op("ReduceMax", [pixels], shape, axes=[1], keepdims=1)
+    e = graph.op("Exp", [graph.op("Sub", [pixels, peak], shape)], shape)
+    total = graph.op("ReduceSum", [e, graph.const(np.array([1], np.int64))], shape, keepdims=1)
+    return graph.flat(graph.op("Div", [e, total], shape), x.shape)
 
 
 # ---------------------------------------------------------------------- moving cells
