@@ -87,9 +87,6 @@ class Tensor:
     def __ge__(self, other):
         return self.graph.binary("GreaterOrEqual", self, other, np.bool_)
 
-    def __and__(self, other):
-        return self.graph.binary("And", self, other, np.bool_)
-
     # shape handling
     def __getitem__(self, index):
         """``x[:, a:b]``: features a..b of a flat (per-sample 1-D) value."""
@@ -161,12 +158,13 @@ class Graph:
         value = np.asarray(value, np.float32)  # operands are float32; a per-feature vector (F,) is a column (F, 1)
         return self.const(value.reshape(-1, 1) if value.ndim == 1 else value)
 
-    def op(self, op_type: str, inputs: list, shape, dtype=np.float32, **attrs) -> Tensor:
-        """One node with one output of per-sample ``shape``; inputs are Tensors, constants or names."""
+    def op(self, op_type: str, inputs: list, shape, dtype=np.float32, stacked: bool = False, **attrs) -> Tensor:
+        """One node with one output of per-sample ``shape`` (stored (*shape, N) when ``stacked``); inputs are
+        Tensors, constants or names; ``attrs`` the node's ONNX attributes."""
         names = [value if isinstance(value, str) else self._name(value) for value in inputs]
         out = self._fresh(op_type.lower())
         self.nodes.append(helper.make_node(op_type, names, [out], **attrs))
-        return Tensor(self, out, shape, dtype)
+        return Tensor(self, out, shape, dtype, stacked)
 
     def unary(self, op_type: str, x: Tensor, **attrs) -> Tensor:
         return self.op(op_type, [x], x.shape, x.dtype, **attrs)
@@ -275,8 +273,7 @@ class Graph:
         if indices.size and indices.max() >= x.size:  # padding: one zero appended to the features
             x = self.op("Pad", [x, self.const(np.array([0, 0, 1, 0], np.int64))], (x.size + 1,), mode="constant")
         stacked = indices.ndim == 2
-        out = self.op("Gather", [x, self.const(indices, np.int64)], indices.shape, axis=0)
-        out.stacked = stacked
+        out = self.op("Gather", [x, self.const(indices, np.int64)], indices.shape, stacked=stacked, axis=0)
         if not stacked:
             out.origin = (flat_source, indices)
         return out if stacked or shape is None else out.reshape(-1, *shape)
@@ -301,22 +298,21 @@ class Graph:
         positions, taps = patches.shape
         kernel = np.asarray(kernel, np.float32)
         kernel_t = np.ascontiguousarray(np.swapaxes(kernel.reshape(-1, taps, kernel.shape[-1]), -1, -2))
-        y = self.op("MatMul", [self.const(kernel_t), patches], (positions, kernel.shape[-1]))
+        y = self.op("MatMul", [self.const(kernel_t), patches], (positions, kernel.shape[-1]), stacked=True)
         if bias is not None:
             bias = np.asarray(bias, np.float32).reshape(-1, kernel.shape[-1], 1)  # (L or 1, C_out, 1)
-            y = self.op("Add", [y, self.const(bias if bias.shape[0] > 1 else bias[0])], y.shape)
+            y = self.op("Add", [y, self.const(bias if bias.shape[0] > 1 else bias[0])], y.shape, stacked=True)
         return self.flat(y, out_shape)
 
     def flat(self, x: Tensor, shape) -> Tensor:
         """x stored (..., N) as more than two axes, made (F, N) again (per-sample ``shape``)."""
+        assert x.stacked, x
         return self.op("Reshape", [x, self.const(np.array([_size(shape), -1], np.int64))], tuple(shape))
 
     def grouped(self, x: Tensor, groups: int) -> Tensor:
         """(F, N) stored as (groups, F / groups, N), e.g. pixels and channels for a softmax over channels."""
-        out = self.op("Reshape", [x, self.const(np.array([groups, x.size // groups, -1], np.int64))],
-                      (groups, x.size // groups))
-        out.stacked = True
-        return out
+        return self.op("Reshape", [x, self.const(np.array([groups, x.size // groups, -1], np.int64))],
+                       (groups, x.size // groups), stacked=True)
 
     # ------------------------------------------------------------------ layers (calosim.export.layers)
     def layer(self, layer, x):

@@ -168,10 +168,10 @@ def _channel_softmax(graph, layer, x):
     channels = x.shape[-1]
     pixels = graph.grouped(x, x.size // channels)  # (pixels, C, N)
     shape = pixels.shape
-    peak = graph.op("ReduceMax", [pixels], shape, axes=[1], keepdims=1)
-    e = graph.op("Exp", [graph.op("Sub", [pixels, peak], shape)], shape)
-    total = graph.op("ReduceSum", [e, graph.const(np.array([1], np.int64))], shape, keepdims=1)
-    return graph.flat(graph.op("Div", [e, total], shape), x.shape)
+    peak = graph.op("ReduceMax", [pixels], shape, stacked=True, axes=[1], keepdims=1)
+    e = graph.op("Exp", [graph.op("Sub", [pixels, peak], shape, stacked=True)], shape, stacked=True)
+    total = graph.op("ReduceSum", [e, graph.const(np.array([1], np.int64))], shape, stacked=True, keepdims=1)
+    return graph.flat(graph.op("Div", [e, total], shape, stacked=True), x.shape)
 
 
 # ---------------------------------------------------------------------- moving cells
