@@ -15,3 +15,7 @@ class ConfigError(CalosimError):
 
 class TrainingError(CalosimError):
     """Training cannot go on (a NaN loss, a checkpoint that does not match the run)."""
+
+
+class ExportError(CalosimError):
+    """A model cannot be exported, or its export does not reproduce calosim (``calosim export --check``)."""

@@ -34,6 +34,9 @@ def _batch_sizes(ctx, param, value):
               help="also time one training step of the model type at batch 128 (CaloGAN: D real, D fake, G twice)")
 @click.option("--vs-geant4", is_flag=True,
               help="also time Geant4 (the geant4 extra) for e+ at 1, 10, 50, 100 GeV and print the speed-up")
+@click.option("--onnx", "onnx", is_flag=True,
+              help="instead: time ONNX Runtime (CPU, the onnx extra) on the exported sampling path beside calosim "
+                   "--backend on the same model and --batch-sizes, in one run (ms/shower and their ratio)")
 @click.option("--geant4-showers", default=20, show_default=True, help="Geant4 showers per energy")
 @click.option("--json", "as_json", is_flag=True, help="print JSON (fields per batch size: ms_per_shower, gflops, "
               "gemm_gflops, ratio_to_gemm, ...)")
@@ -48,7 +51,7 @@ def _batch_sizes(ctx, param, value):
 @click.option("--window", type=click.IntRange(min=1), default=5, show_default=True,
               help="with --fail-if-slower: how many earlier runs the best is taken from")
 @click.option("--plot", "plot_path", type=click.Path(), default=None, help="with --history: the PNG [DIR/history.png]")
-def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_geant4, geant4_showers, as_json,
+def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_geant4, onnx, geant4_showers, as_json,
           history, baselines, fail_if_slower, window, plot_path):
     """Generation speed: ms/shower, showers/s, achieved GFLOP/s and the machine's own float32 matrix-multiply
     throughput on the same shapes, measured in the same run (their ratio says how close to the limit it is)."""
@@ -66,6 +69,13 @@ def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_g
             raise SystemExit(1)
         return
 
+    if onnx:
+        from calosim.onnx_bench import bench_onnx, format_onnx_report
+
+        report = run_library_call(bench_onnx, config=config, model_type=model_type, model_path=model_path,
+                                  backend_name=backend, batch_sizes=batch_sizes)
+        click.echo(json.dumps(report, indent=2) if as_json else format_onnx_report(report))
+        return
     report = run_library_call(bench_report, config=config, model_type=model_type, backend_name=backend,
                               batch_sizes=batch_sizes,
                               model_path=model_path, train_step=train_step, vs_geant4=vs_geant4,

@@ -95,3 +95,7 @@ main.add_command(quickstart)
 from calosim.cli.bench_cmd import bench  # noqa: E402
 
 main.add_command(bench)
+
+from calosim.cli.export_cmd import export  # noqa: E402
+
+main.add_command(export)

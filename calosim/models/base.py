@@ -15,6 +15,8 @@ and inherits
     all_networks()                     the type's networks and the energy model's: what a model file stores
     fit(config, data_path, rows)       values fitted from the training data (model state, stored with the model)
     freeze()                           prepare for sampling only (exact inference folds where the type has any)
+and may implement
+    export_onnx(graph)                 the sampling path as one ONNX graph (calosim.export)
 
 Units: incident energies E in GeV (N,); generated cells in MeV; ``energy_range`` (GeV) the conditioning range.
 """
@@ -29,7 +31,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from calosim.errors import ConfigError, TrainingError
+from calosim.errors import ConfigError, ExportError, TrainingError
 from calosim.models.units import CONDITIONING, energy_condition
 
 
@@ -310,6 +312,14 @@ class ShowerModel:
     def freeze(self):
         """Prepare for sampling only (no more training); returns the model."""
         return self
+
+    def export_onnx(self, graph) -> None:
+        """Build :meth:`generate`'s inference path on ``graph`` (calosim.export.graph.Graph, which stands in for
+        the array module): inputs z (N, Z) and energy (N,) GeV (``graph.latent``, ``graph.energy``), class labels
+        for two-class models, and the uniform numbers of any Bernoulli draw (``graph.uniforms``; :meth:`generate`
+        then takes an ``rng`` and draws them as one ``rng.random(shape, dtype)`` per such input, in order);
+        outputs the cells per layer in MeV (``graph.showers``). Called after :meth:`freeze`."""
+        raise ExportError(f"model type {self.model_type!r} has no ONNX export")
 
     def sampling_flops(self, batch: int) -> int:
         """FLOPs of the products one :meth:`sample` call of ``batch`` showers executes."""

@@ -319,6 +319,15 @@ class LAGAN(ShowerModel):
         return [(images * self.config.image_scale).reshape(n, *IMAGE_SHAPE)]
 
 
+    def export_onnx(self, graph) -> None:
+        """:meth:`generate` on an ONNX graph (ShowerModel.export_onnx); two-class models take the input label."""
+        z, energy = graph.latent(self.latent_dim), graph.energy()
+        table = np.asarray(self.backend.to_numpy(self.generator.embedding.params["embedding"].value), np.float32)
+        rows = graph.class_rows(table) if self.n_classes > 1 else table[0]  # y @ W of one-hot y (exact)
+        images = graph.layer(self.generator.body, z * rows * (energy / self.energy_range[1]))
+        graph.showers(self.geometry, [images * self.config.image_scale])
+
+
 class LAGANTrainer(Trainer):
     """The LAGAN iteration on one real batch (NumPy: [(B, 25, 25)] MeV, (B,) GeV, labels (B,) or None)."""
 

@@ -60,6 +60,7 @@ from calosim.losses import bce_elementwise
 from calosim.models.base import ConfigMixin, ShowerModel, Trainer, check_finite, check_unique_names
 from calosim.models.units import (
     VOXEL_TRANSFORMS,
+    energy_condition,
     latent_seeded_rng,
     layer_sums,
     training_to_voxels,
@@ -233,11 +234,16 @@ class VAE(ShowerModel):
         return self.backend.asarray(voxels_to_training(flat, energy_gev, self.config))
 
     def to_layers(self, x, energy_gev) -> list:
-        xp = self.backend.xp
+        return self.geometry.unflatten(self.to_cells(x, energy_gev))
+
+    def to_cells(self, x, energy_gev, xp=None):
+        """x (N, V) training units, E (N,) GeV -> cells (N, V) MeV, >= 0, those below threshold_mev 0; ``xp`` the
+        array module (default the backend's; calosim.export passes its graph)."""
+        xp = xp or self.backend.xp
         cells = xp.maximum(training_to_voxels(x, energy_gev, self.config, xp), 0.0)
         if self.config.threshold_mev > 0:
             cells = xp.where(cells < self.config.threshold_mev, 0.0, cells).astype(cells.dtype)
-        return self.geometry.unflatten(cells)
+        return cells
 
     def fractions_and_gradient(self, x, energy_gev):
         """cell (MeV) / E_inc (MeV) per voxel (N, V) and its derivative by x (N, V), for x (N, V) training units."""
@@ -265,10 +271,10 @@ class VAE(ShowerModel):
         u = e / (1000.0 * np.asarray(energy_gev, np.float64))[:, None]
         return self.backend.asarray(np.log(u + self.config.layer_delta))
 
-    def rescale_layers(self, cells, t_hat, energy_gev):
+    def rescale_layers(self, cells, t_hat, energy_gev, xp=None):
         """Cells (N, V) MeV with each layer's sum set to (exp(t_l) - layer_delta) E_inc (>= 0), for the
         layer-energy head's outputs t_hat (N, L); a layer without energy stays empty."""
-        xp = self.backend.xp
+        xp = xp or self.backend.xp
         u = xp.maximum(xp.exp(t_hat) - self.config.layer_delta, 0.0) * (1000.0 * energy_gev).reshape(-1, 1)
         off = self.geometry.offsets
         parts = []
@@ -303,14 +309,29 @@ class VAE(ShowerModel):
         amounts = out[:, :v]
         if self.config.occupancy:
             amounts = self.sample_occupancy(out, rng if rng is not None else self.occupancy_rng(z))
-        if not self.config.layer_energy_head:
-            return self.to_layers(amounts, energy)
-        xp = self.backend.xp
-        cells = xp.maximum(training_to_voxels(amounts, energy, self.config, xp), 0.0)
-        if self.config.threshold_mev > 0:
-            cells = xp.where(cells < self.config.threshold_mev, 0.0, cells).astype(cells.dtype)
-        cells = self.rescale_layers(cells, out[:, out.shape[1] - self.geometry.n_layers:], energy)
+        cells = self.to_cells(amounts, energy)
+        if self.config.layer_energy_head:
+            cells = self.rescale_layers(cells, out[:, out.shape[1] - self.geometry.n_layers:], energy)
         return self.geometry.unflatten(cells)
+
+    def export_onnx(self, graph) -> None:
+        """:meth:`generate` on an ONNX graph (ShowerModel.export_onnx); the occupancy head's uniform numbers are
+        the input occupancy_uniform (N, V)."""
+        z, energy = graph.latent(self.latent_dim), graph.energy()
+        c = energy_condition(energy, self.energy_range, graph)
+        if self.prior is not None:
+            stats = graph.layer(self.prior, c)
+            z = reparameterise(stats[:, :self.latent_dim], stats[:, self.latent_dim:], z, graph)[0]
+        out = graph.layer(self.decoder, graph.concatenate([z, c], axis=1))
+        v = self.geometry.n_cells
+        amounts = out[:, :v]
+        if self.config.occupancy:
+            u = graph.uniforms("occupancy_uniform", v, "voxel v is kept where u_v < sigmoid(logit_v)")
+            amounts = graph.where(u < sigmoid(out[:, v:2 * v], graph), amounts, 0.0)
+        cells = self.to_cells(amounts, energy, graph)
+        if self.config.layer_energy_head:
+            cells = self.rescale_layers(cells, out[:, out.size - self.geometry.n_layers:], energy, graph)
+        graph.showers(self.geometry, cells)
 
     def loss_and_backward(self, x, c, eps, energy_gev=None, z_prior=None, layer_targets=None):
         """(total, reconstruction (with the occupancy head: amounts + occupancy BCE), KL, energy) batch means

@@ -63,6 +63,7 @@ from calosim.losses import bce_with_logits
 from calosim.models.base import ConfigMixin, ShowerModel, Trainer, check_finite, check_unique_names
 from calosim.models.units import (
     VOXEL_TRANSFORMS,
+    energy_condition,
     latent_seeded_rng,
     layer_sums,
     training_to_voxels,
@@ -217,6 +218,14 @@ class WGANGP(ShowerModel):
             x = np.concatenate([x, u ** cfg.layer_energy_power], axis=1)
         return self.backend.asarray(x)
 
+    def layer_energy_fractions(self, t, xp=None):
+        """E_l / E_inc = s_l max(t, 0)^(1/p) (N, L) of the layer-energy outputs t (N, L)."""
+        q = 1.0 / self.config.layer_energy_power
+        xp = xp or self.backend.xp
+        s = xp.asarray(self.layer_scales, dtype=t.dtype)
+        t = xp.maximum(t, 0.0)
+        return s * t * t if q == 2.0 else s * t ** (q - 1.0) * t
+
     def layer_fractions(self, t):
         """E_l / E_inc = s_l max(t, 0)^(1/p) (N, L) of the layer-energy outputs t (N, L), and its derivative."""
         q = 1.0 / self.config.layer_energy_power
@@ -230,24 +239,46 @@ class WGANGP(ShowerModel):
 
     def to_layers(self, x, energy_gev) -> list:
         """x (N, V [+ L]) training units and E (N,) GeV (backend arrays) -> [(N, R_l, C_l)] MeV backend arrays."""
-        xp, v = self.backend.xp, self.geometry.n_cells
+        return self.geometry.unflatten(self.to_cells(x, energy_gev))
+
+    def to_cells(self, x, energy_gev, xp=None):
+        """x (N, V [+ L]) training units and E (N,) GeV -> cells (N, V) MeV; ``xp`` the array module (default
+        the backend's; calosim.export passes its graph)."""
+        xp, v = xp or self.backend.xp, self.geometry.n_cells
         cells = training_to_voxels(x[:, :v], energy_gev, self.config, xp)
         if self.config.layer_energies:  # each layer rescaled to the generated layer energy
-            target = self.layer_fractions(x[:, v:])[0] * (1000.0 * energy_gev).reshape(-1, 1)
+            target = self.layer_energy_fractions(x[:, v:], xp) * (1000.0 * energy_gev).reshape(-1, 1)
             off, parts = self.geometry.offsets, []
             for i in range(self.geometry.n_layers):
                 part = cells[:, off[i]:off[i + 1]]
                 total = part.sum(axis=1, keepdims=True)
                 parts.append(part * (target[:, i:i + 1] / xp.maximum(total, 1e-30)))  # t <= 0: empty
             cells = xp.concatenate(parts, axis=1).astype(x.dtype)
-        return self.geometry.unflatten(cells)
+        return cells
 
     # ------------------------------------------------------------------ passes
-    def generator_forward(self, z, c, training: bool = True):
+    def generator_forward(self, z, c, training: bool = True, graph=None):
+        """The generator's output for z (N, Z) and c (N, 1); with ``graph``, on that ONNX graph (inference)."""
+        if graph is not None:
+            return graph.layer(self.generator, graph.concatenate([z, c], axis=1))
         return self.generator.forward(self.backend.xp.concatenate([z, c], axis=1), training)
 
     def critic_input(self, x, c):
         return self.backend.xp.concatenate([x, c], axis=1)
+
+    def export_onnx(self, graph) -> None:
+        """:meth:`generate` on an ONNX graph (ShowerModel.export_onnx); the empty-layer head's uniform numbers
+        are the input empty_layer_uniform (N, L)."""
+        energy = graph.energy()
+        out = self.generator_forward(graph.latent(self.latent_dim), energy_condition(energy, self.energy_range, graph),
+                                     graph=graph)
+        x = out[:, :self.n_features]
+        if self.config.layer_empty_head:
+            v, n_layers = self.geometry.n_cells, self.geometry.n_layers
+            u = graph.uniforms("empty_layer_uniform", n_layers, "layer l is empty where u_l < sigmoid(logit_l)")
+            empty = u < sigmoid(out[:, self.n_features:], graph)
+            x = graph.concatenate([x[:, :v], graph.where(empty, 0.0, x[:, v:])], axis=1)
+        graph.showers(self.geometry, self.to_cells(x, energy, graph))
 
     def generate(self, z, energy, labels=None, training: bool = False, rng: np.random.Generator | None = None) -> list:
         """[(N, R_l, C_l)] MeV for z (N, Z) and E (N,) GeV (backend arrays); ``rng``: the empty-layer draws

@@ -71,6 +71,17 @@ class _FoldedStream:
         y = be.leaky_relu(y, self.alpha2)
         return be.lc2d_forward(y, self.local2_kernel, self.local2_bias, self.local2.kernel, self.local2.stride)
 
+    def export_onnx(self, graph, h):
+        """:meth:`forward` on an ONNX graph (calosim.export.graph)."""
+        numpy = self.backend.to_numpy
+        y = graph.matmul(h, numpy(self.kernel), numpy(self.bias))
+        y = graph.leaky_relu(y.reshape(-1, *self.image_shape), self.alpha1)
+        y = graph.locally_connected(y, numpy(self.local1_kernel), numpy(self.local1_bias), self.local1.kernel,
+                                    self.local1.stride)
+        y = graph.leaky_relu(y, self.alpha2)
+        bias = None if self.local2_bias is None else numpy(self.local2_bias)
+        return graph.locally_connected(y, numpy(self.local2_kernel), bias, self.local2.kernel, self.local2.stride)
+
     def gemm_shapes(self, batch: int):
         latent, outputs = self.kernel.shape
         return [(1, batch, latent, outputs), *self.local1.gemm_shapes(batch), *self.local2.gemm_shapes(batch)]
@@ -94,6 +105,19 @@ class FoldedGenerator:
                 carried = g.carries[index].forward(xs[index - 1], False)
                 xs[index] = g.attentions[index].forward([xs[index], carried], False)
         return scale_output([relu.forward(x, False) for relu, x in zip(g.relus, xs)], s, g.config)
+
+    def export_onnx(self, graph, z, energy):
+        """:meth:`forward` on an ONNX graph (calosim.export.graph, standing in for the array module): the
+        images [(N, R_l, C_l, 1)] in training units for the graph's z and energy values."""
+        g = self.generator
+        h, s = generator_input(z, energy, g.config, graph)
+        xs = [stream.export_onnx(graph, h) for stream in self.streams]
+        for index in range(1, len(xs)):
+            if g.attentions[index] is not None:
+                carried = graph.layer(g.carries[index], xs[index - 1])
+                xs[index] = graph.layer(g.attentions[index], [xs[index], carried])
+        # inference never leaks (the annealed ReLU's slope is 0 outside training)
+        return scale_output([graph.knee_relu(x, relu.knee) for relu, x in zip(g.relus, xs)], s, g.config)
 
     def gemm_shapes(self, batch: int):
         """The products this path executes (fewer than the trained generator's, see the module docstring)."""

@@ -70,6 +70,15 @@ class CaloGAN(ShowerModel):
         scale = self.config.training.image_scale
         return [(x * scale).reshape(x.shape[:3]) for x in images]
 
+    def export_onnx(self, graph) -> None:
+        """The folded sampling path (calosim.models.calogan.inference) on an ONNX graph (ShowerModel.export_onnx)."""
+        from calosim.models.calogan.inference import FoldedGenerator
+
+        sampler = self.sampler or FoldedGenerator(self.generator)
+        images = sampler.export_onnx(graph, graph.latent(self.latent_dim), graph.energy())
+        scale = self.config.training.image_scale
+        graph.showers(self.geometry, [x * scale for x in images])
+
     def sampling_flops(self, batch: int) -> int:
         return (self.sampler or self.generator).flops(batch)
 

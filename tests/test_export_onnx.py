@@ -1,0 +1,118 @@
+"""calosim export --format onnx: every model type's sampling path as one ONNX graph, and ONNX Runtime agreeing
+with calosim's own generate (numpy, float32) on the same inputs at batch 1 and 1000, to the stated tolerance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the ONNX export needs the onnx extra: pip install 'calosim[onnx]'")
+pytest.importorskip("onnxruntime", reason="the export check needs the onnx extra: pip install 'calosim[onnx]'")
+
+from click.testing import CliRunner  # noqa: E402
+from family_helpers import TINY_GEOMETRY  # noqa: E402
+
+from calosim.backends import get_backend  # noqa: E402
+from calosim.cli.main import main  # noqa: E402
+from calosim.errors import ExportError  # noqa: E402
+from calosim.export.check import RTOL, check_agreement  # noqa: E402
+from calosim.export.onnx_model import onnx_graph  # noqa: E402
+from calosim.geometry import calogan_geometry, single_layer_geometry  # noqa: E402
+from calosim.models import registry  # noqa: E402
+from calosim.models.base import ShowerModel  # noqa: E402
+from calosim.models.files import save_model  # noqa: E402
+
+TINY = {  # (model type, config, overrides, geometry): every sampling-path feature of every type, small
+    "calogan-paper": ("calogan", "calogan", dict(latent_dim=8, g_dense_channels=3, g_conv_filters=4, g_lc_filters=2),
+                      calogan_geometry()),
+    "calogan-small": ("calogan", "small", dict(latent_dim=8, g_dense_channels=3, g_conv_filters=4, g_lc_filters=2),
+                      calogan_geometry()),
+    "wgan-gp-small": ("wgan-gp", "small", dict(g_hidden=(16, 12), latent_dim=4), TINY_GEOMETRY),
+    "wgan-gp-fastcalogan": ("wgan-gp", "fastcalogan", dict(g_hidden=(16,), latent_dim=4, transform="fraction"),
+                            TINY_GEOMETRY),
+    "vae-small": ("vae", "small", dict(hidden=(16, 8), latent_dim=4), TINY_GEOMETRY),
+    "vae-vae": ("vae", "vae", dict(hidden=(16,), latent_dim=4, threshold_mev=1.0), TINY_GEOMETRY),
+    "lagan-small": ("lagan", "small", {}, single_layer_geometry(25, 25)),
+    "lagan-two-class": ("lagan", "small", dict(n_classes=2), single_layer_geometry(25, 25)),
+}
+
+
+def tiny_model(case: str, seed: int = 0):
+    model_type, config, overrides, geometry = TINY[case]
+    kind = registry.get_model_type(model_type)
+    cfg = kind.get_config(config, **overrides)
+    fitted = {"layer_energy_scales": np.array([0.2, 0.7, 0.1])} if getattr(cfg, "layer_energy_scaled", False) else None
+    be = get_backend("numpy", "float32")
+    rng = np.random.default_rng(seed)
+    model = kind.build(cfg, geometry, be, rng, particle="e+", energy_range=(1.0, 100.0), fitted=fitted)
+    for layer in model.walk():  # trained-looking BatchNorm statistics (fresh ones are 0 and 1)
+        for key, value in layer.state.items():
+            if key.startswith("moving"):
+                layer.state[key] = be.asarray(np.abs(rng.standard_normal(value.shape)) + 0.5)
+    return model
+
+
+@pytest.mark.parametrize("case", list(TINY))
+def test_onnx_runtime_agrees_with_calosim(case):
+    model = tiny_model(case).freeze()
+    rows = check_agreement(model, onnx_graph(model).SerializeToString(), batch_sizes=(1, 1000), seed=1)
+    assert [r.batch_size for r in rows] == [1, 1000]
+    for r in rows:
+        assert r.passed and r.max_relative <= RTOL, r
+    assert rows[-1].largest_cell_mev > 1.0  # showers, not zeros
+
+
+def test_graph_inputs_outputs_and_metadata_say_the_units():
+    model = tiny_model("vae-small")
+    proto = onnx_graph(model)
+    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+    assert inputs == {"z": ["N", 4], "energy": ["N"], "occupancy_uniform": ["N", TINY_GEOMETRY.n_cells]}
+    outputs = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in proto.graph.output}
+    assert outputs == {layer.name: ["N", *layer.shape] for layer in TINY_GEOMETRY.layers}
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["geometry"]) == TINY_GEOMETRY.to_dict()
+    assert "GeV" in meta["units"] and "MeV" in meta["units"] and meta["model_type"] == "vae"
+    assert json.loads(meta["energy_range_gev"]) == [1.0, 100.0] and meta["particle"] == "e+"
+    assert proto.opset_import[0].version == int(meta["opset"])
+    labelled = onnx_graph(tiny_model("lagan-two-class"))
+    assert [i.name for i in labelled.graph.input] == ["z", "energy", "label"]
+
+
+def test_the_check_fails_when_the_graph_does_not_match():
+    model = tiny_model("vae-vae").freeze()
+    data = onnx_graph(model).SerializeToString()
+    kernel = model.decoder.layers[0].params["kernel"]
+    kernel.value = kernel.value * np.float32(1.01)
+    rows = check_agreement(model, data, batch_sizes=(1, 50))
+    assert not any(r.passed for r in rows)
+
+
+def test_a_model_type_without_an_export_says_so():
+    with pytest.raises(ExportError, match="has no ONNX export"):
+        ShowerModel.export_onnx(tiny_model("vae-vae"), None)
+
+
+def test_export_cli_writes_the_file_and_checks_it(tmp_path):
+    save_model(tmp_path / "wgan.h5", tiny_model("wgan-gp-small"))
+    out = tmp_path / "generator.onnx"
+    result = CliRunner().invoke(main, ["export", "--model", str(tmp_path / "wgan.h5"), "--format", "onnx", "-o",
+                                       str(out), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "largest |difference|" in result.output and "batch  1000" in result.output
+    assert "FAILED" not in result.output and "opset 17" in result.output
+    onnx.checker.check_model(onnx.load(out))
+    assert [i.name for i in onnx.load(out).graph.input] == ["energy", "z", "empty_layer_uniform"]
+
+
+def test_bench_onnx_times_both_runtimes_in_one_run(tmp_path):
+    save_model(tmp_path / "lagan.h5", tiny_model("lagan-small"))
+    result = CliRunner().invoke(main, ["bench", "--onnx", "--backend", "numpy", "--model", str(tmp_path / "lagan.h5"),
+                                       "--batch-sizes", "1,3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [r["batch_size"] for r in report["rows"]] == [1, 3]
+    for r in report["rows"]:
+        assert r["onnx_ms_per_shower"] > 0 and r["calosim_ms_per_shower"] > 0
+        assert r["calosim_over_onnx"] == pytest.approx(r["calosim_ms_per_shower"] / r["onnx_ms_per_shower"])
