@@ -15,11 +15,12 @@ backend, float32) on the same inputs (calosim.export.check).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from calosim._version import __version__
+from calosim.atomic import atomic_bytes
+from calosim.errors import ConfigError
 from calosim.export import require
 from calosim.export.check import Agreement, check_agreement
 
@@ -68,12 +69,6 @@ def onnx_graph(model):
     return graph.model(metadata, doc)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def export_model(model, output, check: bool = False, batch_sizes=(1, 1000), seed: int = 0) -> ExportResult:
     """Export a model file or run directory (its best.h5, else last.h5) to ``output`` (.onnx); with ``check``,
     compare ONNX Runtime with calosim at each of ``batch_sizes``."""
@@ -82,10 +77,13 @@ def export_model(model, output, check: bool = False, batch_sizes=(1, 1000), seed
     from calosim.training import resolve_model_path
 
     loaded = load_model(resolve_model_path(model), get_backend("numpy", "float32")).freeze()
+    if loaded.energy_model is not None:
+        raise ConfigError(f"{model}: the energy factorisation (--energy-model) does not export to ONNX yet; "
+                          "export a model trained without it")
     proto = onnx_graph(loaded)
     data = proto.SerializeToString()
     output = Path(output)
-    _write_atomic(output, data)
+    atomic_bytes(output, data)
     result = ExportResult(output, len(data), int(proto.opset_import[0].version), json.loads(
         next(p.value for p in proto.metadata_props if p.key == "inputs")),
         [(layer.name, layer.shape) for layer in loaded.geometry.layers])
