@@ -289,6 +289,16 @@ class ShowerFile:
             raise DataError(f"{self.path}: cannot read dataset {ds.name.lstrip('/')!r} rows {start}:{stop} "
                             f"(corrupt?): {exc}") from None
 
+    def read_energy(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Incident energies (GeV, float64) of rows [start, stop) alone, unchecked (the cells are not read)."""
+        start, stop, _ = slice(start, stop).indices(self.n)
+        if self._energy is None:  # a jet-image file's energy is its image sum
+            return np.asarray(self.read(start, stop).energy, np.float64)
+        raw = self._read(self._energy, start, max(start, stop)).reshape(-1)
+        if self.format == CALOCHALLENGE:
+            raw = (self._energy[start:max(start, stop)].astype(np.float64).reshape(-1) / 1000.0).astype(np.float32)
+        return raw.astype(np.float64)
+
     def read(self, start: int = 0, stop: int | None = None) -> Showers:
         """Showers of rows [start, stop) as float32 (MeV cells, GeV energy)."""
         start, stop, _ = slice(start, stop).indices(self.n)
