@@ -98,7 +98,10 @@ def atomic_h5(path, track_order: bool = False) -> Iterator[h5py.File]:
     directory = path.parent if str(path.parent) else Path(".")
     install_sigterm_cleanup()
     sweep_stale_temporaries(directory)
-    tmp = _temporary_name(directory, path.name)
+    try:
+        tmp = _temporary_name(directory, path.name)
+    except OSError as exc:  # a read-only or missing directory
+        raise DataError(f"{path}: cannot write in {directory}: {os_error_text(exc)}") from None
     f = None
     try:
         f = h5py.File(tmp, "w", track_order=track_order)
@@ -108,10 +111,20 @@ def atomic_h5(path, track_order: bool = False) -> Iterator[h5py.File]:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a vanished directory: say so in one line, nothing left behind
+        _discard(f, tmp)
+        raise DataError(f"{path}: cannot write: {os_error_text(exc)}; nothing was written") from None
     except BaseException:
         _discard(f, tmp)
         raise
     _fsync_directory(directory)
+
+
+def os_error_text(exc: OSError) -> str:
+    """The cause of an OSError in a few words ("No space left on device"), without HDF5's multi-line detail."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return " ".join(str(exc).split())
 
 
 def _temporary_name(directory: Path, name: str) -> Path:
@@ -127,8 +140,15 @@ def _temporary_name(directory: Path, name: str) -> Path:
 
 
 def _discard(f, tmp: Path) -> None:
-    """Close (errors of a full disk are expected here) and remove an unfinished temporary file."""
+    """Close and remove an unfinished temporary file. HDF5 flushes its caches when it closes a file, which fails
+    again on a full disk, and a file it could not close it tries to flush at interpreter exit (a segfault): so
+    its descriptor is pointed at /dev/null first, and the flush of data nobody wants succeeds."""
     if f is not None:
+        with contextlib.suppress(Exception):
+            fd = f.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, fd)
+            os.close(null)
         with contextlib.suppress(Exception):
             f.close()
     with contextlib.suppress(OSError):

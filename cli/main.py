@@ -94,8 +94,10 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, (CalosimError, BackendUnavailable)):
         text = str(exc)
     elif isinstance(exc, OSError):
+        from calosim.atomic import os_error_text
+
         where = f"{exc.filename}: " if exc.filename else ""
-        text = f"{where}{exc.strerror or exc}"
+        text = f"{where}{os_error_text(exc)}"
     elif isinstance(exc, MemoryError):
         text = "out of memory (try a smaller --batch-size)"
     else:

@@ -32,6 +32,7 @@ cells, incident energy <= 0 or not finite.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -44,6 +45,7 @@ from calosim.errors import DataError
 from calosim.geometry import Geometry, calochallenge_geometry, calogan_geometry
 
 JET_IMAGE = "jet_image"  # read only
+LAYER_NAME = re.compile(r"^layer_(\d+)$")
 LABEL_DATASETS = ("signal", "label", "y")
 
 UNITS = {
@@ -255,9 +257,12 @@ class ShowerFile:
     def _infer_calogan_geometry(self) -> Geometry:
         from calosim.geometry import LayerGeometry
 
-        names = []
-        while f"layer_{len(names)}" in self._f:
-            names.append(f"layer_{len(names)}")
+        indices = sorted(int(m.group(1)) for m in map(LAYER_NAME.match, self._f.keys()) if m)
+        names = [f"layer_{i}" for i in range(indices[-1] + 1)]
+        missing = [name for name in names if name not in self._f]
+        if missing:  # a gap is a damaged file, never a geometry with fewer layers
+            raise DataError(f"{self.path}: missing dataset {missing[0]!r} (the file has "
+                            f"{', '.join(n for n in names if n in self._f)})")
         shapes = []
         for name in names:
             ds = self._dataset(name)

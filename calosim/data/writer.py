@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calosim.atomic import atomic_h5, require_finite
+from calosim.atomic import atomic_h5, os_error_text, require_finite
 from calosim.errors import DataError
 
 CALOGAN = "calogan"
@@ -75,7 +75,7 @@ class ShowerWriter:
         try:
             f = self._context.__enter__()
         except OSError as exc:
-            raise DataError(f"{self.path}: cannot write: {exc}") from None
+            raise DataError(f"{self.path}: cannot write: {os_error_text(exc)}") from None
         try:  # the with statement calls __exit__ only once __enter__ has returned
             g = self.geometry
             if self.format == CALOGAN:
@@ -134,7 +134,7 @@ class ShowerWriter:
         try:
             self._context.__exit__(exc_type, exc, tb)
         except OSError as err:
-            raise DataError(f"{self.path}: cannot write: {err}") from None
+            raise DataError(f"{self.path}: cannot write: {os_error_text(err)}") from None
         if isinstance(exc, OSError):
-            raise DataError(f"{self.path}: cannot write: {exc}") from None
+            raise DataError(f"{self.path}: cannot write: {os_error_text(exc)}") from None
         return False
