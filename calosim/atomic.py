@@ -12,6 +12,7 @@ next write into the same directory removes the temporaries of writers that are n
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -102,22 +103,35 @@ def atomic_h5(path, track_order: bool = False) -> Iterator[h5py.File]:
         tmp = _temporary_name(directory, path.name)
     except OSError as exc:  # a read-only or missing directory
         raise DataError(f"{path}: cannot write in {directory}: {os_error_text(exc)}") from None
-    f = None
+    f = fd = None
     try:
         f = h5py.File(tmp, "w", track_order=track_order)
+        fd = f.id.get_vfd_handle()
         yield f
-        f.close()
+        _close(f)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:  # a full disk, a vanished directory: say so in one line, nothing left behind
-        _discard(f, tmp)
+        _discard(f, fd, tmp)
         raise DataError(f"{path}: cannot write: {os_error_text(exc)}; nothing was written") from None
     except BaseException:
-        _discard(f, tmp)
+        _discard(f, fd, tmp)
         raise
     _fsync_directory(directory)
+
+
+def _close(f: h5py.File) -> None:
+    """Flush HDF5's caches, then close. A write error shows in the flush, while the file can still be discarded
+    (a second close of a file whose first close failed crashes HDF5); HDF5 reports some as RuntimeError naming
+    the errno: those become OSError."""
+    try:
+        f.flush()
+        f.close()
+    except RuntimeError as exc:
+        match = re.search(r"errno = (\d+)", str(exc))
+        raise OSError(int(match.group(1)) if match else errno.EIO, str(exc)) from None
 
 
 def os_error_text(exc: OSError) -> str:
@@ -139,16 +153,16 @@ def _temporary_name(directory: Path, name: str) -> Path:
     raise FileExistsError(f"{directory}: cannot find a free temporary name for {name}")
 
 
-def _discard(f, tmp: Path) -> None:
+def _discard(f, fd, tmp: Path) -> None:
     """Close and remove an unfinished temporary file. HDF5 flushes its caches when it closes a file, which fails
     again on a full disk, and a file it could not close it tries to flush at interpreter exit (a segfault): so
-    its descriptor is pointed at /dev/null first, and the flush of data nobody wants succeeds."""
-    if f is not None:
-        with contextlib.suppress(Exception):
-            fd = f.id.get_vfd_handle()
+    its descriptor ``fd`` is pointed at /dev/null first, and the flush of data nobody wants succeeds."""
+    if fd is not None:
+        with contextlib.suppress(OSError):
             null = os.open(os.devnull, os.O_RDWR)
             os.dup2(null, fd)
             os.close(null)
+    if f is not None:
         with contextlib.suppress(Exception):
             f.close()
     with contextlib.suppress(OSError):
