@@ -185,8 +185,9 @@ class ShowerFile:
                                     f"expected (N, {layer.shape[0]}, {layer.shape[1]})")
         else:
             if geometry is None:
-                raise DataError(f"{self.path}: CaloChallenge file without a geometry attribute; pass the "
-                                "binning XML (binning=... / --binning)")
+                raise DataError(f"{self.path}: CaloChallenge file without a geometry attribute; pass its binning "
+                                "XML (--binning of data show / data slice / evaluate; for train or generate, "
+                                "first write a file that carries it: calosim data slice FILE --binning XML ...)")
             self._cells = [self._dataset("showers")]
             self._energy = self._dataset("incident_energies")
             ds = self._cells[0]
