@@ -175,8 +175,8 @@ def read_model_header(path) -> dict:
         raise DataError(f"{path}: model file without the {exc} attribute") from None
     except Exception as exc:  # noqa: BLE001 - a malformed attribute of any kind is one line
         raise DataError(f"{path}: malformed model attributes ({type(exc).__name__}: {exc})") from None
-    lo, hi = (attrs["energy_range"] + (0.0, 0.0))[:2]
-    if len(attrs["energy_range"]) != 2 or not (np.isfinite([lo, hi]).all() and 0 < lo < hi):
+    energy_range = attrs["energy_range"]
+    if len(energy_range) != 2 or not (np.isfinite(energy_range).all() and 0 < energy_range[0] < energy_range[1]):
         raise DataError(f"{path}: energy_range {attrs['energy_range']} is not 0 < lo < hi GeV")
     attrs["model"] = name
     attrs["fitted"] = {**stored_fitted, **fitted}
