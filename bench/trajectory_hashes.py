@@ -90,6 +90,7 @@ def run(work: Path, name: str) -> dict:
     for weights in ("trained", "initial"):
         gen = work / f"{name}-{weights}.h5"
         extra_gen = ["--initial-weights"] if weights == "initial" else []
+        gen.unlink(missing_ok=True)  # an existing output is never replaced without --force
         calosim("generate", "--model", str(out.relative_to(work)), "-n", "1500", "--batch-size", "500", "--seed", "3",
                 *extra_gen, "-o", gen.name, cwd=work)
         record[f"generated_{weights}_bytes"] = file_digest(gen)

@@ -16,6 +16,7 @@ BLAS rounding of other batch shapes).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ class GenerateResult:
     seconds: float  # wall time of the whole job (model load excluded)
     generator_seconds: float  # time in the model's sampling passes (backend synchronised)
     format: str = "calogan"
+    extrapolated: bool = False  # energies outside the model's training range were asked for and allowed
 
     @property
     def ms_per_shower(self) -> float:
@@ -49,19 +51,59 @@ class GenerateResult:
 
 
 class EnergySource:
-    """Incident energies (GeV) for chunk [start, stop): fixed, uniform in a range, or read from a shower file."""
+    """Incident energies (GeV) for chunk [start, stop): fixed, uniform in a range, or read from a shower file.
 
-    def __init__(self, rng: np.random.Generator, energy=None, energy_range=None, energies_from=None):
+    Every energy must be finite and > 0 and, unless ``allow_extrapolation``, inside ``model_range`` (GeV), the
+    range the model was trained on; a file's energies are all checked before the first shower is generated."""
+
+    def __init__(self, rng: np.random.Generator, energy=None, energy_range=None, energies_from=None,
+                 model_range=None, allow_extrapolation: bool = False):
         given = sum(x is not None for x in (energy, energy_range, energies_from))
         if given > 1:
             raise DataError("give at most one of --energy, --energy-range and --energies-from")
         self.rng, self.energy, self.range, self.file = rng, energy, energy_range, None
-        if energy is not None and not energy > 0:
-            raise DataError(f"--energy must be > 0 GeV, got {energy}")
-        if energy_range is not None and not 0 < energy_range[0] <= energy_range[1]:
-            raise DataError(f"--energy-range must satisfy 0 < lo <= hi GeV, got {energy_range}")
+        self.model_range, self.allow_extrapolation = model_range, allow_extrapolation
+        self.outside = 0  # energies outside the model's range (allowed with allow_extrapolation)
+        if energy is not None and not (math.isfinite(energy) and energy > 0):
+            raise DataError(f"--energy must be finite and > 0 GeV, got {energy}")
+        finite_range = energy_range is not None and bool(np.isfinite(energy_range).all())
+        if energy_range is not None and not (finite_range and 0 < energy_range[0] <= energy_range[1]):
+            raise DataError(f"--energy-range must satisfy 0 < lo <= hi GeV (finite), got {tuple(energy_range)}")
+        if energy is not None:
+            self._check_range(energy, energy, "--energy")
+        if energy_range is not None:
+            self._check_range(*energy_range, "--energy-range")
         if energies_from is not None:
             self.file = open_showers(energies_from, validate=False)
+
+    def check_file(self, n: int) -> None:
+        """Check the first ``n`` energies of the file (finite, > 0, in range) before anything is generated."""
+        for start in range(0, n, 100_000):
+            e = self.file.read_energy(start, min(start + 100_000, n))
+            bad = ~(np.isfinite(e) & (e > 0))
+            if bad.any():
+                row = int(np.nonzero(bad)[0][0])
+                raise DataError(f"{self.file.path}: incident energy {e[row]} GeV in row {start + row} (energies "
+                                "must be finite and > 0)")
+            if self.model_range is not None and len(e):
+                worst = int(np.argmax(np.maximum(self.model_range[0] / e, e / self.model_range[1])))
+                self._check_range(float(e.min()), float(e.max()), f"{self.file.path} (e.g. row {start + worst}: "
+                                  f"{e[worst]:.6g} GeV)", count=int(np.sum(self._outside(e))))
+
+    def _outside(self, e):
+        lo, hi = self.model_range
+        tol = 1e-6  # float32 files round the range's own ends
+        return (e < lo * (1 - tol)) | (e > hi * (1 + tol))
+
+    def _check_range(self, lo: float, hi: float, what: str, count: int | None = None) -> None:
+        if self.model_range is None or not self._outside(np.array([lo, hi])).any():
+            return
+        if not self.allow_extrapolation:
+            mlo, mhi = self.model_range
+            n = f"{count} energies " if count is not None else ""
+            raise DataError(f"{what}: {n}outside the model's training range [{mlo:g}, {mhi:g}] GeV; pass "
+                            "--allow-extrapolation to generate there anyway")
+        self.outside += count if count is not None else 1
 
     def available(self) -> int | None:
         """How many energies the file holds (None: no limit)."""
@@ -78,6 +120,12 @@ class EnergySource:
     def close(self):
         if self.file is not None:
             self.file.close()
+
+
+def count_energies(path) -> int:
+    """How many incident energies (showers) a shower file holds (DataError if it is not one)."""
+    with open_showers(path, validate=False) as f:
+        return len(f)
 
 
 def class_labels(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
@@ -100,7 +148,7 @@ def load_for_sampling(model, backend: str = "numba", initial: bool = False):
 def generate(model, out, num_showers: int | None = None, backend: str = "numba", energy: float | None = None,
              energy_range=None, energies_from=None, batch_size: int = 1000, seed: int = 0,
              compression: str | None = None, progress=None, initial: bool = False, format: str | None = None,
-             class_fraction: float = 0.5) -> GenerateResult:
+             class_fraction: float = 0.5, allow_extrapolation: bool = False) -> GenerateResult:
     """Write ``num_showers`` generated showers to ``out``; see the module docstring.
 
     model: a model file or run directory; with ``initial`` a run directory, whose untrained starting point
@@ -108,7 +156,8 @@ def generate(model, out, num_showers: int | None = None, backend: str = "numba",
     (lo, hi) uniform, ``energies_from`` (the incident energies of a shower file, in order; num_showers defaults
     to its length) or, with none given, uniform in the model's training range. format: "calogan" or
     "calochallenge" (default: the layout of the model's training data). class_fraction: the share of class 1
-    for two-class models. progress(n_done) is called per chunk.
+    for two-class models. progress(n_done) is called per chunk. Energies outside the model's training range
+    are refused (DataError) unless ``allow_extrapolation``; the result counts them.
     """
     if batch_size < 1:
         raise DataError("--batch-size must be >= 1")
@@ -122,7 +171,8 @@ def generate(model, out, num_showers: int | None = None, backend: str = "numba",
     z_rng, e_rng, label_rng = (np.random.default_rng(s) for s in (z_seed, e_seed, label_seed))
     if energy is None and energy_range is None and energies_from is None:
         energy_range = sampler.energy_range
-    source = EnergySource(e_rng, energy, energy_range, energies_from)
+    source = EnergySource(e_rng, energy, energy_range, energies_from, model_range=sampler.energy_range,
+                          allow_extrapolation=allow_extrapolation)
     try:
         if num_showers is None:
             if source.available() is None:
@@ -132,6 +182,8 @@ def generate(model, out, num_showers: int | None = None, backend: str = "numba",
             raise DataError(f"--num-showers must be >= 1, got {num_showers}")
         if source.available() is not None and num_showers > source.available():
             raise DataError(f"{energies_from}: {source.available()} energies, fewer than --num-showers {num_showers}")
+        if source.file is not None:
+            source.check_file(num_showers)
         attrs = {"format": format, "units": UNITS[format], "geometry": json.dumps(sampler.geometry.to_dict()),
                  "particle": sampler.particle, "seed": int(seed), "calosim_version": __version__,
                  "producer": f"calosim {__version__} generate ({sampler.model_type} {sampler.config.name})",
@@ -142,8 +194,10 @@ def generate(model, out, num_showers: int | None = None, backend: str = "numba",
         if sampler.n_classes > 1:
             attrs["class_fraction"] = float(class_fraction)
             labels = lambda n: class_labels(label_rng, n, class_fraction)  # noqa: E731
-        return _write(sampler, Path(out), num_showers, source, z_rng, labels, batch_size, format, attrs,
-                      compression, progress)
+        result = _write(sampler, Path(out), num_showers, source, z_rng, labels, batch_size, format, attrs,
+                        compression, progress)
+        result.extrapolated = bool(source.outside)
+        return result
     finally:
         source.close()
 

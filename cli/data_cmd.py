@@ -2,7 +2,7 @@
 
 import click
 
-from calosim.errors import CalosimError
+from calosim.cli.main import FORCE_OPTION, refuse_existing, run_library_call
 
 
 @click.group()
@@ -28,10 +28,7 @@ def show(file, binning):
     """Summarise FILE: format, N, particle, energy range, per-layer mean energy fraction, attributes."""
     from calosim.data.summary import format_summary, summarize
 
-    try:
-        info = summarize(file, binning=binning)
-    except CalosimError as exc:
-        raise click.ClickException(str(exc)) from None
+    info = run_library_call(summarize, file, binning=binning)
     click.echo(format_summary(info))
 
 
@@ -42,18 +39,17 @@ def show(file, binning):
 @click.option("--binning", type=click.Path(exists=True, dir_okay=False),
               help="CaloChallenge binning XML, for challenge files without a geometry attribute")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="new CaloGAN-layout file")
-def slice_cmd(file, rows, binning, output):
+@FORCE_OPTION
+def slice_cmd(file, rows, binning, output, force):
     """Copy rows START..STOP of FILE (any supported format) into a new CaloGAN-layout file, validated."""
     from calosim.data.formats import read_showers, write_showers
 
     start, stop = rows
-    try:
-        if stop <= start:
-            raise click.ClickException(f"--rows {start} {stop}: STOP must be larger than START")
-        showers = read_showers(file, start, stop, binning=binning)
-        if len(showers) < stop - start:
-            raise click.ClickException(f"{file}: holds {start + len(showers)} showers, fewer than STOP {stop}")
-        path = write_showers(output, showers, producer=f"calosim data slice {file} rows {start}-{stop}")
-    except CalosimError as exc:
-        raise click.ClickException(str(exc)) from None
+    if stop <= start:
+        raise click.UsageError(f"--rows {start} {stop}: STOP must be larger than START")
+    refuse_existing(output, force)
+    showers = run_library_call(read_showers, file, start, stop, binning=binning)
+    if len(showers) < stop - start:
+        raise click.ClickException(f"{file}: holds {start + len(showers)} showers, fewer than STOP {stop}")
+    path = run_library_call(write_showers, output, showers, producer=f"calosim data slice {file} rows {start}-{stop}")
     click.echo(f"wrote {len(showers)} showers (rows {start}-{stop} of {file}) to {path}")

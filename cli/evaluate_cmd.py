@@ -3,7 +3,6 @@
 import click
 
 from calosim.backends import BACKEND_NAMES
-from calosim.errors import CalosimError
 
 
 @click.command()
@@ -39,7 +38,7 @@ def evaluate(reference, generated, train, baseline, out, backend, max_showers, s
     classifier tests on low- and high-level features (AUC), a memorisation check against --train, a
     baseline (--baseline) side by side, and plots. Writes OUT/metrics.json, OUT/report.md and
     OUT/plots/*.png."""
-    from calosim.backends import BackendUnavailable
+    from calosim.cli.main import run_library_call
     from calosim.evaluate.classifier import ClassifierConfig
     from calosim.evaluate.report import evaluate as run_evaluate
     from calosim.evaluate.report import format_summary
@@ -47,12 +46,8 @@ def evaluate(reference, generated, train, baseline, out, backend, max_showers, s
     config = ClassifierConfig.spec() if spec_classifier else ClassifierConfig()
     if epochs is not None:
         config.epochs = epochs
-    try:
-        metrics = run_evaluate(reference, generated, out, train_path=train, backend=backend,
+    metrics = run_library_call(run_evaluate, reference, generated, out, train_path=train, backend=backend,
                                max_showers=max_showers, seed=seed, binning=binning, classifier_config=config,
-                               run_classifier=not no_classifier, make_plots=not no_plots,
-                               baseline_path=baseline)
-    except (CalosimError, BackendUnavailable) as exc:
-        raise click.ClickException(str(exc)) from None
+                               run_classifier=not no_classifier, make_plots=not no_plots, baseline_path=baseline)
     click.echo(format_summary(metrics))
     click.echo(f"\nreport: {out}/report.md")

@@ -3,6 +3,7 @@
 import click
 
 from calosim.backends import BACKEND_NAMES
+from calosim.cli.main import FORCE_OPTION
 
 
 @click.command()
@@ -31,27 +32,33 @@ from calosim.backends import BACKEND_NAMES
 @click.option("--class-fraction", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="two-class models (e.g. lagan with n_classes 2): the share of class 1; the file's 'label' "
                    "dataset holds each shower's class")
+@click.option("--allow-extrapolation", is_flag=True,
+              help="allow incident energies outside the model's training range (the model was never trained there)")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="output HDF5 file")
+@FORCE_OPTION
 def generate(model, backend, num_showers, energy, energy_range, energies_from, batch_size, seed, compress,
-             initial_weights, file_format, class_fraction, output):
+             initial_weights, file_format, class_fraction, allow_extrapolation, output, force):
     """Generate showers with a trained model of any type and write them, chunk by chunk, in the layout of its
     training data (or --format)."""
-    from calosim.cli.main import run_library_call
+    from calosim.cli.main import refuse_existing, run_library_call
+    from calosim.sampling import count_energies
     from calosim.sampling import generate as run_generate
 
+    refuse_existing(output, force)
     total = num_showers
     if total is None and energies_from is not None:
-        from calosim.data.formats import open_showers
-
-        with open_showers(energies_from, validate=False) as f:
-            total = len(f)
+        total = run_library_call(count_energies, energies_from)
     with click.progressbar(length=total or 0, label="generating", show_pos=True, width=30) as bar:
         result = run_library_call(run_generate, model, output, num_showers=num_showers, backend=backend,
                                   energy=energy, energy_range=tuple(energy_range) if energy_range else None,
                                   energies_from=energies_from, batch_size=batch_size, seed=seed,
                                   compression="gzip" if compress else None, progress=bar.update,
-                                  initial=initial_weights, format=file_format, class_fraction=class_fraction)
+                                  initial=initial_weights, format=file_format, class_fraction=class_fraction,
+                                  allow_extrapolation=allow_extrapolation)
     click.echo(f"wrote {result.n} showers ({result.format} layout) to {result.path}: "
                f"{result.ms_per_shower:.3f} ms/shower ({result.generator_ms_per_shower:.3f} ms/shower in the "
                f"generator, {backend}, batch {batch_size})")
+    if result.extrapolated:
+        click.echo("note: some incident energies lie outside the model's training range (--allow-extrapolation); "
+                   "the model was never trained there")

@@ -15,7 +15,9 @@ BACKEND_OPTION = click.option("--backend", type=click.Choice(BACKEND_NAMES), def
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="calosim")
-def main():
+@click.option("--debug", is_flag=True, help="show the Python traceback of an error instead of its one line")
+@click.pass_context
+def main(ctx, debug):
     """calosim: train and sample GAN fast simulations of calorimeter showers (CaloGAN and relatives).
 
     Every layer has a hand-written forward and backward pass, run by a NumPy reference backend, Numba CPU
@@ -63,11 +65,55 @@ def selftest(backend, seed):
 
 
 def run_library_call(fn, *args, **kwargs):
-    """Call library code, turning user-facing errors into one line without a traceback."""
+    """Call library code, turning what it raises into one line without a traceback (exit 1; ``calosim --debug``
+    re-raises instead). SIGTERM and Ctrl-C end the call with exit 143 / 130 once temporaries are removed."""
+    from calosim.atomic import Terminated, install_sigterm_cleanup
+
+    install_sigterm_cleanup()
+    ctx = click.get_current_context(silent=True)
+    debug = bool(ctx and ctx.find_root().params.get("debug"))
     try:
         return fn(*args, **kwargs)
-    except (CalosimError, BackendUnavailable) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (Terminated, KeyboardInterrupt) as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc or 'interrupted'}; temporary files removed, earlier outputs left as they were",
+                   err=True)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
+    except click.ClickException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary: every error is one line
+        if debug:
+            raise
+        raise click.ClickException(one_line(exc)) from None
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of an error as one line: the library's own errors as they are, system errors with their
+    cause, anything unexpected with its type and a pointer to --debug."""
+    if isinstance(exc, (CalosimError, BackendUnavailable)):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        from calosim.atomic import os_error_text
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = f"{where}{os_error_text(exc)}"
+    elif isinstance(exc, MemoryError):
+        text = "out of memory (try a smaller --batch-size)"
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (calosim --debug ... shows the traceback)"
+    return " ".join(text.split())
+
+
+FORCE_OPTION = click.option("--force", is_flag=True, help="replace the output file if it exists")
+
+
+def refuse_existing(path, force: bool) -> None:
+    """An existing output is replaced only with --force (README: "Existing outputs")."""
+    from pathlib import Path
+
+    if Path(path).exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to replace it")
 
 
 # Commands defined in their own modules are registered below.

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from calosim.errors import CalosimError
+from calosim.cli.main import FORCE_OPTION, refuse_existing, run_library_call
 
 
 @click.command()
@@ -22,12 +22,13 @@ from calosim.errors import CalosimError
               help="Geant4 worker processes")
 @click.option("--approximate-data", is_flag=True,
               help="Geant4 without its data sets: use calosim's stand-in low-energy tables")
-def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, workers, approximate_data):
+@FORCE_OPTION
+def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, workers, approximate_data, force):
     """Fast parametric (GFlash-style) showers in the CaloGAN geometry -- for experiments, not physics."""
     from calosim.data.formats import write_showers
     from calosim.data.simulate import simulate_uniform
 
-    try:
+    def run():
         with click.progressbar(length=num_showers, label=f"simulating {particle}", file=sys.stderr) as bar:
             if engine == "geant4":
                 from calosim.geant4 import simulate_geant4_to_file
@@ -38,6 +39,7 @@ def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, wor
                 showers = simulate_uniform(particle, num_showers, energy_range, seed, progress=bar.update)
         if engine != "geant4":
             write_showers(output, showers, format=fmt, seed=seed)
-    except CalosimError as exc:
-        raise click.ClickException(str(exc)) from None
+
+    refuse_existing(output, force)
+    run_library_call(run)
     click.echo(f"wrote {num_showers} {particle} showers to {output}")

@@ -61,8 +61,13 @@ def _reporter():
                    "energy (calosim.models.energy) and rescale every generated layer to its energies")
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True,
               help="the last fraction of the file's showers, never trained on, scored after every epoch")
+@click.option("--energy-range", nargs=2, type=click.FloatRange(min=0.0, min_open=True), default=None,
+              metavar="LO HI", help="the conditioning range in GeV (default: what the training data robustly covers); "
+                                    "showers outside it are refused unless --drop-energy-outliers")
+@click.option("--drop-energy-outliers", is_flag=True,
+              help="train without the showers whose incident energy lies outside the conditioning range")
 def train(data, backend, model_type, config, config_file, epochs, batch_size, out, seed, resume, energy_model,
-          validation_fraction):
+          validation_fraction, energy_range, drop_energy_outliers):
     """Train a model (CaloGAN by default: reference section 4, D on real, D on fake, G twice; BCE + 0.05 energy
     MAE; or --model-type wgan-gp / vae / lagan), keeping the best epoch by validation score in OUT/best.h5, the
     last in OUT/last.h5, and a checkpoint after every epoch (OUT/checkpoint.h5; --resume continues from it)."""
@@ -72,6 +77,7 @@ def train(data, backend, model_type, config, config_file, epochs, batch_size, ou
     result = run_library_call(run_train, out, data=data, backend=backend, config=config, config_file=config_file,
                               epochs=epochs, batch_size=batch_size, seed=seed, resume=resume,
                               validation_fraction=validation_fraction, reporter=_reporter(), model_type=model_type,
-                              energy_model=energy_model)
+                              energy_model=energy_model, energy_range=energy_range,
+                              drop_energy_outliers=drop_energy_outliers)
     best = f"best epoch {result.best_epoch} (score {result.best_score:.3f})" if result.best_score is not None else ""
     click.echo(f"done: {result.epochs_done} epochs in {result.run_dir}; {best}")

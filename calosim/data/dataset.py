@@ -43,11 +43,12 @@ class ShowerDataset:
     shuffle:    permute chunk order and rows within chunks, using ``rng`` (a numpy Generator; default seed 0)
     rows:       a range of rows to use (e.g. from ``split``); default all
     arrays:     yield (layers, energy) tuples -- [(B, R_l, C_l) float32 MeV], (B,) float32 GeV -- not Showers
+    keep:       (N_file,) bool: the file's rows to use (e.g. without energy outliers); default all
     """
 
     def __init__(self, path, chunk_size: int = 10_000, batch_size: int = 100, shuffle: bool = True,
                  rng: np.random.Generator | None = None, rows: range | None = None, drop_last: bool = False,
-                 arrays: bool = False, binning=None):
+                 arrays: bool = False, binning=None, keep: np.ndarray | None = None):
         if chunk_size < 1 or batch_size < 1:
             raise ValueError("chunk_size and batch_size must be >= 1")
         self.path = path
@@ -62,6 +63,7 @@ class ShowerDataset:
         if rows.step != 1 or rows.start < 0 or rows.stop > n:
             raise DataError(f"{path}: rows {rows} do not lie within the file's {n} showers (step must be 1)")
         self.rows = rows
+        self.keep = None if keep is None else np.asarray(keep, bool)
         self.chunk_size = int(chunk_size)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -71,11 +73,13 @@ class ShowerDataset:
 
     def __len__(self) -> int:
         """Number of showers (not batches)."""
-        return len(self.rows)
+        if self.keep is None:
+            return len(self.rows)
+        return int(self.keep[self.rows.start:self.rows.stop].sum())
 
     @property
     def n_batches(self) -> int:
-        n = len(self.rows)
+        n = len(self)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def chunks(self) -> list[tuple[int, int]]:
@@ -86,7 +90,10 @@ class ShowerDataset:
     def load(self) -> Showers:
         """All rows at once (in file order)."""
         with open_showers(self.path, binning=self.binning) as f:
-            return f.read(self.rows.start, self.rows.stop)
+            return self._kept(f.read(self.rows.start, self.rows.stop), self.rows.start)
+
+    def _kept(self, showers: Showers, start: int) -> Showers:
+        return showers if self.keep is None else showers.subset(self.keep[start:start + len(showers)])
 
     def _emit(self, s: Showers):
         return (s.layers, s.energy) if self.arrays else s
@@ -99,7 +106,7 @@ class ShowerDataset:
         with open_showers(self.path, binning=self.binning) as f:
             for ci in order:
                 start, stop = chunks[ci]
-                chunk = f.read(start, stop)
+                chunk = self._kept(f.read(start, stop), start)
                 if self.shuffle:
                     chunk = chunk.subset(self.rng.permutation(len(chunk)))
                 if carry is not None:

@@ -32,6 +32,7 @@ cells, incident energy <= 0 or not finite.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -44,6 +45,7 @@ from calosim.errors import DataError
 from calosim.geometry import Geometry, calochallenge_geometry, calogan_geometry
 
 JET_IMAGE = "jet_image"  # read only
+LAYER_NAME = re.compile(r"^layer_(\d+)$")
 LABEL_DATASETS = ("signal", "label", "y")
 
 UNITS = {
@@ -183,8 +185,9 @@ class ShowerFile:
                                     f"expected (N, {layer.shape[0]}, {layer.shape[1]})")
         else:
             if geometry is None:
-                raise DataError(f"{self.path}: CaloChallenge file without a geometry attribute; pass the "
-                                "binning XML (binning=... / --binning)")
+                raise DataError(f"{self.path}: CaloChallenge file without a geometry attribute; pass its binning "
+                                "XML (--binning of data show / data slice / evaluate; for train or generate, "
+                                "first write a file that carries it: calosim data slice FILE --binning XML ...)")
             self._cells = [self._dataset("showers")]
             self._energy = self._dataset("incident_energies")
             ds = self._cells[0]
@@ -255,9 +258,12 @@ class ShowerFile:
     def _infer_calogan_geometry(self) -> Geometry:
         from calosim.geometry import LayerGeometry
 
-        names = []
-        while f"layer_{len(names)}" in self._f:
-            names.append(f"layer_{len(names)}")
+        indices = sorted(int(m.group(1)) for m in map(LAYER_NAME.match, self._f.keys()) if m)
+        names = [f"layer_{i}" for i in range(indices[-1] + 1)]
+        missing = [name for name in names if name not in self._f]
+        if missing:  # a gap is a damaged file, never a geometry with fewer layers
+            raise DataError(f"{self.path}: missing dataset {missing[0]!r} (the file has "
+                            f"{', '.join(n for n in names if n in self._f)})")
         shapes = []
         for name in names:
             ds = self._dataset(name)
@@ -288,6 +294,16 @@ class ShowerFile:
         except Exception as exc:
             raise DataError(f"{self.path}: cannot read dataset {ds.name.lstrip('/')!r} rows {start}:{stop} "
                             f"(corrupt?): {exc}") from None
+
+    def read_energy(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Incident energies (GeV, float64) of rows [start, stop) alone, unchecked (the cells are not read)."""
+        start, stop, _ = slice(start, stop).indices(self.n)
+        if self._energy is None:  # a jet-image file's energy is its image sum
+            return np.asarray(self.read(start, stop).energy, np.float64)
+        raw = self._read(self._energy, start, max(start, stop)).reshape(-1)
+        if self.format == CALOCHALLENGE:
+            raw = (self._energy[start:max(start, stop)].astype(np.float64).reshape(-1) / 1000.0).astype(np.float32)
+        return raw.astype(np.float64)
 
     def read(self, start: int = 0, stop: int | None = None) -> Showers:
         """Showers of rows [start, stop) as float32 (MeV cells, GeV energy)."""

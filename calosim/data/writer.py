@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calosim.atomic import atomic_h5
+from calosim.atomic import atomic_h5, os_error_text, require_finite
 from calosim.errors import DataError
 
 CALOGAN = "calogan"
@@ -75,7 +75,7 @@ class ShowerWriter:
         try:
             f = self._context.__enter__()
         except OSError as exc:
-            raise DataError(f"{self.path}: cannot write: {exc}") from None
+            raise DataError(f"{self.path}: cannot write: {os_error_text(exc)}") from None
         try:  # the with statement calls __exit__ only once __enter__ has returned
             g = self.geometry
             if self.format == CALOGAN:
@@ -102,6 +102,7 @@ class ShowerWriter:
         """Rows [start, start + len(energy_gev)): per-layer (B, R_l, C_l) MeV, E (B,) GeV, labels (B,) ints and
         overflow (B, L) MeV when the file has those datasets."""
         stop = start + len(energy_gev)
+        self._check(start, layers_mev, energy_gev, overflow_mev)
         if self.format == CALOGAN:
             for ds, x in zip(self._cells, layers_mev):
                 ds[start:stop] = np.asarray(x).astype(np.float32, copy=False)
@@ -115,11 +116,25 @@ class ShowerWriter:
         if self._overflow is not None:
             self._overflow[start:stop] = np.asarray(overflow_mev, np.float32)
 
+    def _check(self, start: int, layers_mev, energy_gev, overflow_mev) -> None:
+        """Nothing is published that calosim's readers would reject: finite non-negative cells and overflow,
+        finite incident energies > 0 (the row named counts from the file's first shower)."""
+        for layer, x in zip(self.geometry.layers, layers_mev):
+            require_finite(x, f"showers with {layer.name}", self.path, nonnegative=True, row_offset=start)
+        if overflow_mev is not None:
+            require_finite(overflow_mev, "showers with overflow", self.path, nonnegative=True, row_offset=start)
+        e = np.asarray(energy_gev, np.float64).reshape(-1)
+        bad = ~(np.isfinite(e) & (e > 0))
+        if bad.any():
+            row = int(np.nonzero(bad)[0][0])
+            raise DataError(f"{self.path}: refusing to write an incident energy of {e[row]} GeV (row {start + row}; "
+                            "energies must be finite and > 0); nothing was written")
+
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             self._context.__exit__(exc_type, exc, tb)
         except OSError as err:
-            raise DataError(f"{self.path}: cannot write: {err}") from None
+            raise DataError(f"{self.path}: cannot write: {os_error_text(err)}") from None
         if isinstance(exc, OSError):
-            raise DataError(f"{self.path}: cannot write: {exc}") from None
+            raise DataError(f"{self.path}: cannot write: {os_error_text(exc)}") from None
         return False

@@ -101,10 +101,6 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
     timing: dict[str, float] = {}
     out = Path(out_dir)
     plot_dir = out / "plots"
-    try:
-        plot_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"{out}: cannot create the report directory ({exc})") from None
 
     ref, ref_name = _load(reference_path, max_showers, binning)
     gen, gen_name = _load(generated_path, max_showers, binning)
@@ -113,6 +109,10 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
                         f"reference's {ref.geometry.name} {list(ref.geometry.shapes)}")
     if len(ref) < 10 or len(gen) < 10:
         raise DataError(f"too few showers to compare: {len(ref)} reference, {len(gen)} generated (10 at least)")
+    try:  # only once the inputs are good, and plots/ only when plots are made
+        (plot_dir if make_plots else out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{out}: cannot create the report directory ({exc})") from None
     timing["read_s"] = time.perf_counter() - t_start
 
     t = time.perf_counter()

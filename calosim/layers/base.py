@@ -54,7 +54,10 @@ class Layer:
         return input_shape
 
     def add_param(self, name: str, shape, init, rng, fan_in: int = 0, fan_out: int = 0) -> Parameter:
-        value = get_initializer(init)(rng, tuple(shape), fan_in, fan_out)
+        if getattr(self.backend, "shapes_only", False):  # a build that only learns the shapes: draw nothing
+            value = np.broadcast_to(np.zeros(()), tuple(shape))
+        else:
+            value = get_initializer(init)(rng, tuple(shape), fan_in, fan_out)
         param = Parameter(f"{self.name}/{name}", self.backend.asarray(value))
         self.params[name] = param
         return param

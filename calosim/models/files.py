@@ -47,7 +47,7 @@ import h5py
 import numpy as np
 
 from calosim._version import __version__
-from calosim.atomic import atomic_h5
+from calosim.atomic import atomic_h5, require_finite
 from calosim.errors import DataError
 from calosim.geometry import Geometry
 from calosim.models.registry import MODEL_TYPES, get_model_type
@@ -105,8 +105,10 @@ def read_group(group: h5py.Group) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- model files
-def write_model(f: h5py.File, model, extra: dict | None = None) -> None:
-    """The model-file layout into an open file: attributes of /, one group per network, /fitted."""
+def write_model(f: h5py.File, model, extra: dict | None = None, target=None) -> None:
+    """The model-file layout into an open file: attributes of /, one group per network, /fitted; a NaN or
+    infinite array is refused (DataError naming ``target`` and the array) before anything is published."""
+    target = target or f.filename
     attrs = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": model.model_type,
         "config": json.dumps(model.config.to_dict()), "geometry": json.dumps(model.geometry.to_dict()),
@@ -122,8 +124,13 @@ def write_model(f: h5py.File, model, extra: dict | None = None) -> None:
     for key, value in attrs.items():
         f.attrs[key] = value
     for name, net in model.all_networks().items():
-        write_group(f.create_group(name), model_arrays(net))
+        arrays = model_arrays(net)
+        for key, value in arrays.items():
+            require_finite(value, f"weight array /{name}/{key}", target)
+        write_group(f.create_group(name), arrays)
     if model.fitted:
+        for key, value in model.fitted.items():
+            require_finite(value, f"fitted value /{FITTED}/{key}", target)
         write_group(f.create_group(FITTED), model.fitted)
 
 
@@ -131,13 +138,14 @@ def save_model(path, model, **extra) -> Path:
     """Write ``model`` (of any type) to one HDF5 model file, atomically; ``extra`` become attributes."""
     path = Path(path)
     with atomic_h5(path, track_order=True) as f:
-        write_model(f, model, extra)
+        write_model(f, model, extra, target=path)
     return path
 
 
 def read_model_header(path) -> dict:
     """The attributes of a model file of any type, checking that it is one: ``model`` (type name), ``config``
-    (the type's config object), ``geometry`` (Geometry), ``energy_range`` and ``fitted`` decoded."""
+    (the type's config object), ``geometry`` (Geometry), ``energy_range`` and ``fitted`` decoded. Anything
+    unreadable is one DataError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such model file")
@@ -145,27 +153,42 @@ def read_model_header(path) -> dict:
         with h5py.File(path, "r") as f:
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             fitted = read_group(f[FITTED]) if FITTED in f else {}
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py reports damaged files as OSError, KeyError, RuntimeError ...
         raise DataError(f"{path}: cannot open as HDF5 ({exc})") from None
     if attrs.get("format") != FORMAT:
         raise DataError(f"{path}: not a calosim model file (format attribute {attrs.get('format')!r})")
     name = str(attrs.get("model", "calogan"))
     if name not in MODEL_TYPES:
         raise DataError(f"{path}: model type {name!r} is not known to this calosim ({', '.join(MODEL_TYPES)})")
-    if int(attrs.get("format_version", 0)) > FORMAT_VERSION:
+    try:
+        version = int(attrs.get("format_version", 0))
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: unreadable format_version {attrs.get('format_version')!r}") from None
+    if version > FORMAT_VERSION:
         raise DataError(f"{path}: model file layout version {attrs['format_version']} is newer than this "
                         f"calosim ({__version__}) reads; upgrade calosim")
     kind = MODEL_TYPES[name]
-    config, stored_fitted = kind.split_stored_config(json.loads(attrs["config"]))
+    try:
+        config, stored_fitted = kind.split_stored_config(json.loads(attrs["config"]))
+        attrs["config"] = kind.config_from_dict(config)
+        attrs["geometry"] = Geometry.from_dict(json.loads(attrs["geometry"]))
+        attrs["energy_range"] = tuple(float(x) for x in attrs["energy_range"])
+    except KeyError as exc:
+        raise DataError(f"{path}: model file without the {exc} attribute") from None
+    except Exception as exc:  # noqa: BLE001 - a malformed attribute of any kind is one line
+        raise DataError(f"{path}: malformed model attributes ({type(exc).__name__}: {exc})") from None
+    energy_range = attrs["energy_range"]
+    if len(energy_range) != 2 or not (np.isfinite(energy_range).all() and 0 < energy_range[0] < energy_range[1]):
+        raise DataError(f"{path}: energy_range {attrs['energy_range']} is not 0 < lo < hi GeV")
     attrs["model"] = name
-    attrs["config"] = kind.config_from_dict(config)
     attrs["fitted"] = {**stored_fitted, **fitted}
-    attrs["geometry"] = Geometry.from_dict(json.loads(attrs["geometry"]))
-    attrs["energy_range"] = tuple(float(x) for x in attrs["energy_range"])
     if "energy_model" in attrs:
         from calosim.models.energy import LayerEnergyConfig
 
-        attrs["energy_model"] = LayerEnergyConfig.from_dict(json.loads(attrs["energy_model"]))
+        try:
+            attrs["energy_model"] = LayerEnergyConfig.from_dict(json.loads(attrs["energy_model"]))
+        except Exception as exc:  # noqa: BLE001 - a malformed attribute of any kind is one line
+            raise DataError(f"{path}: malformed energy_model attribute ({type(exc).__name__}: {exc})") from None
     return attrs
 
 
@@ -195,9 +218,18 @@ def load_model(path, backend):
     """The model of a model file or training checkpoint (of any type, attribute ``model``) built on
     ``backend`` (a Backend), weights and BatchNorm statistics restored; the arrays are converted to the
     backend's dtype, so a model trained on any backend loads on every other."""
+    from calosim.models.file_checks import check_sizes, check_weights_finite
+
     header = read_model_header(path)
+    check_sizes(path, header, build_from_header)  # before anything of the config's size is allocated
     model = build_from_header(header, backend)
-    with h5py.File(path, "r") as f:
-        read_networks(f, model, path)
+    try:
+        with h5py.File(path, "r") as f:
+            read_networks(f, model, path)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged array data
+        raise DataError(f"{path}: the weight arrays cannot be read (damaged file?): {exc}") from None
+    check_weights_finite(model, path)
     model.attrs = {k: v for k, v in header.items() if k not in ("config", "geometry", "fitted", "energy_model")}
     return model

@@ -24,7 +24,7 @@ def save_checkpoint(path, model, optimizers: dict, trainer_state: dict, **extra)
     JSON-able state."""
     path = Path(path)
     with atomic_h5(path, track_order=True) as f:
-        write_model(f, model, extra)
+        write_model(f, model, extra, target=path)
         group = f.create_group("optimizer")
         for name, opt in optimizers.items():
             write_group(group.create_group(name), opt.state_dict())

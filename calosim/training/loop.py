@@ -23,16 +23,18 @@ trainer's ``end_epoch()`` (CaloGAN: precise BN), before each epoch ``start_epoch
 from __future__ import annotations
 
 import json
-import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from calosim.atomic import sweep_stale_temporaries
 from calosim.backends import get_backend
 from calosim.data.dataset import ShowerDataset, energy_point_batches, layer_energy_sample, split
-from calosim.data.formats import CALOGAN, JET_IMAGE, detect_format, open_showers, read_labels, read_showers
+from calosim.data.formats import CALOGAN, JET_IMAGE, detect_format, read_labels, read_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.geometry import Geometry
 from calosim.layers import Dropout
@@ -42,6 +44,8 @@ from calosim.models.energy import LayerEnergyConfig, LayerEnergyTrainer
 from calosim.models.files import read_model_header, save_model
 from calosim.models.units import layer_sums
 from calosim.training.checkpoint import load_checkpoint, save_checkpoint
+from calosim.training.energies import training_energies
+from calosim.training.rundir import check_resume, file_sha256, run_lock
 from calosim.training.validation import sample_arrays, validation_observables, validation_score
 
 CHECKPOINT = "checkpoint.h5"
@@ -77,17 +81,6 @@ class Reporter:
     def epoch_end(self, record: dict) -> None: ...
 
     def message(self, text: str) -> None: ...
-
-
-def _energy_range(path, rows: range) -> tuple[float, float]:
-    """The training rows' incident-energy range in GeV, rounded outwards to whole GeV (kept if below 1 GeV)."""
-    lo, hi = math.inf, -math.inf
-    with open_showers(path, validate=False) as f:
-        for start in range(rows.start, rows.stop, 10_000):
-            e = f.read(start, min(start + 10_000, rows.stop)).energy
-            lo, hi = min(lo, float(e.min())), max(hi, float(e.max()))
-    lo = float(math.floor(lo)) if lo >= 1.0 else lo
-    return lo, float(math.ceil(hi))
 
 
 def resolve_model_path(model) -> Path:
@@ -143,6 +136,17 @@ def _dropout_layers(model):
     return [layer for layer in model.walk() if isinstance(layer, Dropout)]
 
 
+def _write_text(path: Path, text: str) -> None:
+    """Replace a small text file atomically (a kill leaves the old or the new one, never half of it)."""
+    tmp = path.with_name(f".{path.name}.pid{os.getpid()}.text.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _read_log(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -159,6 +163,8 @@ def _batch_source(model, data_path, train_rows: range, dataset: ShowerDataset, s
         if labels is None:
             raise DataError(f"{data_path}: config {cfg.name!r} has n_classes {cfg.n_classes} but the file holds no "
                             "class labels (a jet-image file with image and signal / label / y)")
+        if dataset.keep is not None:
+            labels = labels[dataset.keep[train_rows.start:train_rows.stop]]
         if labels.max(initial=0) >= cfg.n_classes:
             raise DataError(f"{data_path}: labels up to {int(labels.max())} for n_classes {cfg.n_classes}")
         rows_in_memory = dataset.load()
@@ -185,7 +191,8 @@ def _batch_source(model, data_path, train_rows: range, dataset: ShowerDataset, s
 def train(out, data=None, backend: str = "numba", config: str | None = None, config_file=None,
           epochs: int | None = None, batch_size: int | None = None, seed: int = 0, resume: bool = False,
           validation_fraction: float = 0.2, dtype: str = "float32", chunk_size: int = 10_000,
-          reporter: Reporter | None = None, model_type: str = "calogan", energy_model: bool = False) -> TrainResult:
+          reporter: Reporter | None = None, model_type: str = "calogan", energy_range=None,
+          drop_energy_outliers: bool = False, energy_model: bool = False) -> TrainResult:
     """Train (or resume) a run in directory ``out``; see the module docstring.
 
     model_type: a type of calosim.models.registry; its trainer (the model's ``trainer()``) does the steps, one
@@ -202,7 +209,12 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     layer (validation, generate) is rescaled to its energies.
 
     data: a CaloGAN or CaloChallenge shower file (MeV cells, GeV energies); default the bundled Geant4 e+.
-    epochs, batch_size: override the config's; everything else comes from ``config`` and ``config_file``.
+    epochs, batch_size, energy_range (GeV, the declared conditioning range): override the config's; everything
+    else comes from ``config`` and ``config_file``. Incident energies are checked and the conditioning range
+    found as calosim.training.energies says; ``drop_energy_outliers`` trains without the showers outside it.
+
+    The run directory is locked while the run works in it (calosim.training.rundir); a resume must match the
+    run's run.json. A run that fails before its first checkpoint removes the directory it created.
     """
     from calosim.data.bundled import bundled_path
 
@@ -210,8 +222,28 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     reporter = reporter or Reporter()
     run_dir = Path(out)
     data_path = Path(data) if data is not None else bundled_path("eplus")
-    cfg = kind.get_config(config, config_file, epochs=epochs, batch_size=batch_size)
+    cfg = kind.get_config(config, config_file, epochs=epochs, batch_size=batch_size,
+                          energy_range=tuple(energy_range) if energy_range is not None else None)
     train_rows, val_rows = split(data_path, validation_fraction)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with run_lock(run_dir):
+            sweep_stale_temporaries(run_dir)
+            return _train_locked(run_dir, kind, cfg, data_path, train_rows, val_rows, backend, seed, resume,
+                                 validation_fraction, dtype, chunk_size, reporter, model_type, drop_energy_outliers,
+                                 energy_model)
+    except BaseException:
+        if created and not (run_dir / CHECKPOINT).exists():  # nothing worth keeping: leave no empty run behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, val_rows: range, backend: str,
+                  seed: int, resume: bool, validation_fraction: float, dtype: str, chunk_size: int,
+                  reporter: Reporter, model_type: str, drop_energy_outliers: bool,
+                  energy_model: bool) -> TrainResult:
+    """The run, once ``run_dir`` is locked (see :func:`train`)."""
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise TrainingError(f"{run_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it, or "
@@ -225,7 +257,6 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
                                 "(only --epochs may change)")
     elif resume:
         reporter.message(f"no {CHECKPOINT} in {run_dir}: starting the run from scratch")
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     if len(train_rows) < cfg.batch_size:
         raise DataError(f"{data_path}: {len(train_rows)} training showers, fewer than one batch of {cfg.batch_size}")
@@ -233,10 +264,16 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     init_rng, noise_rng, shuffle_rng = _init_rng(seed), *(np.random.default_rng(s) for s in seeds[1:3])
     validation_seed = seeds[3]
     data_format = shower_file_format(data_path)
+    energies = training_energies(data_path, train_rows, val_rows.stop, cfg.energy_range, drop_energy_outliers)
+    if energies.dropped:
+        reporter.message(f"dropped {energies.dropped} shower(s) with incident energies outside "
+                         f"[{energies.energy_range[0]:g}, {energies.energy_range[1]:g}] GeV")
     dataset = ShowerDataset(data_path, chunk_size=chunk_size, batch_size=cfg.batch_size, shuffle=True,
-                            rng=shuffle_rng, rows=train_rows, drop_last=True, arrays=True)
+                            rng=shuffle_rng, rows=train_rows, drop_last=True, arrays=True, keep=energies.keep)
+    if len(dataset) < cfg.batch_size:
+        raise DataError(f"{data_path}: {len(dataset)} training showers, fewer than one batch of {cfg.batch_size}")
     geometry = dataset.geometry
-    energy_range = cfg.energy_range or _energy_range(data_path, train_rows)
+    energy_range = energies.energy_range
     be = get_backend(backend, dtype)
     fitted = kind.fit(cfg, data_path, train_rows)
     model = kind.build(cfg, geometry, be, init_rng, particle=dataset.particle, energy_range=energy_range,
@@ -245,7 +282,11 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     optimizers, loss_names, energy_trainer = trainer.optimizers, trainer.loss_names, None
     if energy_model:  # drawn after the type's weights: those stay what they are without it
         model.attach_energy_model(LayerEnergyConfig(), init_rng)
-        model.fit_energy_scales(*layer_energy_sample(data_path, train_rows))
+        layer_energies, incident = layer_energy_sample(data_path, train_rows)
+        if energies.keep is not None:
+            kept = energies.keep[train_rows.start:train_rows.start + len(incident)]
+            layer_energies, incident = layer_energies[kept], incident[kept]
+        model.fit_energy_scales(layer_energies, incident)
         energy_trainer = LayerEnergyTrainer(model.energy_model)
         optimizers = {**optimizers, "energy": energy_trainer.optimizer}
         loss_names = loss_names + energy_trainer.loss_names
@@ -262,17 +303,24 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
             _set_rng_state(layer.rng, s)
         trainer.load_state(state.get("trainer", {}))
         reporter.message(f"resuming {run_dir} after epoch {epochs_done}")
-    history = [r for r in _read_log(run_dir / LOG) if r.get("epoch", 0) <= epochs_done]
-    (run_dir / LOG).write_text("".join(json.dumps(r) + "\n" for r in history))
     options = {"model_type": model_type, "data": str(data_path), "backend": backend, "dtype": dtype,
                "config": cfg.to_dict(), "seed": seed, "validation_fraction": validation_fraction,
                "train_rows": [train_rows.start, train_rows.stop], "validation_rows": [val_rows.start, val_rows.stop],
                "energy_range": list(energy_range), "geometry": geometry.to_dict(), "particle": dataset.particle,
                "data_format": data_format, "fitted": {k: v.tolist() for k, v in model.fitted.items()},
+               "data_sha256": file_sha256(data_path), "energy_outliers_dropped": energies.dropped,
                "energy_model": model.energy_model.config.to_dict() if model.energy_model is not None else None}
-    (run_dir / RUN_JSON).write_text(json.dumps(options, indent=2) + "\n")
+    if epochs_done:  # a resume: the same run or nothing
+        if (run_dir / RUN_JSON).is_file():
+            check_resume(run_dir / RUN_JSON, options)
+    else:  # written once, when the run starts
+        _write_text(run_dir / RUN_JSON, json.dumps(options, indent=2) + "\n")
+    history = [r for r in _read_log(run_dir / LOG) if r.get("epoch", 0) <= epochs_done]
+    _write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
 
     validation = read_showers(data_path, val_rows.start, val_rows.stop) if len(val_rows) else None
+    if validation is not None and energies.keep is not None:
+        validation = validation.subset(energies.keep[val_rows.start:val_rows.stop])
     val_ref = (validation_observables(validation.layers, validation.energy, geometry) if validation is not None
                else None)
 
