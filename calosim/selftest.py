@@ -59,8 +59,9 @@ def _bn_inference() -> L.Layer:
 def _lagan_tiny(part: str) -> L.Layer:
     from calosim.models.lagan import LAGANConfig, LAGANDiscriminator, LAGANGenerator
 
-    cfg = LAGANConfig(name="tiny", latent_dim=3, n_classes=2, g_dense_channels=2, g_conv_filters=2, g_lc_filters=2,
-                      d_conv_filters=2, d_lc_filters=2, mbd_kernels=2, mbd_dim=2)
+    cfg = LAGANConfig.from_dict({"name": "tiny", "architecture": dict(
+        latent_dim=3, n_classes=2, g_dense_channels=2, g_conv_filters=2, g_lc_filters=2, d_conv_filters=2,
+        d_lc_filters=2, mbd_kernels=2, mbd_dim=2)})
     return LAGANGenerator(cfg) if part == "generator" else LAGANDiscriminator(cfg)
 
 

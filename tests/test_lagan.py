@@ -36,8 +36,8 @@ def test_reference_architecture_shapes():
     assert shapes[-1] == (25, 25, 1) and model.generator.embedding.params["embedding"].value.shape == (1, 200)
     stream = [layer.output_shape for layer in model.discriminator.stream.layers]
     assert stream[-2] == (3, 3, 8) and model.discriminator.mbd.output_shape == (20,)
-    cfg = model.config
-    assert (cfg.lr_d, cfg.beta1, cfg.batch_size, cfg.label_flip) == (2e-4, 0.5, 100, 0.05)
+    t = model.config.training
+    assert (t.lr_d, t.beta1, t.batch_size, t.label_flip) == (2e-4, 0.5, 100, 0.05)
     with pytest.raises(ConfigError, match="one 25 x 25 layer"):
         kind.build(kind.get_config("small"), calogan_geometry(), get_backend("numpy"), np.random.default_rng(0))
 
@@ -174,7 +174,7 @@ def test_two_class_training_on_a_jet_image_file(tmp_path):
     result = train(model_type="lagan", out=tmp_path / "run", data=path, backend="numpy", config_file=cfg, epochs=1)
     assert result.history[0]["steps"] == 2 and np.isfinite(result.history[0]["g_energy"])
     model = load_model(tmp_path / "run" / "last.h5", get_backend("numpy"))
-    assert model.config.n_classes == 2
+    assert model.config.architecture.n_classes == 2
     with pytest.raises(DataError, match="no class labels"):
         train(model_type="lagan", out=tmp_path / "run2", data=write_showers(tmp_path / "s.h5", tiny_lagan_showers(30)),
                          backend="numpy", config_file=cfg, epochs=1)

@@ -59,7 +59,7 @@ def test_vae_loss_gradient(backend_name, transform, energy_weight, head):
         for p in model.prior.parameters():
             p.value[...] = p.value + be.asarray(0.3 * rng.standard_normal(p.value.shape))
 
-    targets = model.layer_targets(s.layers, s.energy) if model.config.layer_energy_head else None
+    targets = model.layer_targets(s.layers, s.energy) if model.config.layer_energy is not None else None
 
     def loss_and_grads():
         total, _, _, energy = model.loss_and_backward(x, c, eps, e, z_prior, targets)
@@ -103,7 +103,7 @@ def test_resume_equals_uninterrupted_on_a_calochallenge_file(backend_name, tmp_p
     b = load_model(tmp_path / "split" / "last.h5", get_backend("numpy"))
     for p, q in zip(a.parameters(), b.parameters()):
         assert p.name == q.name and np.array_equal(p.value, q.value), p.name
-    nets = {"encoder", "decoder"} | ({"prior"} if b.config.learned_prior else set())
+    nets = {"encoder", "decoder"} | ({"prior"} if b.config.conditional_prior is not None else set())
     assert set(b.networks()) == nets and b.geometry == TINY_GEOMETRY
 
 

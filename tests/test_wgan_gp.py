@@ -41,8 +41,8 @@ def test_fastcalogan_architecture_in_the_calogan_geometry():
     assert [d.units for d in dense] == [50, 100, 200, 504] and model.generator.input_shape == (51,)
     dense = [layer for layer in model.critic.layers if type(layer).__name__ == "Dense"]
     assert [d.units for d in dense] == [504, 504, 504, 1] and model.critic.input_shape == (505,)
-    cfg = model.config
-    assert (cfg.gp_weight, cfg.critic_steps, cfg.lr_d, cfg.beta1, cfg.batch_size) == (10.0, 5, 1e-4, 0.55, 128)
+    t = model.config.training
+    assert (t.gp_weight, t.critic_steps, t.lr_d, t.beta1, t.batch_size) == (10.0, 5, 1e-4, 0.55, 128)
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_training_fits_the_layer_energy_scales_to_the_training_rows(tmp_path, ti
 
     data = write_showers(tmp_path / "tiny.h5", tiny_showers(80))
     cfg = registry.get_model_type("wgan-gp").get_config("small", tiny_config)
-    assert cfg.layer_energy_scaled and "layer_energy_scales" not in cfg.to_dict()  # model state, not config
+    assert cfg.layer_energy.scaled and "layer_energy_scales" not in cfg.to_dict()  # model state, not config
     rows = read_showers(data, 0, 64)
     means = (rows.layer_energies() / (1000 * rows.energy[:, None])).mean(0)
     assert not np.allclose(means, means[0])

@@ -5,6 +5,7 @@ when off. A model type's config is a frozen dataclass of ``name`` and its groups
 
     GROUPS          {key: Group class}, in order; "architecture" and "training" are always present and hold
                     latent_dim and batch_size, epochs, energy_range (what the loop reads of every config)
+    FIXED           the groups always present (default: architecture and training; a type may add e.g. units)
     FLAT_NAMES      {flat name: (group key, field or None)}: the names of the type's configs before the groups,
                     still read (older model files and config files); field None: the name only switches
     SWITCHED_OFF    {flat name: value}: at this value the name switches its group off, at any other on
@@ -59,6 +60,7 @@ class GroupedConfig:
     """to_dict / from_dict / replace for configs made of groups (see the module docstring)."""
 
     GROUPS: ClassVar[dict] = {}
+    FIXED: ClassVar[tuple] = FIXED_GROUPS
     FLAT_NAMES: ClassVar[dict] = {}
     SWITCHED_OFF: ClassVar[dict] = {}
     NEUTRAL: ClassVar[dict] = {}
@@ -98,11 +100,11 @@ class GroupedConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; known: name, the groups "
                               f"{', '.join(cls.GROUPS)} (or the flat names {', '.join(sorted(cls.FLAT_NAMES))})")
-        tables = {key: ({} if key in FIXED_GROUPS else None) for key in cls.GROUPS}
+        tables = {key: ({} if key in cls.FIXED else None) for key in cls.GROUPS}
         tables = cls._apply_flat(tables, flat)
         for key, value in grouped.items():
             if value is None or value is False:
-                if key in FIXED_GROUPS:
+                if key in cls.FIXED:
                     raise ConfigError(f"{key}: cannot be switched off")
                 tables[key] = None
             elif isinstance(value, dict):
@@ -138,7 +140,7 @@ class GroupedConfig:
         creates = {**cls.NEUTRAL, **cls.SWITCHED_OFF}  # name: the value at which it switches nothing on
         for name, value in flat.items():
             group, field = cls.FLAT_NAMES[name]
-            if group in FIXED_GROUPS:
+            if group in cls.FIXED:
                 tables[group][field] = value
             elif name in cls.SWITCHED_OFF and value == cls.SWITCHED_OFF[name]:
                 tables[group] = None
@@ -146,6 +148,6 @@ class GroupedConfig:
                 tables[group] = tables.get(group) or {}
         for name, value in flat.items():
             group, field = cls.FLAT_NAMES[name]
-            if group not in FIXED_GROUPS and field is not None and tables.get(group) is not None:
+            if group not in cls.FIXED and field is not None and tables.get(group) is not None:
                 tables[group][field] = value
         return tables

@@ -10,11 +10,32 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from calosim.models.config_groups import Group
+
 CONDITIONING = "c = log(E / energy_range[0]) / log(energy_range[1] / energy_range[0]), E in GeV"
 VOXEL_TRANSFORMS = ("fraction", "log")
+
+
+@dataclass(frozen=True)
+class VoxelUnits(Group):
+    """The training units of the dense models' voxels (the ``config`` of the functions below): "log" or
+    "fraction", with their scales."""
+
+    label: ClassVar[str] = "units"
+    transform: str = "log"
+    voxel_scale: float = 20.0  # "fraction": x = cell / E_inc * this
+    log_epsilon_mev: float = 0.1  # "log": x = log(1 + cell / this) / log_scale
+    log_scale: float = 10.0
+
+    def __post_init__(self):
+        self._require(self.transform in VOXEL_TRANSFORMS, f"transform must be one of {VOXEL_TRANSFORMS}")
+        self._require(self.voxel_scale > 0 and self.log_epsilon_mev > 0 and self.log_scale > 0,
+                      "voxel_scale > 0, log_epsilon_mev > 0, log_scale > 0")
 
 
 def voxels_to_training(flat_mev: np.ndarray, energy_gev: np.ndarray, config) -> np.ndarray:

@@ -161,12 +161,12 @@ def _batch_source(model, data_path, train_rows: range, dataset: ShowerDataset, s
     if model.n_classes > 1:
         labels = read_labels(data_path, train_rows.start, train_rows.stop)
         if labels is None:
-            raise DataError(f"{data_path}: config {cfg.name!r} has n_classes {cfg.n_classes} but the file holds no "
+            raise DataError(f"{data_path}: config {cfg.name!r} has n_classes {model.n_classes} but the file holds no "
                             "class labels (a jet-image file with image and signal / label / y)")
         if dataset.keep is not None:
             labels = labels[dataset.keep[train_rows.start:train_rows.stop]]
-        if labels.max(initial=0) >= cfg.n_classes:
-            raise DataError(f"{data_path}: labels up to {int(labels.max())} for n_classes {cfg.n_classes}")
+        if labels.max(initial=0) >= model.n_classes:
+            raise DataError(f"{data_path}: labels up to {int(labels.max())} for n_classes {model.n_classes}")
         rows_in_memory = dataset.load()
 
         def labelled():
