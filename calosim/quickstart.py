@@ -1,4 +1,5 @@
-"""The README's main job: train the `small` CaloGAN on the bundled Geant4 positrons, generate as many showers
+"""The README's main job: train the `small` CaloGAN with the energy factorisation (its layer energies from the
+conditional layer-energy model, calosim.models.energy) on the bundled Geant4 positrons, generate as many showers
 as the bundled held-out Geant4 sample holds (at its incident energies), and evaluate them against it.
 
 Everything it needs ships with the package (no download). OUT holds run/ (the training run), generated.h5
@@ -36,7 +37,7 @@ def quickstart(out, backend: str = "numba", epochs: int | None = None, seed: int
     seconds = {}
     started = time.perf_counter()
     train(run_dir, data=bundled_path("eplus"), backend=backend, config="small", epochs=epochs, seed=seed,
-          model_type="calogan", resume=(run_dir / "checkpoint.h5").exists(), reporter=reporter)
+          model_type="calogan", energy_model=True, resume=(run_dir / "checkpoint.h5").exists(), reporter=reporter)
     seconds["train"] = time.perf_counter() - started
     started = time.perf_counter()
     generate(run_dir, generated, backend=backend, energies_from=reference, seed=seed + 1, progress=progress)
