@@ -39,7 +39,7 @@ import h5py
 import numpy as np
 
 from calosim._version import __version__
-from calosim.data.showers import Showers
+from calosim.data.showers import Showers, check_showers
 from calosim.data.writer import CALOCHALLENGE, CALOGAN, FORMATS, LABEL_DATASET, ShowerWriter
 from calosim.errors import DataError
 from calosim.geometry import Geometry, calochallenge_geometry, calogan_geometry
@@ -333,43 +333,6 @@ class ShowerFile:
         if self.validate:
             check_showers(showers, self.path, offset=start)
         return showers
-
-
-def check_showers(showers: Showers, source="showers", offset: int = 0) -> None:
-    """Raise DataError (naming ``source``) for NaN / infinite / negative cells or overflow, an incident
-    energy <= 0 or not finite, wrong shapes or mismatched lengths."""
-    n = len(showers)
-    g = showers.geometry
-    if showers.energy.ndim != 1:
-        raise DataError(f"{source}: energy has shape {showers.energy.shape}; expected (N,)")
-    if len(showers.layers) != g.n_layers:
-        raise DataError(f"{source}: {len(showers.layers)} layers for the {g.n_layers}-layer geometry {g.name!r}")
-    for arr, layer in zip(showers.layers, g.layers):
-        if arr.shape != (n,) + layer.shape:
-            raise DataError(f"{source}: {layer.name} has shape {arr.shape}; expected ({n}, "
-                            f"{layer.shape[0]}, {layer.shape[1]})")
-    if showers.overflow is not None and showers.overflow.shape != (n, g.n_layers):
-        raise DataError(f"{source}: overflow has shape {showers.overflow.shape}; expected ({n}, {g.n_layers})")
-    arrays = [(layer.name, arr) for layer, arr in zip(g.layers, showers.layers)]
-    if showers.overflow is not None:
-        arrays.append(("overflow", showers.overflow))
-    for name, arr in arrays:
-        flat = arr.reshape(n, -1)
-        bad = ~np.isfinite(flat)
-        if bad.any():
-            row = int(np.nonzero(bad.any(axis=1))[0][0]) + offset
-            raise DataError(f"{source}: {name} holds NaN or infinite cells (first in shower {row})")
-        neg = flat < 0
-        if neg.any():
-            row = int(np.nonzero(neg.any(axis=1))[0][0]) + offset
-            raise DataError(f"{source}: {name} holds negative cells (first in shower {row}, "
-                            f"min {float(flat.min()):.4g} MeV)")
-    e = showers.energy
-    bad = ~np.isfinite(e) | (e <= 0)
-    if bad.any():
-        row = int(np.nonzero(bad)[0][0])
-        raise DataError(f"{source}: incident energy out of range (must be finite and > 0): {float(e[row])} GeV "
-                        f"in shower {row + offset}")
 
 
 def open_showers(path, binning=None, validate: bool = True) -> ShowerFile:

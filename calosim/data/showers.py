@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from calosim.errors import DataError
 from calosim.geometry import Geometry
 
 
@@ -56,3 +57,40 @@ class Showers:
     def flat(self) -> np.ndarray:
         """(N, V) float32 MeV: the layers flattened by ``geometry.flatten``."""
         return self.geometry.flatten(self.layers)
+
+
+def check_showers(showers: Showers, source="showers", offset: int = 0) -> None:
+    """Raise DataError (naming ``source``) for NaN / infinite / negative cells or overflow, an incident
+    energy <= 0 or not finite, wrong shapes or mismatched lengths."""
+    n = len(showers)
+    g = showers.geometry
+    if showers.energy.ndim != 1:
+        raise DataError(f"{source}: energy has shape {showers.energy.shape}; expected (N,)")
+    if len(showers.layers) != g.n_layers:
+        raise DataError(f"{source}: {len(showers.layers)} layers for the {g.n_layers}-layer geometry {g.name!r}")
+    for arr, layer in zip(showers.layers, g.layers):
+        if arr.shape != (n,) + layer.shape:
+            raise DataError(f"{source}: {layer.name} has shape {arr.shape}; expected ({n}, "
+                            f"{layer.shape[0]}, {layer.shape[1]})")
+    if showers.overflow is not None and showers.overflow.shape != (n, g.n_layers):
+        raise DataError(f"{source}: overflow has shape {showers.overflow.shape}; expected ({n}, {g.n_layers})")
+    arrays = [(layer.name, arr) for layer, arr in zip(g.layers, showers.layers)]
+    if showers.overflow is not None:
+        arrays.append(("overflow", showers.overflow))
+    for name, arr in arrays:
+        flat = arr.reshape(n, -1)
+        bad = ~np.isfinite(flat)
+        if bad.any():
+            row = int(np.nonzero(bad.any(axis=1))[0][0]) + offset
+            raise DataError(f"{source}: {name} holds NaN or infinite cells (first in shower {row})")
+        neg = flat < 0
+        if neg.any():
+            row = int(np.nonzero(neg.any(axis=1))[0][0]) + offset
+            raise DataError(f"{source}: {name} holds negative cells (first in shower {row}, "
+                            f"min {float(flat.min()):.4g} MeV)")
+    e = showers.energy
+    bad = ~np.isfinite(e) | (e <= 0)
+    if bad.any():
+        row = int(np.nonzero(bad)[0][0])
+        raise DataError(f"{source}: incident energy out of range (must be finite and > 0): {float(e[row])} GeV "
+                        f"in shower {row + offset}")
