@@ -63,6 +63,14 @@ class LayerGeometry:
         half = 0.5 * self.shape[1] * self.cell_size[1]
         return np.linspace(-half, half, self.shape[1] + 1)
 
+    def mirror_axes(self) -> tuple[int, ...]:
+        """The image axes (0 rows, 1 columns) under whose reflection the cells map onto cells: those whose bin
+        edges are symmetric about 0 (every cartesian layer here; none for polar layers, whose r is not)."""
+        if self.polar:
+            return ()
+        return tuple(axis for axis, edges in enumerate((self.row_edges(), self.col_edges()))
+                     if np.allclose(edges, -edges[::-1]))
+
     def to_dict(self) -> dict:
         d = {"name": self.name, "shape": list(self.shape), "cell_size": list(self.cell_size)}
         if self.r_edges is not None:
@@ -107,6 +115,13 @@ class Geometry:
         for layer in self.layers:
             out.append(out[-1] + layer.n_cells)
         return tuple(out)
+
+    def mirror_axes(self) -> tuple[int, ...]:
+        """The axes every layer is mirror symmetric under (a shower is reflected in all its layers at once)."""
+        common = set(self.layers[0].mirror_axes())
+        for layer in self.layers[1:]:
+            common &= set(layer.mirror_axes())
+        return tuple(sorted(common))
 
     def to_dict(self) -> dict:
         """JSON-able description (stored in shower files and model files)."""

@@ -59,6 +59,9 @@ def _reporter():
 @click.option("--energy-model", is_flag=True,
               help="energy factorisation: also train a conditional model of the layer energies given the incident "
                    "energy (calosim.models.energy) and rescale every generated layer to its energies")
+@click.option("--mirror/--no-mirror", default=None,
+              help="reflect each training shower at random along the axes its geometry is mirror symmetric under "
+                   "(default: on wherever it is, e.g. both axes of every CaloGAN layer)")
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True,
               help="the last fraction of the file's showers, never trained on, scored after every epoch")
 @click.option("--energy-range", nargs=2, type=click.FloatRange(min=0.0, min_open=True), default=None,
@@ -67,7 +70,7 @@ def _reporter():
 @click.option("--drop-energy-outliers", is_flag=True,
               help="train without the showers whose incident energy lies outside the conditioning range")
 def train(data, backend, model_type, config, config_file, epochs, batch_size, out, seed, resume, energy_model,
-          validation_fraction, energy_range, drop_energy_outliers):
+          mirror, validation_fraction, energy_range, drop_energy_outliers):
     """Train a model (CaloGAN by default: reference section 4, D on real, D on fake, G twice; BCE + 0.05 energy
     MAE; or --model-type wgan-gp / vae / lagan), keeping the best epoch by validation score in OUT/best.h5, the
     last in OUT/last.h5, and a checkpoint after every epoch (OUT/checkpoint.h5; --resume continues from it)."""
@@ -78,6 +81,6 @@ def train(data, backend, model_type, config, config_file, epochs, batch_size, ou
                               epochs=epochs, batch_size=batch_size, seed=seed, resume=resume,
                               validation_fraction=validation_fraction, reporter=_reporter(), model_type=model_type,
                               energy_model=energy_model, energy_range=energy_range,
-                              drop_energy_outliers=drop_energy_outliers)
+                              drop_energy_outliers=drop_energy_outliers, mirror=mirror)
     best = f"best epoch {result.best_epoch} (score {result.best_score:.3f})" if result.best_score is not None else ""
     click.echo(f"done: {result.epochs_done} epochs in {result.run_dir}; {best}")

@@ -54,3 +54,33 @@ def test_bad_binning_file(tmp_path):
     bad.write_text("<Bins><Bin><Layer id='0' r_edges='0,x' n_bin_alpha='1'/></Bin>")
     with pytest.raises(DataError, match="bad.xml"):
         calochallenge_geometry(bad)
+
+
+def test_mirror_axes_come_from_the_cell_edges():
+    from calosim.geometry import LayerGeometry
+
+    assert calogan_geometry().mirror_axes() == (0, 1)  # every CaloGAN layer is centred on the beam
+    polar = LayerGeometry("polar", (10, 3), (0.628, 5.0), r_edges=(0.0, 4.0, 10.0, 20.0))
+    assert polar.mirror_axes() == ()  # r has no reflection onto itself
+    assert Geometry("mixed", (calogan_geometry().layers[0], polar)).mirror_axes() == ()
+
+
+def test_mirror_showers_reflects_every_layer_of_a_shower_alike():
+    import numpy as np
+
+    from calosim.data.dataset import mirror_showers
+
+    rng = np.random.default_rng(0)
+    layers = [rng.random((400, 3, 96)), rng.random((400, 12, 12))]
+    before = [x.copy() for x in layers]
+    out = mirror_showers(layers, np.random.default_rng(1), (0, 1))
+    flips = np.random.default_rng(1)
+    rows, cols = flips.random(400) < 0.5, flips.random(400) < 0.5
+    for x, y in zip(layers, out):
+        expected = np.where(rows[:, None, None], x[:, ::-1, :], x)
+        expected = np.where(cols[:, None, None], expected[:, :, ::-1], expected)
+        np.testing.assert_array_equal(y, expected)
+    assert 0.4 < rows.mean() < 0.6 and 0.4 < cols.mean() < 0.6
+    assert all(np.array_equal(a, b) for a, b in zip(layers, before))  # the input is left as it was
+    sums = [x.sum(axis=(1, 2)) for x in out]
+    np.testing.assert_allclose(sums[0], layers[0].sum(axis=(1, 2)))  # energies unchanged

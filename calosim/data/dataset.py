@@ -166,3 +166,16 @@ def layer_energy_sample(path, rows: range, max_rows: int = 50_000) -> tuple[np.n
             sums.append(s.layer_energies())
             energy.append(np.asarray(s.energy, np.float64))
     return np.concatenate(sums), np.concatenate(energy)
+
+
+def mirror_showers(layers, rng: np.random.Generator, axes) -> list:
+    """Per-layer (B, R_l, C_l) showers, each reflected along each of ``axes`` (0 rows, 1 columns) with
+    probability 1/2, the same reflections in every layer of a shower: data augmentation for a geometry that is
+    mirror symmetric there (Geometry.mirror_axes). One uniform draw per shower and axis from ``rng``."""
+    out = [np.array(x, copy=True) for x in layers]
+    n = len(out[0])
+    for axis in axes:
+        flip = rng.random(n) < 0.5
+        for x in out:
+            x[flip] = np.flip(x[flip], axis=axis + 1)
+    return out

@@ -33,7 +33,7 @@ import numpy as np
 
 from calosim.atomic import sweep_stale_temporaries
 from calosim.backends import get_backend
-from calosim.data.dataset import ShowerDataset, energy_point_batches, layer_energy_sample, split
+from calosim.data.dataset import ShowerDataset, energy_point_batches, layer_energy_sample, mirror_showers, split
 from calosim.data.formats import CALOGAN, JET_IMAGE, detect_format, read_labels, read_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.geometry import Geometry
@@ -192,7 +192,7 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
           epochs: int | None = None, batch_size: int | None = None, seed: int = 0, resume: bool = False,
           validation_fraction: float = 0.2, dtype: str = "float32", chunk_size: int = 10_000,
           reporter: Reporter | None = None, model_type: str = "calogan", energy_range=None,
-          drop_energy_outliers: bool = False, energy_model: bool = False) -> TrainResult:
+          drop_energy_outliers: bool = False, energy_model: bool = False, mirror: bool | None = None) -> TrainResult:
     """Train (or resume) a run in directory ``out``; see the module docstring.
 
     model_type: a type of calosim.models.registry; its trainer (the model's ``trainer()``) does the steps, one
@@ -206,7 +206,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
 
     energy_model: energy factorisation for any model type: a conditional model of the layer energies given
     E_inc (calosim.models.energy) trains beside the model, one step per batch (loss e_nll), and every sampled
-    layer (validation, generate) is rescaled to its energies.
+    layer (validation, generate) is rescaled to its energies. mirror: reflect each training shower at random along
+    the axes the geometry is mirror symmetric under (Geometry.mirror_axes); None: wherever it is.
 
     data: a CaloGAN or CaloChallenge shower file (MeV cells, GeV energies); default the bundled Geant4 e+.
     epochs, batch_size, energy_range (GeV, the declared conditioning range): override the config's; everything
@@ -232,7 +233,7 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
             sweep_stale_temporaries(run_dir)
             return _train_locked(run_dir, kind, cfg, data_path, train_rows, val_rows, backend, seed, resume,
                                  validation_fraction, dtype, chunk_size, reporter, model_type, drop_energy_outliers,
-                                 energy_model)
+                                 energy_model, mirror)
     except BaseException:
         if created and not (run_dir / CHECKPOINT).exists():  # nothing worth keeping: leave no empty run behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -242,7 +243,7 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
 def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, val_rows: range, backend: str,
                   seed: int, resume: bool, validation_fraction: float, dtype: str, chunk_size: int,
                   reporter: Reporter, model_type: str, drop_energy_outliers: bool,
-                  energy_model: bool) -> TrainResult:
+                  energy_model: bool, mirror: bool | None) -> TrainResult:
     """The run, once ``run_dir`` is locked (see :func:`train`)."""
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists() and not resume:
@@ -260,8 +261,9 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
 
     if len(train_rows) < cfg.batch_size:
         raise DataError(f"{data_path}: {len(train_rows)} training showers, fewer than one batch of {cfg.batch_size}")
-    seeds = np.random.SeedSequence(seed).spawn(4)
-    init_rng, noise_rng, shuffle_rng = _init_rng(seed), *(np.random.default_rng(s) for s in seeds[1:3])
+    seeds = np.random.SeedSequence(seed).spawn(5)  # the fifth: mirror reflections (the first four as before)
+    init_rng, noise_rng, shuffle_rng, mirror_rng = _init_rng(seed), *(np.random.default_rng(s) for s in
+                                                                      (seeds[1], seeds[2], seeds[4]))
     validation_seed = seeds[3]
     data_format = shower_file_format(data_path)
     energies = training_energies(data_path, train_rows, val_rows.stop, cfg.energy_range, drop_energy_outliers)
@@ -273,6 +275,9 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
     if len(dataset) < cfg.batch_size:
         raise DataError(f"{data_path}: {len(dataset)} training showers, fewer than one batch of {cfg.batch_size}")
     geometry = dataset.geometry
+    mirror_axes = geometry.mirror_axes() if mirror is not False else ()
+    if mirror and not mirror_axes:
+        raise ConfigError(f"--mirror: the geometry {geometry.name!r} has no mirror symmetry")
     energy_range = energies.energy_range
     be = get_backend(backend, dtype)
     fitted = kind.fit(cfg, data_path, train_rows)
@@ -299,6 +304,8 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         epochs_done, best_score, best_epoch = state["epochs_done"], state["best_score"], state["best_epoch"]
         _set_rng_state(noise_rng, state["rng"]["noise"])
         _set_rng_state(shuffle_rng, state["rng"]["shuffle"])
+        if "mirror" in state["rng"]:
+            _set_rng_state(mirror_rng, state["rng"]["mirror"])
         for layer, s in zip(dropouts, state["rng"]["dropout"]):
             _set_rng_state(layer.rng, s)
         trainer.load_state(state.get("trainer", {}))
@@ -309,7 +316,8 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
                "energy_range": list(energy_range), "geometry": geometry.to_dict(), "particle": dataset.particle,
                "data_format": data_format, "fitted": {k: v.tolist() for k, v in model.fitted.items()},
                "data_sha256": file_sha256(data_path), "energy_outliers_dropped": energies.dropped,
-               "energy_model": model.energy_model.config.to_dict() if model.energy_model is not None else None}
+               "energy_model": model.energy_model.config.to_dict() if model.energy_model is not None else None,
+               "mirror_axes": list(mirror_axes)}
     if epochs_done:  # a resume: the same run or nothing
         if (run_dir / RUN_JSON).is_file():
             check_resume(run_dir / RUN_JSON, options)
@@ -333,6 +341,8 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         n_steps = 0
         for batch in batches():
             try:
+                if mirror_axes:
+                    batch = (mirror_showers(batch[0], mirror_rng, mirror_axes), *batch[1:])
                 losses = trainer.train_step(*batch)
                 if energy_trainer is not None:
                     losses.update(energy_trainer.train_step(layer_sums(batch[0], len(batch[1])), batch[1]))
@@ -375,6 +385,7 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         epochs_done = epoch
         trainer_state = {"epochs_done": epochs_done, "best_score": best_score, "best_epoch": best_epoch,
                          "rng": {"noise": _rng_state(noise_rng), "shuffle": _rng_state(shuffle_rng),
+                                 "mirror": _rng_state(mirror_rng),
                                  "dropout": [_rng_state(layer.rng) for layer in dropouts]},
                          "trainer": trainer.state(), "options": options}
         save_checkpoint(ckpt_path, model, optimizers, trainer_state, **info)
