@@ -59,9 +59,9 @@ def _reporter():
 @click.option("--energy-model", is_flag=True,
               help="energy factorisation: also train a conditional model of the layer energies given the incident "
                    "energy (calosim.models.energy) and rescale every generated layer to its energies")
-@click.option("--mirror/--no-mirror", default=None,
+@click.option("--mirror/--no-mirror", default=False, show_default=True,
               help="reflect each training shower at random along the axes its geometry is mirror symmetric under "
-                   "(default: on wherever it is, e.g. both axes of every CaloGAN layer)")
+                   "(both axes of every CaloGAN layer)")
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True,
               help="the last fraction of the file's showers, never trained on, scored after every epoch")
 @click.option("--energy-range", nargs=2, type=click.FloatRange(min=0.0, min_open=True), default=None,
