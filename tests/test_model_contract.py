@@ -136,6 +136,21 @@ def _after_latent_draws(model, n, seed):
     return rng
 
 
+def test_mirror_augmentation_resumes_bit_for_bit(toy_type, tmp_path):
+    """--mirror reflects the training showers from a stream of its own, which the checkpoint keeps."""
+    import json
+
+    data = write_showers(tmp_path / "tiny.h5", tiny_showers(60))
+    kw = dict(data=data, backend="numpy", model_type="toy", seed=3, mirror=True)
+    whole = train(tmp_path / "whole", epochs=2, **kw)
+    train(tmp_path / "split", epochs=1, **kw)
+    resumed = train(tmp_path / "split", epochs=2, resume=True, **kw)
+    assert [r["mse"] for r in whole.history] == [r["mse"] for r in resumed.history]
+    assert json.loads((tmp_path / "whole" / "run.json").read_text())["mirror_axes"] == [0, 1]
+    plain = train(tmp_path / "plain", epochs=2, **{**kw, "mirror": False})
+    assert [r["mse"] for r in plain.history] != [r["mse"] for r in whole.history]  # it does change the data
+
+
 def test_undeclared_losses_stop_the_run(toy_type, tmp_path, monkeypatch):
     from calosim.errors import TrainingError
 
