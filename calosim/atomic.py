@@ -91,19 +91,25 @@ def require_finite(array, what: str, source, nonnegative: bool = False, row_offs
     raise DataError(f"{source}: refusing to write {what}: it holds {problem}{where}; nothing was written")
 
 
-@contextlib.contextmanager
-def atomic_h5(path, track_order: bool = False) -> Iterator[h5py.File]:
-    """``with atomic_h5(path) as f:`` fill the open h5py.File ``f``; on leaving the block without an exception
-    the file replaces ``path`` (mode 0644), otherwise the temporary file is removed and ``path`` is untouched.
-    ``track_order``: h5py's creation-order tracking of attributes and members."""
+def _start_write(path) -> tuple[Path, Path, Path]:
+    """(target, its directory, a new temporary beside it), after the SIGTERM cleanup is in place and the
+    directory's stale temporaries are gone."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     install_sigterm_cleanup()
     sweep_stale_temporaries(directory)
     try:
-        tmp = _temporary_name(directory, path.name)
+        return path, directory, _temporary_name(directory, path.name)
     except OSError as exc:  # a read-only or missing directory
         raise DataError(f"{path}: cannot write in {directory}: {os_error_text(exc)}") from None
+
+
+@contextlib.contextmanager
+def atomic_h5(path, track_order: bool = False) -> Iterator[h5py.File]:
+    """``with atomic_h5(path) as f:`` fill the open h5py.File ``f``; on leaving the block without an exception
+    the file replaces ``path`` (mode 0644), otherwise the temporary file is removed and ``path`` is untouched.
+    ``track_order``: h5py's creation-order tracking of attributes and members."""
+    path, directory, tmp = _start_write(path)
     f = fd = None
     try:
         f = h5py.File(tmp, "w", track_order=track_order)
@@ -126,14 +132,7 @@ def atomic_h5(path, track_order: bool = False) -> Iterator[h5py.File]:
 def atomic_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` as :func:`atomic_h5` writes an HDF5 file (a temporary beside it, fsync,
     rename; one line and nothing left behind on failure)."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    install_sigterm_cleanup()
-    sweep_stale_temporaries(directory)
-    try:
-        tmp = _temporary_name(directory, path.name)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write in {directory}: {os_error_text(exc)}") from None
+    path, directory, tmp = _start_write(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
