@@ -58,15 +58,6 @@ class ConfigMixin:
     def replace(self, **changes):
         return type(self).from_dict({**self.to_dict(), **changes})
 
-    def _check_common(self) -> None:
-        if self.latent_dim < 1 or self.batch_size < 2 or self.epochs < 0:
-            raise ConfigError(f"config {self.name!r}: latent_dim >= 1, batch_size >= 2, epochs >= 0")
-        if self.energy_range is not None:
-            lo, hi = self.energy_range
-            if not 0 < lo < hi:
-                raise ConfigError(f"config {self.name!r}: energy_range must be 0 < lo < hi GeV, "
-                                  f"got {self.energy_range}")
-
 
 def load_config_file(path) -> dict:
     """Overrides from a .json or .toml file: a flat table, or one under a top-level ``model`` key."""
