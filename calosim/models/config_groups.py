@@ -47,6 +47,13 @@ class Group:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def _check_energy_range(self) -> None:
+        """A group with an ``energy_range`` field (GeV, None: the training data's): as floats, 0 < lo < hi."""
+        if self.energy_range is not None:
+            object.__setattr__(self, "energy_range", tuple(float(x) for x in self.energy_range))
+            lo, hi = self.energy_range
+            self._require(0 < lo < hi, f"energy_range must be 0 < lo < hi GeV, got {self.energy_range}")
+
     def _require(self, condition: bool, message: str) -> None:
         if not condition:
             raise ConfigError(f"{self.label}: {message}")

@@ -83,10 +83,7 @@ class Training(Group):
     image_scale: float = 1000.0  # MeV per training unit
 
     def __post_init__(self):
-        if self.energy_range is not None:
-            object.__setattr__(self, "energy_range", tuple(float(x) for x in self.energy_range))
-            lo, hi = self.energy_range
-            self._require(0 < lo < hi, f"energy_range must be 0 < lo < hi GeV, got {self.energy_range}")
+        self._check_energy_range()
         self._require(self.batch_size >= 2 and self.epochs >= 0 and self.generator_steps >= 1,
                       "batch_size >= 2 (minibatch discrimination and batch norm need a batch), epochs >= 0, "
                       "generator_steps >= 1")

@@ -60,10 +60,7 @@ class Training(Group):
     energy_range: tuple[float, float] | None = None  # GeV; None: the training data's
 
     def __post_init__(self):
-        if self.energy_range is not None:
-            object.__setattr__(self, "energy_range", tuple(float(x) for x in self.energy_range))
-            lo, hi = self.energy_range
-            self._require(0 < lo < hi, f"energy_range must be 0 < lo < hi GeV, got {self.energy_range}")
+        self._check_energy_range()
         self._require(self.batch_size >= 2 and self.epochs >= 0, "batch_size >= 2, epochs >= 0")
         self._require(0.0 <= self.label_flip < 0.5 and self.image_scale > 0,
                       "0 <= label_flip < 0.5 and image_scale > 0")

@@ -54,10 +54,7 @@ class Training(Group):
     energy_range: tuple[float, float] | None = None  # GeV; None: the training data's
 
     def __post_init__(self):
-        if self.energy_range is not None:
-            object.__setattr__(self, "energy_range", tuple(float(x) for x in self.energy_range))
-            lo, hi = self.energy_range
-            self._require(0 < lo < hi, f"energy_range must be 0 < lo < hi GeV, got {self.energy_range}")
+        self._check_energy_range()
         self._require(self.batch_size >= 2 and self.epochs >= 0, "batch_size >= 2, epochs >= 0")
         self._require(self.recon_sigma > 0 and self.kl_weight >= 0, "recon_sigma > 0, kl_weight >= 0")
 
