@@ -19,14 +19,11 @@ import numpy as np
 
 from calosim.backends import get_backend
 from calosim.data.formats import read_showers
+from calosim.evaluate.metrics import response_core_width as core_width
 from calosim.evaluate.metrics import separation_power
 from calosim.models.energy import LayerEnergyConfig, LayerEnergyModel, LayerEnergyTrainer
 
 RANGES = ((1.0, 10.0), (10.0, 50.0), (50.0, 100.0))
-
-
-def core_width(x) -> float:
-    return float(0.5 * (np.percentile(x, 84) - np.percentile(x, 16)))
 
 
 def observables(sums_mev, energy_gev) -> dict:

@@ -101,10 +101,11 @@ def _bench_model(config: str | None, backend_name: str, model_path=None, seed: i
     from calosim.backends import get_backend
     from calosim.models import registry
     from calosim.models.files import load_model
+    from calosim.training import resolve_model_path
 
     backend = get_backend(backend_name)
     if model_path is not None:
-        return load_model(model_path, backend)
+        return load_model(resolve_model_path(model_path), backend)
     kind = registry.get_model_type(model_type)
     cfg = kind.get_config(config or kind.reference_config)
     return kind.build(cfg, kind.default_geometry(), backend, np.random.default_rng(seed))

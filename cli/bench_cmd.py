@@ -27,8 +27,9 @@ def _batch_sizes(ctx, param, value):
 @click.option("--config", default=None,
               help="configuration of --model-type (default: the type's published one: calogan, fastcalogan, vae, "
                    "lagan)")
-@click.option("--model", "model_path", type=click.Path(exists=True), default=None,
-              help="time this trained model file (any type) instead of a fresh --model-type / --config")
+@click.option("--model", "model_path", default=None, metavar="MODEL",
+              help="time this trained model (a model file, run directory or pretrained name, any type) instead of "
+                   "a fresh --model-type / --config")
 @click.option("--batch-sizes", default="1,128,1024", show_default=True, callback=_batch_sizes)
 @click.option("--train-step", is_flag=True,
               help="also time one training step of the model type at batch 128 (CaloGAN: D real, D fake, G twice)")

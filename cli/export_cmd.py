@@ -4,8 +4,9 @@ import click
 
 
 @click.command()
-@click.option("--model", "model", required=True, type=click.Path(exists=True),
-              help="a model file, or a run directory (its best.h5, else last.h5)")
+@click.option("--model", "model", required=True, metavar="MODEL",
+              help="a model file, a run directory (its best.h5, else last.h5) or the name of a shipped pretrained "
+                   "model (calosim models list)")
 @click.option("--format", "file_format", type=click.Choice(["onnx"]), default="onnx", show_default=True,
               help="the file format (ONNX: ONNX Runtime, Geant4's Par04, FastCaloSim)")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),

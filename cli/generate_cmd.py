@@ -7,8 +7,9 @@ from calosim.cli.main import FORCE_OPTION
 
 
 @click.command()
-@click.option("--model", "model", required=True, type=click.Path(exists=True),
-              help="a model file, or a run directory (its best.h5, else last.h5)")
+@click.option("--model", "model", required=True, metavar="MODEL",
+              help="a model file, a run directory (its best.h5, else last.h5) or the name of a shipped pretrained "
+                   "model (calosim models list)")
 @click.option("--backend", type=click.Choice(BACKEND_NAMES), default="numba", show_default=True,
               help="where the generator runs: numpy (reference), numba (CPU), cupy (NVIDIA GPU)")
 @click.option("--num-showers", "-n", type=click.IntRange(min=1), default=None,

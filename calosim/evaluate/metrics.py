@@ -171,3 +171,9 @@ def compare_observables(ref_obs: dict[str, np.ndarray], gen_obs: dict[str, np.nd
     sp = [v["sep_power"] for v in inclusive.values() if np.isfinite(v["sep_power"])]
     return {"inclusive": inclusive, "energy_ranges": per_range,
             "mean_sep_power": float(np.mean(sp)) if sp else float("nan")}
+
+
+def response_core_width(response: np.ndarray) -> float:
+    """Half the 16-84% interval of a per-shower response: a Gaussian's sigma, blind to the tails."""
+    lo, hi = np.percentile(np.asarray(response, np.float64), [16.0, 84.0])
+    return float(0.5 * (hi - lo))

@@ -24,7 +24,7 @@ from calosim.evaluate.cell_spectrum import compare_cell_spectra, nonzero_cells
 from calosim.evaluate.classifier import ClassifierConfig, classifier_test, high_level_features, low_level_features
 from calosim.evaluate.distances import KPD_KERNEL_DEGREE, fpd_kpd_for_samples, standardise_by_reference
 from calosim.evaluate.memorisation import memorisation_check
-from calosim.evaluate.metrics import compare_observables, default_energy_ranges
+from calosim.evaluate.metrics import compare_observables, default_energy_ranges, response_core_width
 from calosim.evaluate.observables import default_observables, unit_of
 from calosim.evaluate.report_text import format_markdown, format_summary  # noqa: F401 (re-exported)
 
@@ -142,6 +142,9 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
     # <E_tot / E_inc> of each sample (default_observables always has the per-shower response)
     metrics["mean_response"] = {"reference": float(ref_obs["response"].mean()),
                                 "generated": float(gen_obs["response"].mean())}
+    # the width of the response's core, half its 16-84% interval (a Gaussian's sigma, blind to the tails)
+    metrics["response_core_width"] = {"reference": response_core_width(ref_obs["response"]),
+                                      "generated": response_core_width(gen_obs["response"])}
     if baseline_path is not None:
         base, base_name = _load(baseline_path, max_showers, binning)
         if base.geometry.shapes != ref.geometry.shapes:
@@ -155,6 +158,7 @@ def evaluate(reference_path, generated_path, out_dir, train_path=None, backend: 
                                "closer": [n for n in sep_gen if sep_gen[n] < sep_base[n]],
                                "not_closer": [n for n in sep_gen if not sep_gen[n] < sep_base[n]]}
         metrics["mean_response"]["baseline"] = float(base_obs["response"].mean())
+        metrics["response_core_width"]["baseline"] = response_core_width(base_obs["response"])
         metrics["baseline"]["feature_distances"] = feature_distances(ref_obs, base_obs, ref.energy, base.energy, seed)
 
     roc_inputs = {}

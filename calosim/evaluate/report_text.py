@@ -34,6 +34,9 @@ def format_summary(metrics: dict) -> str:
     response = metrics["mean_response"]
     lines.append("")
     lines.append("mean E_tot/E_inc: " + ", ".join(f"{k} {_f(v, 4)}" for k, v in response.items()))
+    if "response_core_width" in metrics:
+        lines.append("its core width (half the 16-84% interval): " + ", ".join(
+            f"{k} {_f(v, 4)}" for k, v in metrics["response_core_width"].items()))
     if base:
         lines.append(f"generated closer to the reference than the baseline on {len(base['closer'])} of "
                      f"{len(base['closer']) + len(base['not_closer'])} observables"
@@ -145,6 +148,9 @@ def format_markdown(metrics: dict) -> str:
                       f"{n} {_f(m['quantiles_ref_mev']['1%'], 4)} / {_f(m['quantiles_gen_mev']['1%'], 4)}"
                       for n, m in layers.items()))
     md.append("- mean E_tot/E_inc: " + ", ".join(f"{k} {_f(v, 4)}" for k, v in metrics["mean_response"].items()))
+    if "response_core_width" in metrics:
+        md.append("- core width of E_tot/E_inc (half the 16-84% interval): " + ", ".join(
+            f"{k} {_f(v, 4)}" for k, v in metrics["response_core_width"].items()))
     if base:
         md.append(f"- closer to the reference than the baseline on {len(base['closer'])} of "
                   f"{len(base['closer']) + len(base['not_closer'])} observables"

@@ -43,6 +43,7 @@ from calosim.models.base import LossNotFinite
 from calosim.models.energy import LayerEnergyConfig, LayerEnergyTrainer
 from calosim.models.files import read_model_header, save_model
 from calosim.models.units import layer_sums
+from calosim.pretrained import pretrained_path
 from calosim.training.checkpoint import load_checkpoint, save_checkpoint
 from calosim.training.energies import training_energies
 from calosim.training.rundir import check_resume, file_sha256, run_lock
@@ -84,16 +85,17 @@ class Reporter:
 
 
 def resolve_model_path(model) -> Path:
-    """A model file, or a run directory (its best.h5, else last.h5)."""
+    """A model file, a run directory (its best.h5, else last.h5), or the name of a shipped pretrained model
+    (calosim.pretrained; a file or directory of that name comes first)."""
     path = Path(model)
     if path.is_dir():
         for name in (BEST, LAST):
             if (path / name).is_file():
                 return path / name
         raise DataError(f"{path}: run directory without {BEST} or {LAST} (has training finished an epoch?)")
-    if not path.is_file():
-        raise DataError(f"{path}: no such model file or run directory")
-    return path
+    if path.is_file():
+        return path
+    return pretrained_path(str(model))  # its error lists the pretrained names
 
 
 def _init_rng(seed: int) -> np.random.Generator:

@@ -1,0 +1,59 @@
+"""Pretrained models shipped inside the package, loaded by name (``calosim generate --model eplus``).
+
+catalogue.json lists each model: its file (beside this module), particle, the recipe it was trained with, the
+Geant4 showers it was trained on, and its quality measured against Geant4 showers it never saw (AUC, FPD, KPD,
+separation powers, response), with the machine and calosim commit that measured it. bench/pretrained/ship.py
+writes an entry from a finished training run and its evaluation; ``calosim models list`` prints them.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from calosim.errors import DataError
+
+CATALOGUE = "catalogue.json"
+
+
+def catalogue() -> dict[str, dict]:
+    """name -> entry (see the module docstring); empty when no model is shipped."""
+    path = resources.files(__name__) / CATALOGUE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def pretrained_path(name: str) -> Path:
+    """The model file of the shipped model ``name``; DataError (listing the names) when there is none."""
+    entries = catalogue()
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise DataError(f"{name}: no such model file, run directory or pretrained model (pretrained: {known})")
+    path = Path(str(resources.files(__name__) / entries[name]["file"]))
+    if not path.is_file():
+        raise DataError(f"pretrained model {name!r}: its file {path.name} is missing from the installed package")
+    return path
+
+
+def format_catalogue(entries: dict[str, dict]) -> str:
+    """The table of ``calosim models list``: one line per model, then where each was measured."""
+    if not entries:
+        return "no pretrained models are shipped in this installation"
+    head = (f"{'name':8s} {'particle':8s} {'recipe':28s} {'trained on':18s} {'AUC low':>7s} {'FPD':>7s} "
+            f"{'mean sep':>8s} {'worst sep':>18s} {'response (Geant4)':>17s}")
+    lines = [head]
+    for name, e in entries.items():
+        q, r, t = e["quality"], e["recipe"], e["training_data"]
+        recipe = f"{r['model_type']} {r['config']}" + (" + energy model" if r.get("energy_model") else "")
+        lines.append(f"{name:8s} {e['particle']:8s} {recipe:28s} {t['showers']:>6d} Geant4 {e['particle']:4s} "
+                     f"{q['auc_low']:7.3f} {q['fpd']:7.3f} {q['mean_sep']:8.4f} {q['worst']:>12s} "
+                     f"{q['worst_sep']:5.3f} {q['response_gen']:.4f} ({q['response_ref']:.4f})")
+    lines.append("")
+    for name, e in entries.items():
+        q = e["quality"]
+        lines.append(f"{name}: measured against {q['reference']} ({q['n_reference']} Geant4 showers never trained on, "
+                     f"{q['n_generated']} generated at their energies) on {e['measured_on']}; "
+                     f"`calosim models show {name}` for all of it")
+    return "\n".join(lines)
