@@ -46,6 +46,8 @@ def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, wor
     if fastsim_threshold is not None and fastsim_model is None:
         raise click.UsageError("--fastsim-threshold needs --fastsim MODEL")
 
+    fast_simulated = []
+
     def run():
         fastsim = None
         if fastsim_model is not None:
@@ -56,9 +58,11 @@ def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, wor
             if engine == "geant4":
                 from calosim.geant4 import simulate_geant4_to_file
 
-                simulate_geant4_to_file(output, particle, num_showers, energy_range, seed, format=fmt,
-                                        workers=workers, approximate_data=approximate_data, progress=bar.update,
-                                        fastsim=fastsim)
+                showers = simulate_geant4_to_file(output, particle, num_showers, energy_range, seed, format=fmt,
+                                                  workers=workers, approximate_data=approximate_data,
+                                                  progress=bar.update, fastsim=fastsim)
+                if fastsim is not None:
+                    fast_simulated.append(int(showers.datasets["fastsim"].sum()))
             else:
                 showers = simulate_uniform(particle, num_showers, energy_range, seed, progress=bar.update)
         if engine != "geant4":
@@ -66,4 +70,5 @@ def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, wor
 
     refuse_existing(output, force)
     run_library_call(run)
-    click.echo(f"wrote {num_showers} {particle} showers to {output}")
+    fast = f" ({fast_simulated[0]} with a fast-simulated particle)" if fast_simulated else ""
+    click.echo(f"wrote {num_showers} {particle} showers to {output}{fast}")
