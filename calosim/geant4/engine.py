@@ -9,6 +9,10 @@ Geant4 never runs in the calling process: every run uses worker processes (``spa
 detector and physics once and then simulating chunks of showers. Their Geant4 output goes to log files.
 With ``resume_dir``, finished chunks are kept there (chunk_<k>.npz + manifest.json) and a rerun with the same
 arguments simulates only the missing ones.
+
+With ``fastsim`` (calosim.geant4.fastsim.FastSimSettings) a fast-simulation model takes over e+, e- and gamma
+entering the calorimeter's front face; without it, nothing of the fast-simulation machinery (region, process,
+library) is built, and the showers are those of earlier calosim versions.
 """
 
 from __future__ import annotations
