@@ -187,12 +187,31 @@ def bench_vs_geant4(config: str | None = None, backend_name: str = "numba", ener
     return rows
 
 
+def bench_fastsim_vs_geant4(fastsim_model, energies=(1.0, 10.0, 50.0, 100.0), geant4_showers: int = 20,
+                            seed: int = 0, threshold_gev: float | None = None) -> list[dict]:
+    """Full Geant4 and Geant4 with ``fastsim_model`` as its fast simulation (calosim.fastsim), e+ at the same
+    fixed energies and Geant4 seeds, timed per event in one run (one worker process each, one after the other):
+    rows of energy_gev, geant4_ms_per_event, fastsim_ms_per_event, speedup and fastsim_fraction (share of the
+    events the model took over; the others fell outside its training range or below the threshold)."""
+    from calosim.fastsim import fastsim_settings
+    from calosim.geant4.speed import time_geant4
+
+    settings = fastsim_settings(fastsim_model, threshold_gev)
+    full = time_geant4("eplus", energies, geant4_showers, seed, details=True)
+    fast = time_geant4("eplus", energies, geant4_showers, seed, details=True, fastsim=settings)
+    return [{"energy_gev": float(e), "geant4_ms_per_event": full[float(e)]["ms"],
+             "fastsim_ms_per_event": fast[float(e)]["ms"], "speedup": full[float(e)]["ms"] / fast[float(e)]["ms"],
+             "fastsim_fraction": fast[float(e)]["fastsim_fraction"], "events": full[float(e)]["n"]}
+            for e in energies]
+
+
 def bench_report(config: str | None = None, backend_name: str = "numba", batch_sizes=(1, 128, 1024),
                  model_path=None, train_step: bool = False, vs_geant4: bool = False, geant4_showers: int = 20,
-                 seed: int = 0, model_type: str = "calogan") -> dict:
+                 seed: int = 0, model_type: str = "calogan", fastsim_model=None) -> dict:
     """Everything `calosim bench` prints, as one JSON-able dict (with the machine it ran on). model_type and
     config choose a fresh model (config None: the type's published ``reference_config``); model_path a trained
-    model file of any type."""
+    model file of any type. With ``fastsim_model`` and ``vs_geant4``: also Geant4 with that model as its fast
+    simulation beside full Geant4 (bench_fastsim_vs_geant4)."""
     from calosim.info import machine_info
     from calosim.models import registry
     from calosim.models.files import read_model_header
@@ -209,6 +228,10 @@ def bench_report(config: str | None = None, backend_name: str = "numba", batch_s
     if vs_geant4:
         report["vs_geant4"] = bench_vs_geant4(config, backend_name, geant4_showers=geant4_showers,
                                               model_path=model_path, seed=seed, model_type=model_type)
+        if fastsim_model is not None:
+            report["fastsim_model"] = str(fastsim_model)
+            report["vs_geant4_fastsim"] = bench_fastsim_vs_geant4(fastsim_model, geant4_showers=geant4_showers,
+                                                                  seed=seed)
     return report
 
 
@@ -231,4 +254,13 @@ def format_report(report: dict) -> str:
         for r in report["vs_geant4"]:
             lines.append(f"{r['energy_gev']:>8.0f}  {r['geant4_ms_per_shower']:>10.1f}  "
                          f"{r['calosim_ms_per_shower']:>10.4f}  {r['speedup']:>9.0f}")
+    if "vs_geant4_fastsim" in report:
+        lines.append(f"Geant4 per event, e+, full and with {report['fastsim_model']} as its fast simulation "
+                     "(one worker each, same seeds, one run):")
+        lines.append(f"{'E (GeV)':>8}  {'events':>6}  {'Geant4 ms':>10}  {'+fastsim ms':>11}  {'speed-up':>9}  "
+                     f"{'fast-simulated':>14}")
+        for r in report["vs_geant4_fastsim"]:
+            lines.append(f"{r['energy_gev']:>8.0f}  {r['events']:>6}  {r['geant4_ms_per_event']:>10.1f}  "
+                         f"{r['fastsim_ms_per_event']:>11.2f}  {r['speedup']:>9.1f}  "
+                         f"{100 * r['fastsim_fraction']:>13.0f}%")
     return "\n".join(lines)

@@ -39,6 +39,10 @@ def _batch_sizes(ctx, param, value):
               help="instead: time ONNX Runtime (CPU, the onnx extra) on the exported sampling path beside calosim "
                    "--backend on the same model and --batch-sizes, in one run (ms/shower and their ratio)")
 @click.option("--geant4-showers", default=20, show_default=True, help="Geant4 showers per energy")
+@click.option("--fastsim", "fastsim_model", type=click.Path(exists=True), default=None, metavar="MODEL",
+              help="with --vs-geant4: also time Geant4 with this model file (CaloGAN geometry) as its fast "
+                   "simulation (see `calosim simulate --fastsim`) beside full Geant4, per event, same e+ energies "
+                   "and seeds, in one run: ms/event and their ratio")
 @click.option("--json", "as_json", is_flag=True, help="print JSON (fields per batch size: ms_per_shower, gflops, "
               "gemm_gflops, ratio_to_gemm, ...)")
 @click.option("--history", "history", is_flag=False, flag_value=DEFAULT_STORAGE, default=None, metavar="[DIR]",
@@ -52,13 +56,15 @@ def _batch_sizes(ctx, param, value):
 @click.option("--window", type=click.IntRange(min=1), default=5, show_default=True,
               help="with --fail-if-slower: how many earlier runs the best is taken from")
 @click.option("--plot", "plot_path", type=click.Path(), default=None, help="with --history: the PNG [DIR/history.png]")
-def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_geant4, onnx, geant4_showers, as_json,
-          history, baselines, fail_if_slower, window, plot_path):
+def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_geant4, onnx, geant4_showers,
+          fastsim_model, as_json, history, baselines, fail_if_slower, window, plot_path):
     """Generation speed: ms/shower, showers/s, achieved GFLOP/s and the machine's own float32 matrix-multiply
     throughput on the same shapes, measured in the same run (their ratio says how close to the limit it is)."""
     from calosim.benchmark import bench_report, format_report
     from calosim.cli.main import run_library_call
 
+    if fastsim_model is not None and not vs_geant4:
+        raise click.UsageError("--fastsim times Geant4 with the model: use it with --vs-geant4")
     if history is None and fail_if_slower is not None:
         raise click.UsageError("--fail-if-slower gates saved runs: use it with --history")
     if history is not None:
@@ -80,5 +86,5 @@ def bench(backend, model_type, config, model_path, batch_sizes, train_step, vs_g
     report = run_library_call(bench_report, config=config, model_type=model_type, backend_name=backend,
                               batch_sizes=batch_sizes,
                               model_path=model_path, train_step=train_step, vs_geant4=vs_geant4,
-                              geant4_showers=geant4_showers)
+                              geant4_showers=geant4_showers, fastsim_model=fastsim_model)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

@@ -370,6 +370,8 @@ def write_showers(path, showers: Showers, format: str = CALOGAN, compression: st
     with ShowerWriter(path, showers.geometry, len(showers), format, meta, compression,
                       overflow=showers.overflow is not None) as out:
         out.write(0, showers.layers, showers.energy, overflow_mev=showers.overflow)
+        for name, values in showers.datasets.items():
+            out.write_dataset(name, values)
     return path
 
 

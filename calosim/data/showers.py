@@ -20,6 +20,8 @@ class Showers:
     overflow: (N, n_layers) float32 MeV deposited outside each layer's cells, or None when unknown
     particle: "e+", "gamma", "pi+", ... ("unknown" when the file does not say)
     attrs:    free-form metadata (file attributes, JSON-able values)
+    datasets: per-shower arrays (first axis N) the writers store beside the showers under their names, e.g.
+              the Geant4 engine's fast-simulation records; readers do not read them back
     """
 
     layers: list[np.ndarray]
@@ -28,6 +30,7 @@ class Showers:
     overflow: np.ndarray | None = None
     particle: str = "unknown"
     attrs: dict = field(default_factory=dict)
+    datasets: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.energy.shape[0])
@@ -43,6 +46,7 @@ class Showers:
             overflow=None if self.overflow is None else self.overflow[index],
             particle=self.particle,
             attrs=dict(self.attrs),
+            datasets={name: values[index] for name, values in self.datasets.items()},
         )
 
     def layer_energies(self) -> np.ndarray:

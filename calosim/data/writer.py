@@ -73,7 +73,7 @@ class ShowerWriter:
             raise DataError(f"{self.path}: directory {directory} does not exist")
         self._context = atomic_h5(self.path)
         try:
-            f = self._context.__enter__()
+            f = self._context_file = self._context.__enter__()
         except OSError as exc:
             raise DataError(f"{self.path}: cannot write: {os_error_text(exc)}") from None
         try:  # the with statement calls __exit__ only once __enter__ has returned
@@ -115,6 +115,17 @@ class ShowerWriter:
             self._labels[start:stop] = np.asarray(labels, np.int64)
         if self._overflow is not None:
             self._overflow[start:stop] = np.asarray(overflow_mev, np.float32)
+
+    def write_dataset(self, name: str, values) -> None:
+        """A per-shower dataset ``name`` (N, ...) beside the showers, written whole (e.g. Geant4's fast-simulation
+        flags); its name must not be one of the layout's."""
+        values = np.asarray(values)
+        if values.shape[:1] != (self.n,):
+            raise DataError(f"{self.path}: dataset {name!r} has {values.shape[:1]} rows for {self.n} showers")
+        f = self._context_file
+        if name in f:
+            raise DataError(f"{self.path}: dataset {name!r} exists already")
+        self._dataset(f, name, values.shape[1:], values.dtype)[...] = values
 
     def _check(self, start: int, layers_mev, energy_gev, overflow_mev) -> None:
         """Nothing is published that calosim's readers would reject: finite non-negative cells and overflow,

@@ -19,6 +19,7 @@ SIZE_XY_MM = 1000.0
 GUN_Z_MM = -288.0
 LAYER_ZMAX_MM = (-150.0, 197.0, 240.0)  # readout layer l holds pre-step points with z < LAYER_ZMAX_MM[l]
 HALF_WIDTH_MM = 240.0
+CALORIMETER_FRONT_Z_MM = -N_LAYERS * (ABSORBER_MM + GAP_MM) / 2  # -240 mm: where the primaries enter
 PRODUCTION_CUT_MM = 0.7
 PHYSICS_LISTS = {
     "FTFP_BERT_EMV": (
@@ -33,8 +34,11 @@ DETECTOR_DESCRIPTION = (
     "outside -> overflow; gun at (0, 0, -288) mm along +z")
 
 
-def build_detector(g4):
-    """A G4VUserDetectorConstruction subclass instance for the CaloGAN calorimeter."""
+def build_detector(g4, region: str | None = None):
+    """A G4VUserDetectorConstruction subclass instance for the CaloGAN calorimeter; with ``region``, the
+    calorimeter volume (and so every layer in it) is the root of a G4Region of that name (for a
+    fast-simulation model; give it the production cut with ``/run/setCutForRegion`` after the run manager's
+    Initialize)."""
 
     class Detector(g4.G4VUserDetectorConstruction):
         def Construct(self):
@@ -69,13 +73,19 @@ def build_detector(g4):
                 g4.G4PVPlacement(None, g4.G4ThreeVector(0.0, 0.0, ABSORBER_MM * mm / 2), gap, "Gap", layer,
                                  False, 0, False),
             ]
+            if region is not None:
+                calorimeter_region = g4.G4Region(region)
+                calorimeter_region.AddRootLogicalVolume(cal)
+                keep.append(calorimeter_region)
             return world_pv
 
     return Detector()
 
 
-def build_physics(g4, name: str = "FTFP_BERT_EMV"):
-    """The physics list ``name`` (see PHYSICS_LISTS) as a G4VModularPhysicsList instance."""
+def build_physics(g4, name: str = "FTFP_BERT_EMV", fast_simulation: tuple[str, ...] = ()):
+    """The physics list ``name`` (see PHYSICS_LISTS) as a G4VModularPhysicsList instance; with
+    ``fast_simulation`` (Geant4 particle names), G4FastSimulationPhysics puts the fast-simulation process on
+    those particles, so that a G4VFastSimulationModel attached to a region can take them over there."""
     if name not in PHYSICS_LISTS:
         raise ValueError(f"unknown physics list {name!r}; choose one of {', '.join(PHYSICS_LISTS)}")
 
@@ -88,6 +98,11 @@ def build_physics(g4, name: str = "FTFP_BERT_EMV"):
                          g4.G4HadronElasticPhysics, g4.G4HadronPhysicsFTFP_BERT, g4.G4StoppingPhysics,
                          g4.G4IonPhysics, g4.G4NeutronTrackingCut):
                 self.RegisterPhysics(ctor())
+            if fast_simulation:
+                fast = g4.G4FastSimulationPhysics()
+                for particle in fast_simulation:
+                    fast.ActivateFastSimulation(particle)
+                self.RegisterPhysics(fast)
 
     return Physics()
 

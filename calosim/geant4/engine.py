@@ -9,6 +9,10 @@ Geant4 never runs in the calling process: every run uses worker processes (``spa
 detector and physics once and then simulating chunks of showers. Their Geant4 output goes to log files.
 With ``resume_dir``, finished chunks are kept there (chunk_<k>.npz + manifest.json) and a rerun with the same
 arguments simulates only the missing ones.
+
+With ``fastsim`` (calosim.geant4.fastsim.FastSimSettings) a fast-simulation model takes over e+, e- and gamma
+entering the calorimeter's front face; without it, nothing of the fast-simulation machinery (region, process,
+library) is built, and the showers are those of earlier calosim versions.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from calosim.data.showers import Showers
 from calosim.errors import CalosimError, ConfigError
 from calosim.geant4.datasets import DataSetup, import_geant4, setup_data
 from calosim.geant4.detector import DETECTOR_DESCRIPTION, PHYSICS_LISTS, PRODUCTION_CUT_MM
+from calosim.geant4.fastsim import FastSimRecords, FastSimSettings, build_fastsim_library
 from calosim.geant4.scorer import build_scorer, geant4_pybind_version, make_scorer, warn_python_scorer
 from calosim.geometry import calogan_geometry
 
@@ -53,6 +58,8 @@ class WorkerConfig:
     env: dict
     scorer_library: str | None
     log_dir: str
+    fastsim: FastSimSettings | None = None
+    fastsim_library: str | None = None
 
 
 def require_geant4() -> None:
@@ -100,16 +107,27 @@ class Geant4Runner:
         self.cells = np.zeros((0, scorer.buffer.size))
         self.seconds = np.zeros(0)
         runner = self
+        self.fastsim = trigger = None
+        if config.fastsim is not None:
+            from calosim.geant4.fastsim import PARTICLES, REGION, FastSimTrigger
+
+            self.fastsim = trigger = FastSimTrigger(Path(config.fastsim_library), config.fastsim, scorer.buffer,
+                                                    geometry.n_cells)
 
         class Events(g4.G4UserEventAction):
             def BeginOfEventAction(self, event):
                 scorer.reset()
+                if trigger is not None:
+                    i = event.GetEventID()
+                    trigger.begin(i, state["seeds"][i])
                 state["t0"] = time.perf_counter()
 
             def EndOfEventAction(self, event):
                 i = event.GetEventID()
                 runner.seconds[i] = time.perf_counter() - state["t0"]
                 runner.cells[i] = scorer.buffer
+                if trigger is not None:
+                    trigger.end()
 
         class Actions(g4.G4VUserActionInitialization):
             def Build(self):
@@ -123,7 +141,10 @@ class Geant4Runner:
         for cmd in ("/control/verbose 0", "/run/verbose 0", "/event/verbose 0", "/tracking/verbose 0",
                     "/process/verbose 0", "/process/em/verbose 0", "/process/had/verbose 0"):
             ui.ApplyCommand(cmd)
-        self._keep = [build_detector(g4), build_physics(g4, config.physics), Actions()]
+        if trigger is None:
+            self._keep = [build_detector(g4), build_physics(g4, config.physics), Actions()]
+        else:
+            self._keep = [build_detector(g4, REGION), build_physics(g4, config.physics, PARTICLES), Actions()]
         for obj in self._keep:
             rm.SetUserInitialization(obj)
         if config.env.get("CALOSIM_G4_APPROXIMATE") == "1":
@@ -131,24 +152,34 @@ class Geant4Runner:
             ui.ApplyCommand("/physics_lists/em/UseGammaNuclearXS false")
         self.scorer.install(g4, rm)
         rm.Initialize()
+        if trigger is not None:
+            # the calorimeter's region gets the world's production cut (G4ProductionCuts is not bound)
+            ui.ApplyCommand(f"/run/setCutForRegion {REGION} {PRODUCTION_CUT_MM} mm")
+            trigger.install(rm)
         rm.BeamOn(0)  # build the physics tables before any shower is seeded
 
     def run(self, energies_gev, seeds):
-        """(cells (n, n_cells + n_layers) float64 MeV, seconds per shower (n,)) for one shower per energy."""
+        """(cells (n, n_cells + n_layers) float64 MeV, seconds per shower (n,), fast-simulation records (a
+        dict of per-shower arrays, empty without a fast-simulation model)) for one shower per energy."""
         n = len(energies_gev)
         self.cells = np.zeros((n, self.scorer.buffer.size))
         self.seconds = np.zeros(n)
         self.state["energies_gev"] = [float(e) for e in energies_gev]
         self.state["seeds"] = [int(s) for s in seeds]
+        if self.fastsim is not None:
+            self.fastsim.start_run(n)
         self.run_manager.BeamOn(n)
-        return self.cells, self.seconds
+        if self.fastsim is None:
+            return self.cells, self.seconds, {}
+        self.fastsim.raise_pending()
+        return self.cells, self.seconds, self.fastsim.records.arrays()
 
 
 def _run_chunk(index: int, energies_gev, seeds):
     if "runner" not in _STATE:
         _STATE["runner"] = Geant4Runner(_STATE["config"])
-    cells, seconds = _STATE["runner"].run(energies_gev, seeds)
-    return index, cells, seconds
+    cells, seconds, records = _STATE["runner"].run(energies_gev, seeds)
+    return index, cells, seconds, records
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -162,11 +193,13 @@ def _chunks(n: int, workers: int, chunk_size: int | None):
 
 def run_showers(particle: str, energies_gev, seeds, *, workers: int = 1, approximate_data: bool = False,
                 physics: str = "FTFP_BERT_EMV", chunk_size: int | None = None, resume_dir=None,
-                manifest: dict | None = None, progress=None):
+                manifest: dict | None = None, progress=None, fastsim: FastSimSettings | None = None):
     """Simulate one shower per (energy GeV, Geant4 seed) in worker processes.
 
     Returns (cells (N, n_cells + n_layers) float32 MeV, seconds per shower (N,), info dict). ``progress(k)`` is
     called with the number of showers each finished chunk adds (and once with those found in resume_dir).
+    With ``fastsim`` (calosim.geant4.fastsim), its model takes over e+, e- and gamma entering the calorimeter;
+    info["fastsim"] then holds the per-shower FastSimRecords arrays (N, ...).
     """
     require_geant4()
     g4_particle = geant4_particle(particle)
@@ -180,6 +213,11 @@ def run_showers(particle: str, energies_gev, seeds, *, workers: int = 1, approxi
     library, why = build_scorer()
     if library is None:
         warn_python_scorer(why)
+    fastsim_library = None
+    if fastsim is not None:
+        fastsim_library, why = build_fastsim_library()
+        if fastsim_library is None:
+            raise Geant4Error(f"the fast-simulation model cannot be built: {why}")
     size, chunks = _chunks(n, workers, chunk_size)
 
     done: dict = {}
@@ -187,13 +225,16 @@ def run_showers(particle: str, energies_gev, seeds, *, workers: int = 1, approxi
     if resume is not None:
         man = dict(manifest or {}, n=n, chunk_size=size, physics=physics, particle=g4_particle,
                    approximate_data=data.approximate)
-        done = _open_resume_dir(resume, man, chunks)
+        if fastsim is not None:
+            man["fastsim"] = fastsim.manifest()
+        done = _open_resume_dir(resume, man, chunks, with_records=fastsim is not None)
     if progress and done:
         progress(sum(len(done[k][1]) for k in done))
 
     log_dir = resume if resume is not None else Path(tempfile.mkdtemp(prefix="calosim-geant4-"))
     env = dict(data.env, CALOSIM_G4_APPROXIMATE="1" if data.approximate else "0")
-    config = WorkerConfig(g4_particle, physics, env, str(library) if library else None, str(log_dir))
+    config = WorkerConfig(g4_particle, physics, env, str(library) if library else None, str(log_dir), fastsim,
+                          str(fastsim_library) if fastsim_library else None)
     todo = [c for c in chunks if c[0] not in done]
     if todo:
         ctx = get_context("spawn")
@@ -204,11 +245,11 @@ def run_showers(particle: str, energies_gev, seeds, *, workers: int = 1, approxi
             while futures:
                 finished, futures = wait(futures, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    k, cells, seconds = fut.result()
+                    k, cells, seconds, records = fut.result()
                     cells = cells.astype(np.float32)
-                    done[k] = (cells, seconds)
+                    done[k] = (cells, seconds, records)
                     if resume is not None:
-                        _save_chunk(resume, k, cells, seconds)
+                        _save_chunk(resume, k, cells, seconds, records)
                     if progress:
                         progress(len(seconds))
         except (BrokenProcessPool, RuntimeError, ValueError) as exc:
@@ -223,10 +264,13 @@ def run_showers(particle: str, energies_gev, seeds, *, workers: int = 1, approxi
     cells = np.concatenate([done[k][0] for k, _, _ in chunks]) if chunks else np.zeros((0, 507), np.float32)
     seconds = np.concatenate([done[k][1] for k, _, _ in chunks]) if chunks else np.zeros(0)
     info = {"data": data, "scorer": "compiled" if library else "python", "chunk_size": size}
+    if fastsim is not None:
+        info["fastsim"] = {name: np.concatenate([done[k][2][name] for k, _, _ in chunks])
+                           for name in FastSimRecords.NAMES}
     return cells, seconds, info
 
 
-def _open_resume_dir(resume: Path, manifest: dict, chunks) -> dict:
+def _open_resume_dir(resume: Path, manifest: dict, chunks, with_records: bool = False) -> dict:
     resume.mkdir(parents=True, exist_ok=True)
     path = resume / "manifest.json"
     manifest = json.loads(json.dumps(manifest))  # normalise (tuples -> lists)
@@ -245,28 +289,35 @@ def _open_resume_dir(resume: Path, manifest: dict, chunks) -> dict:
             try:
                 with np.load(f) as z:
                     cells, seconds = z["cells"], z["seconds"]
+                    records = {name: z[name] for name in FastSimRecords.NAMES} if with_records else {}
             except (OSError, ValueError, KeyError):
                 continue  # unreadable (interrupted write): simulate it again
             if len(seconds) == b - a:
-                done[k] = (cells, seconds)
+                done[k] = (cells, seconds, records)
     return done
 
 
-def _save_chunk(resume: Path, k: int, cells, seconds) -> None:
+def _save_chunk(resume: Path, k: int, cells, seconds, records: dict) -> None:
     tmp = resume / f".chunk_{k:05d}.tmp.npz"
-    np.savez(tmp, cells=cells, seconds=seconds)
+    np.savez(tmp, cells=cells, seconds=seconds, **records)
     os.replace(tmp, resume / f"chunk_{k:05d}.npz")
 
 
 def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), seed: int = 0, *,
                     workers: int = 1, approximate_data: bool = False, physics: str = "FTFP_BERT_EMV",
-                    resume_dir=None, chunk_size: int | None = None, progress=None) -> Showers:
+                    resume_dir=None, chunk_size: int | None = None, progress=None,
+                    fastsim: FastSimSettings | None = None) -> Showers:
     """``num_showers`` Geant4 showers of ``particle`` ("eplus", "gamma", "piplus") in the CaloGAN geometry,
     incident kinetic energy uniform in ``energy_range`` GeV; float32 layers in MeV, energy in GeV.
 
     Raises Geant4Error without the geant4 extra, datasets.Geant4DataError without Geant4's data sets (unless
     ``approximate_data``). The returned Showers.attrs record how they were made (engine, Geant4 version,
-    physics list, seeding, data sets).
+    physics list, seeding, data sets). With ``fastsim`` (calosim.geant4.fastsim.FastSimSettings) its model takes
+    over e+, e- and gamma entering the calorimeter's front face above its threshold; the attrs then describe
+    it (``fastsim_*``) and Showers.datasets hold per shower ``fastsim`` (uint8: 1 where a particle of the shower
+    was fast-simulated), ``fastsim_particles`` and ``fastsim_fallbacks`` (int32: particles fast-simulated, and
+    left to Geant4 for being outside the model's training range) and ``fastsim_entry`` (N, 8) float64: the
+    first fast-simulated particle's energy GeV, entry x, y, z mm, direction, PDG code (NaN where none).
     """
     lo, hi = float(energy_range[0]), float(energy_range[1])
     if not (0 < lo <= hi) or not math.isfinite(hi):
@@ -281,7 +332,7 @@ def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), 
     cells, seconds, info = run_showers(particle, energies, g4_seeds, workers=workers,
                                        approximate_data=approximate_data, physics=physics,
                                        chunk_size=chunk_size, resume_dir=resume_dir, manifest=manifest,
-                                       progress=progress)
+                                       progress=progress, fastsim=fastsim)
     geometry = calogan_geometry()
     flat, overflow = cells[:, :geometry.n_cells], cells[:, geometry.n_cells:]
     layers = [np.ascontiguousarray(x) for x in geometry.unflatten(flat)]
@@ -304,8 +355,43 @@ def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), 
         "ms_per_shower": float(1e3 * seconds.mean()),
         "producer": f"calosim {__version__} simulate --engine geant4",
     }
+    datasets = {}
+    if fastsim is not None:
+        attrs["producer"] += " --fastsim"
+        datasets = _fastsim_datasets(info["fastsim"])
+        attrs.update(_fastsim_attrs(fastsim, datasets))
     return Showers(layers, energies.astype(np.float32), geometry, np.ascontiguousarray(overflow),
-                   geant4_particle(particle), attrs)
+                   geant4_particle(particle), attrs, datasets)
+
+
+def _fastsim_datasets(records: dict) -> dict:
+    return {"fastsim": (records["fastsim_count"] > 0).astype(np.uint8),
+            "fastsim_particles": records["fastsim_count"].astype(np.int32),
+            "fastsim_fallbacks": records["fastsim_fallbacks"].astype(np.int32),
+            "fastsim_entry": records["fastsim_entry"].astype(np.float64)}
+
+
+def _fastsim_attrs(fastsim: FastSimSettings, datasets: dict) -> dict:
+    from calosim.geant4.fastsim import ENTRY_FIELDS, PARTICLES
+
+    attrs = {f"fastsim_{key}": value for key, value in fastsim.attrs.items()}
+    attrs.update({
+        "fastsim_threshold_gev": float(fastsim.threshold_gev),
+        "fastsim_energy_range": [float(x) for x in fastsim.energy_range],
+        "fastsim_particles_applied": " ".join(PARTICLES),
+        "fastsim_trigger": (
+            "G4VFastSimulationModel (calosim/geant4/fastsim.cc, compiled C++: geant4-pybind 0.1.3 does not bind "
+            "it to Python) on the calorimeter's G4Region, G4FastSimulationPhysics on e-, e+, gamma: a particle "
+            "entering the front face (z = -240 mm, dz > 0) with kinetic energy >= fastsim_threshold_gev and "
+            "inside fastsim_energy_range is killed and the model's shower at that energy (centred on the "
+            "calorimeter axis, as the model generates it) is added to the readout; outside the range Geant4 "
+            "transports it (counted in fastsim_fallbacks)"),
+        "fastsim_rng": "k-th fast-simulated particle of a shower: numpy default_rng([geant4 seed, k])",
+        "fastsim_entry_columns": " ".join(ENTRY_FIELDS),
+        "fastsim_showers": int(datasets["fastsim"].sum()),
+        "fastsim_fallbacks_total": int(datasets["fastsim_fallbacks"].sum()),
+    })
+    return attrs
 
 
 def simulate_geant4_to_file(path, particle: str, num_showers: int, energy_range=(1.0, 100.0), seed: int = 0,

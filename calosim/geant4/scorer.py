@@ -85,33 +85,41 @@ def build_scorer() -> tuple[Path | None, str]:
     """
     if os.environ.get("CALOSIM_G4_SCORER", "").lower() == "python":
         return None, "CALOSIM_G4_SCORER=python"
+    return compile_against_geant4(SOURCE, "geant4-scorer", "libcalosim_g4scorer.so")
+
+
+def compile_against_geant4(source_path: Path, cache_name: str, library_name: str) -> tuple[Path | None, str]:
+    """(path, "") of ``source_path`` compiled into a shared library linked against the geant4_pybind extension
+    module, or (None, why not). Cached in calosim's cache under ``cache_name``/<hash of source and extension>/;
+    safe against concurrent builds. Only for the geant4-pybind version the declarations were checked against.
+    """
     version = geant4_pybind_version()
     if version != ABI_CHECKED:
-        return None, f"the compiled scorer is checked against geant4-pybind {ABI_CHECKED}, found {version}"
+        return None, f"{source_path.name} is checked against geant4-pybind {ABI_CHECKED}, found {version}"
     ext = _extension_path()
     if ext is None:
         return None, "geant4_pybind is not installed"
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if not compiler:
         return None, "no C++ compiler found (set CXX)"
-    source = SOURCE.read_bytes()
+    source = source_path.read_bytes()
     key = hashlib.sha256(source + str(ext).encode() + str(ext.stat().st_mtime_ns).encode()).hexdigest()[:16]
-    target = cache_dir() / "geant4-scorer" / key / "libcalosim_g4scorer.so"
+    target = cache_dir() / cache_name / key / library_name
     if target.is_file():
         return target, ""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".scorer.", suffix=".so", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".build.", suffix=".so", dir=target.parent)
     os.close(fd)
-    cmd = [compiler, "-O2", "-std=c++17", "-fPIC", "-shared", str(SOURCE), "-o", tmp, f"-L{ext.parent}",
+    cmd = [compiler, "-O2", "-std=c++17", "-fPIC", "-shared", str(source_path), "-o", tmp, f"-L{ext.parent}",
            f"-l:{ext.name}", f"-Wl,-rpath,{ext.parent}"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             first = (proc.stderr.strip().splitlines() or ["?"])[0]
-            return None, f"compiling scorer.cc failed: {first}"
+            return None, f"compiling {source_path.name} failed: {first}"
         os.replace(tmp, target)
     except (OSError, subprocess.SubprocessError) as exc:
-        return None, f"compiling scorer.cc failed: {exc}"
+        return None, f"compiling {source_path.name} failed: {exc}"
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
