@@ -22,19 +22,41 @@ from calosim.cli.main import FORCE_OPTION, refuse_existing, run_library_call
               help="Geant4 worker processes")
 @click.option("--approximate-data", is_flag=True,
               help="Geant4 without its data sets: use calosim's stand-in low-energy tables")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+              help="--engine geant4 in shards on Dask: local:N (N single-threaded worker processes here) or a "
+                   "scheduler address (tcp://host:8786); shards are kept in OUTPUT.shards/ until combined, so "
+                   "rerunning the same command resumes. Every shower has its own seed: the file equals the "
+                   "one-process run's")
+@click.option("--shard-size", type=click.IntRange(min=1), default=None,
+              help="with --dask: showers per shard (default 100)")
+@click.option("--virtual", is_flag=True,
+              help="with --dask: keep the shards and write OUTPUT as an HDF5 virtual dataset over them")
 @FORCE_OPTION
-def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, workers, approximate_data, force):
-    """Fast parametric (GFlash-style) showers in the CaloGAN geometry -- for experiments, not physics."""
+def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, workers, approximate_data, dask_address,
+             shard_size, virtual, force):
+    """Fast parametric (GFlash-style) showers in the CaloGAN geometry -- for experiments, not physics; or real
+    Geant4 showers with --engine geant4 (in worker processes, or in shards on Dask with --dask)."""
+    import math
+
     from calosim.data.formats import write_showers
     from calosim.data.simulate import simulate_uniform
 
+    if engine != "geant4" and (dask_address or shard_size or virtual):
+        raise click.UsageError("--dask, --shard-size and --virtual need --engine geant4")
+
     def run():
-        with click.progressbar(length=num_showers, label=f"simulating {particle}", file=sys.stderr) as bar:
+        length, label = num_showers, f"simulating {particle}"
+        if dask_address is not None:
+            from calosim.geant4.engine import DEFAULT_SHARD_SIZE
+
+            length, label = math.ceil(num_showers / (shard_size or DEFAULT_SHARD_SIZE)), "shards"
+        with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
             if engine == "geant4":
                 from calosim.geant4 import simulate_geant4_to_file
 
                 simulate_geant4_to_file(output, particle, num_showers, energy_range, seed, format=fmt,
-                                        workers=workers, approximate_data=approximate_data, progress=bar.update)
+                                        workers=workers, approximate_data=approximate_data, progress=bar.update,
+                                        dask=dask_address, shard_size=shard_size, virtual=virtual)
             else:
                 showers = simulate_uniform(particle, num_showers, energy_range, seed, progress=bar.update)
         if engine != "geant4":
