@@ -353,23 +353,22 @@ def generate_shard(shard, path: str, model_bytes: bytes, sha256: str, job: Shard
 
 def _write_on_dask(model_path: Path, out: Path, n: int, shard_size: int, job: ShardJob, attrs: dict, compression,
                    address: str, virtual: bool, geometry, progress) -> GenerateResult:
-    from calosim.distributed.shards import (ShardStore, combine_shards, dask_client, plan_shards, run_shards,
-                                            shard_directory, virtual_file)
+    from calosim.distributed import shards as sharding
 
     t_start = time.perf_counter()
     model_bytes = model_path.read_bytes()
     sha256 = hashlib.sha256(model_bytes).hexdigest()
-    shards = plan_shards(n, shard_size)
+    shards = sharding.plan_shards(n, shard_size)
     manifest = {"job": "generate", "model_sha256": sha256, "num_showers": n, "shard_size": shard_size,
                 **{k: v for k, v in job.__dict__.items()}, "calosim_version": __version__}
-    store = ShardStore(shard_directory(out), manifest)
-    with dask_client(address) as client:
+    store = sharding.ShardStore(sharding.shard_directory(out), manifest)
+    with sharding.dask_client(address) as client:
         model = client.scatter(model_bytes, broadcast=True)  # once to every worker, not once per task
-        results = run_shards(client, generate_shard, shards, store, args=(model, sha256, job, attrs),
+        results = sharding.run_shards(client, generate_shard, shards, store, args=(model, sha256, job, attrs),
                              progress=progress)
     if virtual:
-        virtual_file(store, shards, out, dict(attrs, shards=str(store.directory.name)))
+        sharding.virtual_file(store, shards, out, dict(attrs, shards=str(store.directory.name)))
     else:
-        combine_shards(store, shards, out, geometry, job.format, attrs, compression,
+        sharding.combine_shards(store, shards, out, geometry, job.format, attrs, compression,
                        labels=job.class_fraction is not None, chunk_rows=min(job.batch_size, 1000))
     return GenerateResult(out, n, time.perf_counter() - t_start, sum(results.values()), job.format)

@@ -77,7 +77,6 @@ class DataParallel:
         if backend.name != "cupy":
             return
         import cupy
-
         from mpi4py import MPI
 
         local_rank = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()

@@ -154,8 +154,9 @@ def run_shards(client, task: Callable, shards: list[Shard], store: ShardStore, a
                per_shard_args: Callable[[Shard], tuple] | None = None,
                progress: Callable[[int], None] | None = None) -> dict:
     """Run ``task(shard, path, *per_shard_args(shard), *args)`` on the Dask cluster for every shard not yet in
-    ``store``; returns {shard index: the task's result} of those computed now. ``args`` may hold futures (e.g. the model's bytes, scattered once
-    with ``client.scatter(..., broadcast=True)``): Dask hands the workers their values. ``progress(k)`` is
+    ``store``; returns {shard index: the task's result} of those computed now. ``args`` may hold futures (e.g.
+    the model's bytes, scattered once with ``client.scatter(..., broadcast=True)``): Dask hands the workers their
+    values. ``progress(k)`` is
     called with the number of shards found finished, then once per shard as it finishes."""
     from distributed import as_completed
 

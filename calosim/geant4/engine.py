@@ -374,8 +374,8 @@ def geant4_shard(shard, path: str, energies_gev, seeds, config: WorkerConfig, fo
     geometry = calogan_geometry()
     layers = [np.ascontiguousarray(x) for x in geometry.unflatten(cells[:, :geometry.n_cells])]
     overflow = np.ascontiguousarray(cells[:, geometry.n_cells:])
-    with ShowerWriter(path, geometry, shard.size, format, {"shard": shard.index, "geant4_seconds": float(seconds.sum())},
-                      overflow=True) as out:
+    attrs = {"shard": shard.index, "geant4_seconds": float(seconds.sum())}
+    with ShowerWriter(path, geometry, shard.size, format, attrs, overflow=True) as out:
         out.write(0, layers, np.asarray(energies_gev, np.float64).astype(np.float32), overflow_mev=overflow)
     return float(seconds.sum())
 
@@ -387,10 +387,9 @@ def _simulate_on_dask(path, particle: str, num_showers: int, energy_range, seed:
     import h5py
 
     from calosim.data.formats import shower_file_attrs
-    from calosim.distributed.shards import (ShardStore, combine_shards, dask_client, plan_shards, require_dask,
-                                            run_shards, shard_directory, virtual_file)
+    from calosim.distributed import shards as sharding
 
-    require_dask()
+    sharding.require_dask()
     require_geant4()
     lo, hi = _check_energy_range(energy_range, num_showers)
     g4_particle = geant4_particle(particle)
@@ -401,15 +400,15 @@ def _simulate_on_dask(path, particle: str, num_showers: int, energy_range, seed:
     if library is None:
         warn_python_scorer(why)
     energies, g4_seeds = _draw_showers(seed, num_showers, lo, hi)
-    shards = plan_shards(num_showers, shard_size)
+    shards = sharding.plan_shards(num_showers, shard_size)
     manifest = {"job": "simulate geant4", "seed": seed, "energy_range": [lo, hi], "n": num_showers,
                 "shard_size": shard_size, "physics": physics, "particle": g4_particle, "format": format,
                 "approximate_data": data.approximate, "calosim_version": __version__}
-    store = ShardStore(shard_directory(path), manifest)
+    store = sharding.ShardStore(sharding.shard_directory(path), manifest)
     env = dict(data.env, CALOSIM_G4_APPROXIMATE="1" if data.approximate else "0")
     config = WorkerConfig(g4_particle, physics, env, str(library) if library else None, str(store.directory))
-    with dask_client(dask) as client:
-        run_shards(client, geant4_shard, shards, store, args=(config, format),
+    with sharding.dask_client(dask) as client:
+        sharding.run_shards(client, geant4_shard, shards, store, args=(config, format),
                    per_shard_args=lambda s: (energies[s.start:s.stop], g4_seeds[s.start:s.stop]),
                    progress=progress)
     total_seconds = 0.0
@@ -422,9 +421,9 @@ def _simulate_on_dask(path, particle: str, num_showers: int, energy_range, seed:
                            1e3 * total_seconds / num_showers),
              "shard_size": shard_size, **shower_file_attrs(format, geometry, g4_particle)}
     if virtual:
-        virtual_file(store, shards, path, dict(attrs, shards=store.directory.name))
+        sharding.virtual_file(store, shards, path, dict(attrs, shards=store.directory.name))
     else:
-        combine_shards(store, shards, path, geometry, format, attrs, compression="gzip", overflow=True)
+        sharding.combine_shards(store, shards, path, geometry, format, attrs, compression="gzip", overflow=True)
 
 
 def _geant4_version() -> str:
