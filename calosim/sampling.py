@@ -365,10 +365,10 @@ def _write_on_dask(model_path: Path, out: Path, n: int, shard_size: int, job: Sh
     with sharding.dask_client(address) as client:
         model = client.scatter(model_bytes, broadcast=True)  # once to every worker, not once per task
         results = sharding.run_shards(client, generate_shard, shards, store, args=(model, sha256, job, attrs),
-                             progress=progress)
+                                      progress=progress)
     if virtual:
         sharding.virtual_file(store, shards, out, dict(attrs, shards=str(store.directory.name)))
     else:
         sharding.combine_shards(store, shards, out, geometry, job.format, attrs, compression,
-                       labels=job.class_fraction is not None, chunk_rows=min(job.batch_size, 1000))
+                                labels=job.class_fraction is not None, chunk_rows=min(job.batch_size, 1000))
     return GenerateResult(out, n, time.perf_counter() - t_start, sum(results.values()), job.format)

@@ -409,8 +409,8 @@ def _simulate_on_dask(path, particle: str, num_showers: int, energy_range, seed:
     config = WorkerConfig(g4_particle, physics, env, str(library) if library else None, str(store.directory))
     with sharding.dask_client(dask) as client:
         sharding.run_shards(client, geant4_shard, shards, store, args=(config, format),
-                   per_shard_args=lambda s: (energies[s.start:s.stop], g4_seeds[s.start:s.stop]),
-                   progress=progress)
+                            per_shard_args=lambda s: (energies[s.start:s.stop], g4_seeds[s.start:s.stop]),
+                            progress=progress)
     total_seconds = 0.0
     for shard in shards:
         with h5py.File(store.path(shard), "r") as f:
