@@ -333,15 +333,16 @@ def _worker_sampler(model_bytes: bytes, sha256: str, backend: str):
     return _WORKER_SAMPLERS[key]
 
 
-def generate_shard(shard, path: str, model_bytes: bytes, sha256: str, job: ShardJob, attrs: dict) -> float:
-    """A Dask task: shard ``shard`` of the job written to ``path`` (a complete shower file of its rows, atomically);
-    returns the seconds spent in the generator."""
+def generate_shard(shard, path: str, model_bytes: bytes, sha256: str, job: ShardJob, attrs: dict,
+                   compression: str | None = None) -> float:
+    """A Dask task: shard ``shard`` of the job written to ``path`` (a complete shower file of its rows, atomically;
+    ``compression`` as ShowerWriter's); returns the seconds spent in the generator."""
     sampler = _worker_sampler(model_bytes, sha256, job.backend)
     source = EnergySource(None, job.energy, job.energy_range, job.energies_from)
     seconds = 0.0
     try:
         with ShowerWriter(path, sampler.geometry, shard.size, job.format,
-                          dict(attrs, shard=shard.index, shard_rows=[shard.start, shard.stop]),
+                          dict(attrs, shard=shard.index, shard_rows=[shard.start, shard.stop]), compression,
                           chunk_rows=min(job.batch_size, 1000), labels=job.class_fraction is not None) as writer:
             for offset, layers, e, labels, t in _shard_rows(sampler, source, shard, job):
                 writer.write(offset, layers, e, labels)
@@ -364,8 +365,9 @@ def _write_on_dask(model_path: Path, out: Path, n: int, shard_size: int, job: Sh
     store = sharding.ShardStore(sharding.shard_directory(out), manifest)
     with sharding.dask_client(address) as client:
         model = client.scatter(model_bytes, broadcast=True)  # once to every worker, not once per task
-        results = sharding.run_shards(client, generate_shard, shards, store, args=(model, sha256, job, attrs),
-                                      progress=progress)
+        shard_compression = compression if virtual else None  # a virtual file's data stay in the shards
+        results = sharding.run_shards(client, generate_shard, shards, store,
+                                      args=(model, sha256, job, attrs, shard_compression), progress=progress)
     if virtual:
         sharding.virtual_file(store, shards, out, dict(attrs, shards=str(store.directory.name)))
     else:
