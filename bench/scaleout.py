@@ -38,6 +38,9 @@ BIN = Path(sys.executable).parent
 ONE_THREAD = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
 NETWORKS = {"10 Gb/s Ethernet": (10e9 / 8, 50e-6), "100 Gb/s InfiniBand": (100e9 / 8, 2e-6)}
+# The paper's CaloGAN (29.7M + 2.7M parameters) is not timed here (minutes per epoch): its step time at batch 128 on
+# this 2-core CPU, 0.6-0.8 s, is issue 18's measurement; the scaling model uses 0.7 s.
+PAPER_CALOGAN_STEP_SECONDS = 0.7
 CONFIGS = [("calogan", "small"), ("calogan", "calogan"), ("wgan-gp", "small"), ("wgan-gp", "fastcalogan"),
            ("vae", "small"), ("vae", "vae")]
 
@@ -179,9 +182,9 @@ def main() -> None:
     result["generation"] = bench_generation(work, 6000 if quick else 24000)
     result["geant4"] = bench_geant4(work, 16 if quick else 40)
     result["training"] = bench_training(work, 2)
-    step = 1.0 / result["training"]["calogan small, mpiexec -n 1, 2 threads"]["steps_per_s"]
+    small_step = 1.0 / result["training"]["calogan small, mpiexec -n 1, 2 threads"]["steps_per_s"]
     model = {}
-    for name in ("calogan small", "calogan calogan"):
+    for name, step in (("calogan small", small_step), ("calogan calogan", PAPER_CALOGAN_STEP_SECONDS)):
         size = result["gradient_bytes"][name]["bytes_per_step"]
         model[name] = {"node_step_seconds": round(step, 3), "bytes_per_step": size,
                        "fixed_global_batch_128": scaling_model(step, size)}
