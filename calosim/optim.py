@@ -10,7 +10,11 @@ from calosim.layers.base import Parameter
 
 
 class Adam:
-    """lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + eps) (Keras' form)."""
+    """lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + eps) (Keras' form).
+
+    gradient_reducer: None, or a function of the list of gradients (parameter order) returning the gradients to
+    apply; data-parallel training sets it to the average over the ranks (calosim.distributed.mpi), so every
+    trainer's updates go through one allreduce per step without knowing it."""
 
     def __init__(self, params: list[Parameter], lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-7, backend=None):
@@ -20,6 +24,7 @@ class Adam:
         self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), float(eps)
         self.backend = backend
         self.t = 0
+        self.gradient_reducer = None
         self.m = [backend.xp.zeros_like(p.value) for p in self.params]
         self.v = [backend.xp.zeros_like(p.value) for p in self.params]
 
@@ -27,10 +32,14 @@ class Adam:
         """One update from the gradients of the last backward pass."""
         self.t += 1
         lr_t = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
-        for p, m, v in zip(self.params, self.m, self.v):
+        for p in self.params:
             if p.grad is None:
                 raise RuntimeError(f"parameter {p.name} has no gradient: was backward called?")
-            self.backend.adam_update_(p.value, p.grad, m, v, lr_t, self.beta1, self.beta2, self.eps)
+        grads = [p.grad for p in self.params]
+        if self.gradient_reducer is not None:
+            grads = self.gradient_reducer(grads)
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            self.backend.adam_update_(p.value, g, m, v, lr_t, self.beta1, self.beta2, self.eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to continue exactly: the step count and both moments (NumPy arrays)."""

@@ -11,12 +11,23 @@ weights, backend, model_energy_range (and class_fraction for two-class models).
 Randomness: z, the incident energies and the class labels come from three streams spawned from ``seed``,
 consumed shower by shower, so the same seed and backend give the same file (whatever the batch size, up to the
 BLAS rounding of other batch shapes).
+
+Sharded (``shard_size`` given, or ``dask``): the job is cut into shards of ``shard_size`` showers
+(calosim.distributed.shards) and shard k draws its z, energies and labels from three streams spawned from
+``SeedSequence(seed, spawn_key=(k,))`` instead, so each shard depends only on (seed, k): the file is the same,
+bit for bit, whether the shards run here one after the other or on any number of Dask workers (``dask``:
+"local:N" or a scheduler address), and differs from the unsharded file of the same seed. On Dask the model
+file's bytes go to every worker once (``client.scatter(broadcast=True)``), each worker loads the model once,
+the finished shards are kept in ``OUT.shards/`` (a rerun resumes) and combined into ``out`` at the end, or,
+with ``virtual``, referenced by ``out``'s HDF5 virtual datasets (the shards then stay).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +38,7 @@ from calosim._version import __version__
 from calosim.backends import get_backend
 from calosim.data.formats import FORMATS, UNITS, open_showers
 from calosim.data.writer import ShowerWriter
-from calosim.errors import DataError
+from calosim.errors import ConfigError, DataError
 from calosim.models.files import load_model
 from calosim.training import initial_model, resolve_model_path
 
@@ -109,13 +120,14 @@ class EnergySource:
         """How many energies the file holds (None: no limit)."""
         return None if self.file is None else len(self.file)
 
-    def take(self, start: int, stop: int) -> np.ndarray:
+    def take(self, start: int, stop: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Energies of rows [start, stop); uniform ones are drawn from ``rng`` (default: the source's stream)."""
         if self.file is not None:
             return np.asarray(self.file.read(start, stop).energy, np.float64)
         if self.energy is not None:
             return np.full(stop - start, float(self.energy))
         lo, hi = self.range
-        return self.rng.uniform(lo, hi, size=stop - start)
+        return (rng or self.rng).uniform(lo, hi, size=stop - start)
 
     def close(self):
         if self.file is not None:
@@ -148,7 +160,8 @@ def load_for_sampling(model, backend: str = "numba", initial: bool = False):
 def generate(model, out, num_showers: int | None = None, backend: str = "numba", energy: float | None = None,
              energy_range=None, energies_from=None, batch_size: int = 1000, seed: int = 0,
              compression: str | None = None, progress=None, initial: bool = False, format: str | None = None,
-             class_fraction: float = 0.5, allow_extrapolation: bool = False) -> GenerateResult:
+             class_fraction: float = 0.5, allow_extrapolation: bool = False, shard_size: int | None = None,
+             dask: str | None = None, virtual: bool = False, shard_progress=None) -> GenerateResult:
     """Write ``num_showers`` generated showers to ``out``; see the module docstring.
 
     model: a model file or run directory; with ``initial`` a run directory, whose untrained starting point
@@ -158,9 +171,23 @@ def generate(model, out, num_showers: int | None = None, backend: str = "numba",
     "calochallenge" (default: the layout of the model's training data). class_fraction: the share of class 1
     for two-class models. progress(n_done) is called per chunk. Energies outside the model's training range
     are refused (DataError) unless ``allow_extrapolation``; the result counts them.
+
+    shard_size / dask / virtual: the sharded job of the module docstring (``shard_size`` defaults to
+    DEFAULT_SHARD_SIZE with ``dask``); ``shard_progress(k)`` is then called with the number of shards done.
     """
     if batch_size < 1:
         raise DataError("--batch-size must be >= 1")
+    if virtual and dask is None:
+        raise ConfigError("--virtual combines the shards of a --dask job; give --dask too")
+    if dask is not None:
+        if initial:
+            raise ConfigError("--initial-weights is not supported with --dask (the workers load model files); "
+                              "generate the baseline in one process")
+        from calosim.distributed.shards import require_dask
+
+        require_dask()
+    sharded = shard_size is not None or dask is not None
+    shard_size = shard_size or DEFAULT_SHARD_SIZE
     if not 0.0 <= class_fraction <= 1.0:
         raise DataError(f"--class-fraction must be in [0, 1], got {class_fraction}")
     sampler, model_path = load_for_sampling(model, backend, initial)
@@ -194,6 +221,20 @@ def generate(model, out, num_showers: int | None = None, backend: str = "numba",
         if sampler.n_classes > 1:
             attrs["class_fraction"] = float(class_fraction)
             labels = lambda n: class_labels(label_rng, n, class_fraction)  # noqa: E731
+        if sharded:
+            attrs["shard_size"] = int(shard_size)
+            job = ShardJob(backend=sampler.backend.name, seed=int(seed), batch_size=batch_size, format=format,
+                           energy=energy, energy_range=tuple(energy_range) if energy_range is not None else None,
+                           energies_from=str(Path(energies_from).resolve()) if energies_from is not None else None,
+                           class_fraction=float(class_fraction) if sampler.n_classes > 1 else None)
+            if dask is None:
+                result = _write_sharded(sampler, Path(out), num_showers, shard_size, source, job, attrs, compression,
+                                        progress)
+            else:
+                result = _write_on_dask(model_path, Path(out), num_showers, shard_size, job, attrs, compression,
+                                        dask, virtual, sampler.geometry, shard_progress or progress)
+            result.extrapolated = bool(source.outside)
+            return result
         result = _write(sampler, Path(out), num_showers, source, z_rng, labels, batch_size, format, attrs,
                         compression, progress)
         result.extrapolated = bool(source.outside)
@@ -221,3 +262,115 @@ def _write(sampler, out: Path, n: int, source: EnergySource, z_rng, labels, batc
             if progress is not None:
                 progress(stop - start)
     return GenerateResult(out, n, time.perf_counter() - t_start, t_gen, format)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sharded generation (calosim.distributed.shards): the same shard function here and on the Dask workers
+
+DEFAULT_SHARD_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What fixes the content of every shard besides the model (picklable: it travels to the Dask workers)."""
+
+    backend: str
+    seed: int
+    batch_size: int
+    format: str
+    energy: float | None = None
+    energy_range: tuple | None = None
+    energies_from: str | None = None
+    class_fraction: float | None = None  # two-class models only
+
+
+def _shard_rows(sampler, source: EnergySource, shard, job: ShardJob):
+    """(offset in the shard, layers (backend arrays), energies (B,) GeV, labels or None, generator seconds) per
+    batch of ``shard``; every draw comes from the shard's own streams (calosim.distributed.shards.shard_seed)."""
+    from calosim.distributed.shards import shard_seed
+
+    z_rng, e_rng, label_rng = (np.random.default_rng(s) for s in shard_seed(job.seed, shard.index).spawn(3))
+    energies = source.take(shard.start, shard.stop, rng=e_rng)
+    be = sampler.backend
+    for offset in range(0, shard.size, job.batch_size):
+        e = energies[offset:offset + job.batch_size]
+        labels = class_labels(label_rng, len(e), job.class_fraction) if job.class_fraction is not None else None
+        t0 = time.perf_counter()
+        layers = sampler.sample(e, z_rng, labels)
+        be.synchronize()
+        yield offset, [be.to_numpy(x) for x in layers], e, labels, time.perf_counter() - t0
+
+
+def _write_sharded(sampler, out: Path, n: int, shard_size: int, source: EnergySource, job: ShardJob, attrs: dict,
+                   compression, progress) -> GenerateResult:
+    """The sharded job in this process: the shards one after the other, straight into ``out``."""
+    from calosim.distributed.shards import plan_shards
+
+    t_start, t_gen = time.perf_counter(), 0.0
+    with ShowerWriter(out, sampler.geometry, n, job.format, attrs, compression,
+                      chunk_rows=min(job.batch_size, 1000), labels=job.class_fraction is not None) as writer:
+        for shard in plan_shards(n, shard_size):
+            for offset, layers, e, labels, seconds in _shard_rows(sampler, source, shard, job):
+                writer.write(shard.start + offset, layers, e, labels)
+                t_gen += seconds
+                if progress is not None:
+                    progress(len(e))
+    return GenerateResult(out, n, time.perf_counter() - t_start, t_gen, job.format)
+
+
+_WORKER_SAMPLERS: dict = {}  # (model sha256, backend) -> the loaded model, one per Dask worker process
+
+
+def _worker_sampler(model_bytes: bytes, sha256: str, backend: str):
+    """The model of ``model_bytes`` on ``backend``, loaded once per worker process and kept for its next shards."""
+    key = (sha256, backend)
+    if key not in _WORKER_SAMPLERS:
+        _WORKER_SAMPLERS.clear()  # one job's model at a time
+        with tempfile.TemporaryDirectory(prefix="calosim-model-") as tmp:
+            path = Path(tmp) / "model.h5"
+            path.write_bytes(model_bytes)
+            _WORKER_SAMPLERS[key] = load_model(path, get_backend(backend)).freeze()
+    return _WORKER_SAMPLERS[key]
+
+
+def generate_shard(shard, path: str, model_bytes: bytes, sha256: str, job: ShardJob, attrs: dict,
+                   compression: str | None = None) -> float:
+    """A Dask task: shard ``shard`` of the job written to ``path`` (a complete shower file of its rows, atomically;
+    ``compression`` as ShowerWriter's); returns the seconds spent in the generator."""
+    sampler = _worker_sampler(model_bytes, sha256, job.backend)
+    source = EnergySource(None, job.energy, job.energy_range, job.energies_from)
+    seconds = 0.0
+    try:
+        with ShowerWriter(path, sampler.geometry, shard.size, job.format,
+                          dict(attrs, shard=shard.index, shard_rows=[shard.start, shard.stop]), compression,
+                          chunk_rows=min(job.batch_size, 1000), labels=job.class_fraction is not None) as writer:
+            for offset, layers, e, labels, t in _shard_rows(sampler, source, shard, job):
+                writer.write(offset, layers, e, labels)
+                seconds += t
+    finally:
+        source.close()
+    return seconds
+
+
+def _write_on_dask(model_path: Path, out: Path, n: int, shard_size: int, job: ShardJob, attrs: dict, compression,
+                   address: str, virtual: bool, geometry, progress) -> GenerateResult:
+    from calosim.distributed import shards as sharding
+
+    t_start = time.perf_counter()
+    model_bytes = model_path.read_bytes()
+    sha256 = hashlib.sha256(model_bytes).hexdigest()
+    shards = sharding.plan_shards(n, shard_size)
+    manifest = {"job": "generate", "model_sha256": sha256, "num_showers": n, "shard_size": shard_size,
+                **{k: v for k, v in job.__dict__.items()}, "calosim_version": __version__}
+    store = sharding.ShardStore(sharding.shard_directory(out), manifest)
+    with sharding.dask_client(address) as client:
+        model = client.scatter(model_bytes, broadcast=True)  # once to every worker, not once per task
+        shard_compression = compression if virtual else None  # a virtual file's data stay in the shards
+        results = sharding.run_shards(client, generate_shard, shards, store,
+                                      args=(model, sha256, job, attrs, shard_compression), progress=progress)
+    if virtual:
+        sharding.virtual_file(store, shards, out, dict(attrs, shards=str(store.directory.name)))
+    else:
+        sharding.combine_shards(store, shards, out, geometry, job.format, attrs, compression,
+                                labels=job.class_fraction is not None, chunk_rows=min(job.batch_size, 1000))
+    return GenerateResult(out, n, time.perf_counter() - t_start, sum(results.values()), job.format)

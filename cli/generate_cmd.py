@@ -1,5 +1,7 @@
 """`calosim generate`: sample showers from a trained model into a shower file."""
 
+import sys
+
 import click
 
 from calosim.backends import BACKEND_NAMES
@@ -37,26 +39,50 @@ from calosim.cli.main import FORCE_OPTION
               help="allow incident energies outside the model's training range (the model was never trained there)")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="output HDF5 file")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+              help="generate in shards on Dask: local:N (N single-threaded worker processes here) or a scheduler "
+                   "address (tcp://host:8786, e.g. of a dask-jobqueue SLURMCluster); shards are kept in "
+                   "OUTPUT.shards/ until combined, so rerunning the same command resumes")
+@click.option("--shard-size", type=click.IntRange(min=1), default=None,
+              help="showers per shard (default with --dask: 10000). Shard k draws its showers from the streams of "
+                   "(seed, k), so the file is the same for any number of workers and for the one-process run with "
+                   "the same --shard-size, and differs from the unsharded file of the same seed")
+@click.option("--virtual", is_flag=True,
+              help="with --dask: keep the shards and write OUTPUT as an HDF5 virtual dataset over them instead of "
+                   "copying them into one file")
 @FORCE_OPTION
 def generate(model, backend, num_showers, energy, energy_range, energies_from, batch_size, seed, compress,
-             initial_weights, file_format, class_fraction, allow_extrapolation, output, force):
+             initial_weights, file_format, class_fraction, allow_extrapolation, output, dask_address, shard_size,
+             virtual, force):
     """Generate showers with a trained model of any type and write them, chunk by chunk, in the layout of its
-    training data (or --format)."""
+    training data (or --format); with --dask or --shard-size, in shards (see --shard-size)."""
+    import math
+
     from calosim.cli.main import refuse_existing, run_library_call
-    from calosim.sampling import count_energies
+    from calosim.sampling import DEFAULT_SHARD_SIZE, count_energies
     from calosim.sampling import generate as run_generate
 
     refuse_existing(output, force)
     total = num_showers
     if total is None and energies_from is not None:
         total = run_library_call(count_energies, energies_from)
-    with click.progressbar(length=total or 0, label="generating", show_pos=True, width=30) as bar:
+    if dask_address is not None:  # progress over shards, as they finish on the workers
+        length, label = math.ceil((total or 0) / (shard_size or DEFAULT_SHARD_SIZE)), "shards"
+    else:
+        length, label = total or 0, "generating"
+    with click.progressbar(length=length, label=label, show_pos=True, width=30,
+                           file=sys.stderr if dask_address is not None else None) as bar:
         result = run_library_call(run_generate, model, output, num_showers=num_showers, backend=backend,
                                   energy=energy, energy_range=tuple(energy_range) if energy_range else None,
                                   energies_from=energies_from, batch_size=batch_size, seed=seed,
                                   compression="gzip" if compress else None, progress=bar.update,
                                   initial=initial_weights, format=file_format, class_fraction=class_fraction,
-                                  allow_extrapolation=allow_extrapolation)
+                                  allow_extrapolation=allow_extrapolation, shard_size=shard_size,
+                                  dask=dask_address, virtual=virtual)
+    if dask_address is not None:
+        click.echo(f"wrote {result.n} showers ({result.format} layout) to {result.path} from {length} shards on Dask "
+                   f"({dask_address}): {result.ms_per_shower:.3f} ms/shower wall time")
+        return
     click.echo(f"wrote {result.n} showers ({result.format} layout) to {result.path}: "
                f"{result.ms_per_shower:.3f} ms/shower ({result.generator_ms_per_shower:.3f} ms/shower in the "
                f"generator, {backend}, batch {batch_size})")

@@ -64,9 +64,10 @@ def selftest(backend, seed):
     sys.exit(0 if all(r.passed for r in rows) else 1)
 
 
-def run_library_call(fn, *args, **kwargs):
+def run_library_call(fn, *args, reraise: tuple = (), **kwargs):
     """Call library code, turning what it raises into one line without a traceback (exit 1; ``calosim --debug``
-    re-raises instead). SIGTERM and Ctrl-C end the call with exit 143 / 130 once temporaries are removed."""
+    re-raises instead). SIGTERM and Ctrl-C end the call with exit 143 / 130 once temporaries are removed.
+    Exceptions of the types in ``reraise`` are re-raised as they are, for the caller to report."""
     from calosim.atomic import Terminated, install_sigterm_cleanup
 
     install_sigterm_cleanup()
@@ -81,6 +82,8 @@ def run_library_call(fn, *args, **kwargs):
                    err=True)
         sys.exit(143 if isinstance(exc, Terminated) else 130)
     except click.ClickException:
+        raise
+    except reraise:
         raise
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: every error is one line
         if debug:

@@ -33,11 +33,23 @@ from calosim.cli.main import FORCE_OPTION, refuse_existing, run_library_call
 @click.option("--fastsim-threshold", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GEV",
               help="with --fastsim: the lowest kinetic energy that triggers the model [default: the low end of "
                    "the model's training range]; above the range's high end Geant4 transports the particle")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+              help="--engine geant4 in shards on Dask: local:N (N single-threaded worker processes here) or a "
+                   "scheduler address (tcp://host:8786); shards are kept in OUTPUT.shards/ until combined, so "
+                   "rerunning the same command resumes. Every shower has its own seed: the file equals the "
+                   "one-process run's")
+@click.option("--shard-size", type=click.IntRange(min=1), default=None,
+              help="with --dask: showers per shard (default 100)")
+@click.option("--virtual", is_flag=True,
+              help="with --dask: keep the shards and write OUTPUT as an HDF5 virtual dataset over them")
 @FORCE_OPTION
 def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, workers, approximate_data,
-             fastsim_model, fastsim_threshold, force):
+             fastsim_model, fastsim_threshold, dask_address, shard_size, virtual, force):
     """Fast parametric (GFlash-style) showers in the CaloGAN geometry -- for experiments, not physics; or real
-    Geant4 showers (--engine geant4), optionally with a calosim model as Geant4's fast simulation (--fastsim)."""
+    Geant4 showers with --engine geant4 (in worker processes, or in shards on Dask with --dask), optionally with
+    a calosim model as Geant4's fast simulation (--fastsim)."""
+    import math
+
     from calosim.data.formats import write_showers
     from calosim.data.simulate import simulate_uniform
 
@@ -45,6 +57,10 @@ def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, wor
         raise click.UsageError("--fastsim and --fastsim-threshold need --engine geant4")
     if fastsim_threshold is not None and fastsim_model is None:
         raise click.UsageError("--fastsim-threshold needs --fastsim MODEL")
+    if engine != "geant4" and (dask_address or shard_size or virtual):
+        raise click.UsageError("--dask, --shard-size and --virtual need --engine geant4")
+    if fastsim_model is not None and dask_address is not None:
+        raise click.UsageError("--fastsim runs in worker processes (--workers), not on --dask yet")
 
     fast_simulated = []
 
@@ -54,13 +70,19 @@ def simulate(particle, num_showers, energy_range, seed, fmt, output, engine, wor
             from calosim.fastsim import fastsim_settings
 
             fastsim = fastsim_settings(fastsim_model, fastsim_threshold)
-        with click.progressbar(length=num_showers, label=f"simulating {particle}", file=sys.stderr) as bar:
+        length, label = num_showers, f"simulating {particle}"
+        if dask_address is not None:
+            from calosim.geant4.engine import DEFAULT_SHARD_SIZE
+
+            length, label = math.ceil(num_showers / (shard_size or DEFAULT_SHARD_SIZE)), "shards"
+        with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
             if engine == "geant4":
                 from calosim.geant4 import simulate_geant4_to_file
 
                 showers = simulate_geant4_to_file(output, particle, num_showers, energy_range, seed, format=fmt,
                                                   workers=workers, approximate_data=approximate_data,
-                                                  progress=bar.update, fastsim=fastsim)
+                                                  progress=bar.update, fastsim=fastsim, dask=dask_address,
+                                                  shard_size=shard_size, virtual=virtual)
                 if fastsim is not None:
                     fast_simulated.append(int(showers.datasets["fastsim"].sum()))
             else:

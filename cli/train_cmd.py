@@ -69,18 +69,65 @@ def _reporter():
                                     "showers outside it are refused unless --drop-energy-outliers")
 @click.option("--drop-energy-outliers", is_flag=True,
               help="train without the showers whose incident energy lies outside the conditioning range")
+@click.option("--distributed", is_flag=True,
+              help="data-parallel on MPI: start with mpiexec -n K calosim train --distributed ... (srun -n K under "
+                   "SLURM); each rank trains on its B/K rows of every global batch B (the config's or --batch-size, "
+                   "a multiple of K), gradients averaged by one allreduce per step; rank 0 writes the run. Without "
+                   "BatchNorm or minibatch discrimination (wgan-gp, vae) the weights equal one process's up to float32 "
+                   "summation order; --resume works with any K")
+@click.option("--sync-batchnorm", is_flag=True,
+              help="with --distributed: BatchNorm statistics of the global batch (one allreduce per BatchNorm forward "
+                   "and backward) instead of each rank's slice (the default, as PyTorch DDP)")
 def train(data, backend, model_type, config, config_file, epochs, batch_size, out, seed, resume, energy_model,
-          mirror, validation_fraction, energy_range, drop_energy_outliers):
+          mirror, validation_fraction, energy_range, drop_energy_outliers, distributed, sync_batchnorm):
     """Train a model (CaloGAN by default: reference section 4, D on real, D on fake, G twice; BCE + 0.05 energy
     MAE; or --model-type wgan-gp / vae / lagan), keeping the best epoch by validation score in OUT/best.h5, the
     last in OUT/last.h5, and a checkpoint after every epoch (OUT/checkpoint.h5; --resume continues from it)."""
     from calosim.cli.main import run_library_call
     from calosim.training import train as run_train
 
-    result = run_library_call(run_train, out, data=data, backend=backend, config=config, config_file=config_file,
-                              epochs=epochs, batch_size=batch_size, seed=seed, resume=resume,
-                              validation_fraction=validation_fraction, reporter=_reporter(), model_type=model_type,
-                              energy_model=energy_model, energy_range=energy_range,
-                              drop_energy_outliers=drop_energy_outliers, mirror=mirror)
+    if sync_batchnorm and not distributed:
+        raise click.UsageError("--sync-batchnorm needs --distributed")
+    parallel = None
+    if distributed:
+        from calosim.distributed.mpi import DataParallel
+
+        parallel = run_library_call(DataParallel.from_environment)
+    kwargs = dict(data=data, backend=backend, config=config, config_file=config_file, epochs=epochs,
+                  batch_size=batch_size, seed=seed, resume=resume, validation_fraction=validation_fraction,
+                  model_type=model_type, energy_model=energy_model, energy_range=energy_range,
+                  drop_energy_outliers=drop_energy_outliers, mirror=mirror)
+    if parallel is not None:
+        result = _train_rank(parallel, run_train, out, sync_batchnorm, kwargs)
+        if not parallel.is_root:
+            return
+    else:
+        result = run_library_call(run_train, out, reporter=_reporter(), **kwargs)
     best = f"best epoch {result.best_epoch} (score {result.best_score:.3f})" if result.best_score is not None else ""
-    click.echo(f"done: {result.epochs_done} epochs in {result.run_dir}; {best}")
+    where = f" on {parallel.size} MPI ranks" if parallel is not None else ""
+    click.echo(f"done: {result.epochs_done} epochs in {result.run_dir}{where}; {best}")
+
+
+def _train_rank(parallel, run_train, out, sync_batchnorm: bool, kwargs: dict):
+    """This rank's part of a data-parallel run. An error every rank meets alike (the setup's) is said once, by
+    rank 0, and every rank exits 1; any other error is said by the rank that met it, which then ends the whole
+    job (MPI_Abort), since the other ranks would wait for it in the next allreduce."""
+    import sys
+
+    from calosim.cli.main import one_line, run_library_call
+    from calosim.distributed.mpi import DistributedSetupError
+    from calosim.training import Reporter
+
+    reporter = _reporter() if parallel.is_root else Reporter()
+    try:
+        return run_library_call(run_train, out, reporter=reporter, parallel=parallel, sync_batchnorm=sync_batchnorm,
+                                reraise=(DistributedSetupError,), **kwargs)
+    except DistributedSetupError as exc:
+        if parallel.is_root:
+            click.echo(f"Error: {one_line(exc)}", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        prefix = "" if parallel.is_root else f"rank {parallel.rank}: "
+        click.echo(f"Error: {prefix}{exc.format_message()}", err=True)
+        sys.stderr.flush()
+        parallel.abort(1)

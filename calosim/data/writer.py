@@ -42,6 +42,16 @@ def _write_attr(f, key: str, value, json_keys: list) -> None:
     json_keys.append(key)
 
 
+def write_attrs(f, attrs: dict) -> None:
+    """Write ``attrs`` to the open file ``f`` in the order given, as ShowerWriter does (values HDF5 cannot hold
+    as JSON, listed in ``_json_attrs``)."""
+    json_keys: list = []
+    for key, value in attrs.items():
+        _write_attr(f, key, value, json_keys)
+    if json_keys:
+        f.attrs["_json_attrs"] = json_keys
+
+
 class ShowerWriter:
     """Context manager writing ``n`` showers of ``geometry`` to ``path`` in ``format`` (see the module docstring).
 
@@ -88,11 +98,7 @@ class ShowerWriter:
                                                 track_times=False, **self.kw)
             self._overflow = self._dataset(f, "overflow", (g.n_layers,), np.float32) if self.with_overflow else None
             self._labels = self._dataset(f, LABEL_DATASET, (), np.int64) if self.with_labels else None
-            json_keys: list = []
-            for key, value in self.attrs.items():
-                _write_attr(f, key, value, json_keys)
-            if json_keys:
-                f.attrs["_json_attrs"] = json_keys
+            write_attrs(f, self.attrs)
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -126,6 +132,27 @@ class ShowerWriter:
         if name in f:
             raise DataError(f"{self.path}: dataset {name!r} exists already")
         self._dataset(f, name, values.shape[1:], values.dtype)[...] = values
+
+    def write_datasets(self, start: int, source) -> None:
+        """Rows [start, start + len) copied, as they are, from the datasets of the same names in ``source`` (an
+        open h5py.File in this writer's layout, e.g. a shard of a sharded job): no decoding, so the rows are
+        bit for bit those of the source. Cells and energies are checked as :meth:`write` checks them."""
+        datasets = [*self._cells, self._energy, self._overflow, self._labels]
+        rows = None
+        for ds in datasets:
+            if ds is None:
+                continue
+            name = ds.name.lstrip("/")
+            if name not in source:
+                raise DataError(f"{self.path}: the rows to copy from {source.filename} lack dataset {name!r}")
+            values = source[name][()]
+            rows = len(values) if rows is None else rows
+            if len(values) != rows:
+                raise DataError(f"{source.filename}: datasets of different lengths; nothing was written")
+            if ds is not self._labels:
+                require_finite(values, f"showers with {name}", self.path, nonnegative=ds is not self._energy,
+                               row_offset=start)
+            ds[start:start + rows] = values
 
     def _check(self, start: int, layers_mev, energy_gev, overflow_mev) -> None:
         """Nothing is published that calosim's readers would reject: finite non-negative cells and overflow,

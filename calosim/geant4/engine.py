@@ -13,6 +13,12 @@ arguments simulates only the missing ones.
 With ``fastsim`` (calosim.geant4.fastsim.FastSimSettings) a fast-simulation model takes over e+, e- and gamma
 entering the calorimeter's front face; without it, nothing of the fast-simulation machinery (region, process,
 library) is built, and the showers are those of earlier calosim versions.
+
+On Dask (``simulate_geant4_to_file(..., dask="local:N" or a scheduler address)``) the showers are cut into shards
+of ``shard_size`` (calosim.distributed.shards); each Dask worker builds one Geant4 run manager on its first shard
+and keeps it, writes every shard as a shower file in ``OUT.shards/`` (kept, so a rerun resumes), and the shards
+are combined into OUT (or referenced by an HDF5 virtual file with ``virtual``). Because every shower has its own
+seed, the file holds the same showers, bit for bit, as the one-process run of the same seed.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from calosim.geometry import calogan_geometry
 PARTICLES = {"eplus": "e+", "e+": "e+", "gamma": "gamma", "piplus": "pi+", "pi+": "pi+"}
 INSTALL_EXTRA = "pip install 'calosim[geant4]'"
 MAX_CHUNK = 50
+DEFAULT_SHARD_SIZE = 100  # showers per Dask shard: ~25 s of Geant4 for e+ on one core
 
 
 class Geant4Error(CalosimError):
@@ -319,15 +326,9 @@ def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), 
     left to Geant4 for being outside the model's training range) and ``fastsim_entry`` (N, 8) float64: the
     first fast-simulated particle's energy GeV, entry x, y, z mm, direction, PDG code (NaN where none).
     """
-    lo, hi = float(energy_range[0]), float(energy_range[1])
-    if not (0 < lo <= hi) or not math.isfinite(hi):
-        raise ConfigError(f"energy range must satisfy 0 < low <= high, got {lo} {hi}")
-    if num_showers < 1:
-        raise ConfigError(f"num_showers must be >= 1, got {num_showers}")
+    lo, hi = _check_energy_range(energy_range, num_showers)
     geant4_particle(particle)
-    rng = np.random.default_rng(seed)
-    energies = rng.uniform(lo, hi, size=num_showers)
-    g4_seeds = rng.integers(1, 2**62, size=num_showers)
+    energies, g4_seeds = _draw_showers(seed, num_showers, lo, hi)
     manifest = {"seed": seed, "energy_range": [lo, hi], "calosim_version": __version__}
     cells, seconds, info = run_showers(particle, energies, g4_seeds, workers=workers,
                                        approximate_data=approximate_data, physics=physics,
@@ -336,8 +337,36 @@ def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), 
     geometry = calogan_geometry()
     flat, overflow = cells[:, :geometry.n_cells], cells[:, geometry.n_cells:]
     layers = [np.ascontiguousarray(x) for x in geometry.unflatten(flat)]
-    data: DataSetup = info["data"]
-    attrs = {
+    attrs = _file_attrs(seed, lo, hi, physics, info["data"], info["scorer"], float(1e3 * seconds.mean()))
+    datasets = {}
+    if fastsim is not None:
+        attrs["producer"] += " --fastsim"
+        datasets = _fastsim_datasets(info["fastsim"])
+        attrs.update(_fastsim_attrs(fastsim, datasets))
+    return Showers(layers, energies.astype(np.float32), geometry, np.ascontiguousarray(overflow),
+                   geant4_particle(particle), attrs, datasets)
+
+
+def _check_energy_range(energy_range, num_showers: int) -> tuple[float, float]:
+    lo, hi = float(energy_range[0]), float(energy_range[1])
+    if not (0 < lo <= hi) or not math.isfinite(hi):
+        raise ConfigError(f"energy range must satisfy 0 < low <= high, got {lo} {hi}")
+    if num_showers < 1:
+        raise ConfigError(f"num_showers must be >= 1, got {num_showers}")
+    return lo, hi
+
+
+def _draw_showers(seed: int, n: int, lo: float, hi: float):
+    """(incident energies (n,) GeV, Geant4 seeds (n,)): see the module docstring."""
+    rng = np.random.default_rng(seed)
+    energies = rng.uniform(lo, hi, size=n)
+    return energies, rng.integers(1, 2**62, size=n)
+
+
+def _file_attrs(seed: int, lo: float, hi: float, physics: str, data: DataSetup, scorer: str,
+                ms_per_shower: float) -> dict:
+    """The attributes of a Geant4 shower file: how its showers were made."""
+    return {
         "engine": "geant4",
         "seed": seed,
         "energy_range": [lo, hi],
@@ -350,18 +379,11 @@ def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), 
                 "integers(1, 2**62, N) from the same generator, G4Random.setTheSeed (MixMax) before each shower"),
         "approximate_data": data.approximate,
         "geant4_data": data.description,
-        "stepping_action": "compiled C++ (calosim/geant4/scorer.cc)" if info["scorer"] == "compiled"
+        "stepping_action": "compiled C++ (calosim/geant4/scorer.cc)" if scorer == "compiled"
         else "Python (calosim/geant4/scorer.py)",
-        "ms_per_shower": float(1e3 * seconds.mean()),
+        "ms_per_shower": ms_per_shower,
         "producer": f"calosim {__version__} simulate --engine geant4",
     }
-    datasets = {}
-    if fastsim is not None:
-        attrs["producer"] += " --fastsim"
-        datasets = _fastsim_datasets(info["fastsim"])
-        attrs.update(_fastsim_attrs(fastsim, datasets))
-    return Showers(layers, energies.astype(np.float32), geometry, np.ascontiguousarray(overflow),
-                   geant4_particle(particle), attrs, datasets)
 
 
 def _fastsim_datasets(records: dict) -> dict:
@@ -396,10 +418,24 @@ def _fastsim_attrs(fastsim: FastSimSettings, datasets: dict) -> dict:
 
 def simulate_geant4_to_file(path, particle: str, num_showers: int, energy_range=(1.0, 100.0), seed: int = 0,
                             *, format: str = "calogan", workers: int = 1, approximate_data: bool = False,
-                            progress=None, **kw) -> Showers:
+                            progress=None, dask: str | None = None, shard_size: int | None = None,
+                            virtual: bool = False, **kw) -> Showers | None:
     """simulate_geant4, resumable in ``<path>.parts/`` (removed once ``path`` is written), then write ``path``
-    with calosim's writer (CaloGAN or CaloChallenge layout)."""
+    with calosim's writer (CaloGAN or CaloChallenge layout).
+
+    With ``dask`` the showers are simulated in shards on Dask instead (the module docstring; ``progress(k)`` then
+    counts shards, ``workers`` is unused) and None is returned."""
     from calosim.data.formats import write_showers
+
+    if virtual and dask is None:
+        raise ConfigError("--virtual combines the shards of a --dask job; give --dask too")
+    if dask is not None and kw.pop("fastsim", None) is not None:
+        raise ConfigError("--fastsim runs in worker processes (--workers), not on --dask yet")
+    if dask is not None:
+        _simulate_on_dask(path, particle, num_showers, energy_range, seed, format=format, dask=dask,
+                          shard_size=shard_size or DEFAULT_SHARD_SIZE, virtual=virtual,
+                          approximate_data=approximate_data, progress=progress, **kw)
+        return None
 
     parts = Path(str(path) + ".parts")
     showers = simulate_geant4(particle, num_showers, energy_range, seed, workers=workers,
@@ -407,6 +443,75 @@ def simulate_geant4_to_file(path, particle: str, num_showers: int, energy_range=
     write_showers(path, showers, format=format)
     shutil.rmtree(parts, ignore_errors=True)
     return showers
+
+
+def geant4_shard(shard, path: str, energies_gev, seeds, config: WorkerConfig, format: str) -> float:
+    """A Dask task: the showers of ``shard`` (one per energy GeV and Geant4 seed) written to ``path`` as a
+    shower file in ``format`` (atomically); returns the seconds Geant4 spent on them. The worker builds its
+    Geant4 run manager on its first shard and keeps it (Geant4 allows one per process); its Geant4 output goes
+    to ``config.log_dir``/geant4-worker-<pid>.log."""
+    from calosim.data.writer import ShowerWriter
+
+    if _STATE.get("config") != config:
+        if "runner" in _STATE:
+            raise Geant4Error("this Dask worker already runs Geant4 with another setup (one run manager per "
+                              "process); use a fresh cluster for another particle or physics list")
+        _worker_init(config)
+    cells, seconds = _run_chunk(shard.index, energies_gev, seeds)[1:3]
+    cells = cells.astype(np.float32)
+    geometry = calogan_geometry()
+    layers = [np.ascontiguousarray(x) for x in geometry.unflatten(cells[:, :geometry.n_cells])]
+    overflow = np.ascontiguousarray(cells[:, geometry.n_cells:])
+    attrs = {"shard": shard.index, "geant4_seconds": float(seconds.sum())}
+    with ShowerWriter(path, geometry, shard.size, format, attrs, overflow=True) as out:
+        out.write(0, layers, np.asarray(energies_gev, np.float64).astype(np.float32), overflow_mev=overflow)
+    return float(seconds.sum())
+
+
+def _simulate_on_dask(path, particle: str, num_showers: int, energy_range, seed: int, *, format: str, dask: str,
+                      shard_size: int, virtual: bool, approximate_data: bool, physics: str = "FTFP_BERT_EMV",
+                      progress=None, chunk_size=None) -> None:
+    """simulate_geant4_to_file on Dask: the same energies and seeds, simulated shard by shard on the workers."""
+    import h5py
+
+    from calosim.data.formats import shower_file_attrs
+    from calosim.distributed import shards as sharding
+
+    sharding.require_dask()
+    require_geant4()
+    lo, hi = _check_energy_range(energy_range, num_showers)
+    g4_particle = geant4_particle(particle)
+    if physics not in PHYSICS_LISTS:
+        raise ConfigError(f"unknown physics list {physics!r}; choose one of {', '.join(PHYSICS_LISTS)}")
+    data: DataSetup = setup_data(approximate_data)
+    library, why = build_scorer()
+    if library is None:
+        warn_python_scorer(why)
+    energies, g4_seeds = _draw_showers(seed, num_showers, lo, hi)
+    shards = sharding.plan_shards(num_showers, shard_size)
+    manifest = {"job": "simulate geant4", "seed": seed, "energy_range": [lo, hi], "n": num_showers,
+                "shard_size": shard_size, "physics": physics, "particle": g4_particle, "format": format,
+                "approximate_data": data.approximate, "calosim_version": __version__}
+    store = sharding.ShardStore(sharding.shard_directory(path), manifest)
+    env = dict(data.env, CALOSIM_G4_APPROXIMATE="1" if data.approximate else "0")
+    config = WorkerConfig(g4_particle, physics, env, str(library) if library else None, str(store.directory))
+    with sharding.dask_client(dask) as client:
+        sharding.run_shards(client, geant4_shard, shards, store, args=(config, format),
+                            per_shard_args=lambda s: (energies[s.start:s.stop], g4_seeds[s.start:s.stop]),
+                            progress=progress)
+    total_seconds = 0.0
+    for shard in shards:
+        with h5py.File(store.path(shard), "r") as f:
+            total_seconds += float(f.attrs["geant4_seconds"])
+    geometry = calogan_geometry()
+    attrs = {"seed": seed, "producer": f"calosim {__version__}",
+             **_file_attrs(seed, lo, hi, physics, data, "compiled" if library else "python",
+                           1e3 * total_seconds / num_showers),
+             "shard_size": shard_size, **shower_file_attrs(format, geometry, g4_particle)}
+    if virtual:
+        sharding.virtual_file(store, shards, path, dict(attrs, shards=store.directory.name))
+    else:
+        sharding.combine_shards(store, shards, path, geometry, format, attrs, compression="gzip", overflow=True)
 
 
 def _geant4_version() -> str:

@@ -18,6 +18,11 @@ still holds the last good epoch.
 Validation: the last ``validation_fraction`` of the file's rows are never trained on; after each epoch the
 model's samples of them are scored (calosim.training.validation). Before validation the loop calls the
 trainer's ``end_epoch()`` (CaloGAN: precise BN), before each epoch ``start_epoch()`` (learning-rate schedules).
+
+Data-parallel (``parallel``, a calosim.distributed.mpi.DataParallel: ``mpiexec -n K calosim train
+--distributed``): every rank runs this loop on its slice of each global batch, with the noise and Dropout streams
+sliced and the gradients averaged as that module describes; rank 0 alone writes the run directory (other ranks
+only read it, to resume), validation runs on rank 0, and the logged losses are means over the ranks.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from calosim.data.dataset import ShowerDataset, energy_point_batches, layer_ener
 from calosim.data.formats import CALOGAN, JET_IMAGE, detect_format, read_labels, read_showers
 from calosim.errors import ConfigError, DataError, TrainingError
 from calosim.geometry import Geometry
-from calosim.layers import Dropout
+from calosim.layers import BatchNorm, Dropout
 from calosim.models import registry
 from calosim.models.base import LossNotFinite
 from calosim.models.energy import LayerEnergyConfig, LayerEnergyTrainer
@@ -194,7 +199,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
           epochs: int | None = None, batch_size: int | None = None, seed: int = 0, resume: bool = False,
           validation_fraction: float = 0.2, dtype: str = "float32", chunk_size: int = 10_000,
           reporter: Reporter | None = None, model_type: str = "calogan", energy_range=None,
-          drop_energy_outliers: bool = False, energy_model: bool = False, mirror: bool = False) -> TrainResult:
+          drop_energy_outliers: bool = False, energy_model: bool = False, mirror: bool = False, parallel=None,
+          sync_batchnorm: bool = False) -> TrainResult:
     """Train (or resume) a run in directory ``out``; see the module docstring.
 
     model_type: a type of calosim.models.registry; its trainer (the model's ``trainer()``) does the steps, one
@@ -219,6 +225,9 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
 
     The run directory is locked while the run works in it (calosim.training.rundir); a resume must match the
     run's run.json. A run that fails before its first checkpoint removes the directory it created.
+
+    parallel: this rank of a data-parallel job (the module docstring); sync_batchnorm: BatchNorm statistics of the
+    global batch instead of each rank's slice.
     """
     from calosim.data.bundled import bundled_path
 
@@ -229,6 +238,12 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     cfg = kind.get_config(config, config_file, epochs=epochs, batch_size=batch_size,
                           energy_range=tuple(energy_range) if energy_range is not None else None)
     train_rows, val_rows = split(data_path, validation_fraction)
+    if sync_batchnorm and parallel is None:
+        raise ConfigError("--sync-batchnorm synchronises BatchNorm over the ranks of --distributed; give that too")
+    if parallel is not None and not parallel.is_root:  # rank 0 owns the run directory; the others only read it
+        return _train_locked(run_dir, kind, cfg, data_path, train_rows, val_rows, backend, seed, resume,
+                             validation_fraction, dtype, chunk_size, reporter, model_type, drop_energy_outliers,
+                             energy_model, mirror, parallel, sync_batchnorm)
     created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +251,7 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
             sweep_stale_temporaries(run_dir)
             return _train_locked(run_dir, kind, cfg, data_path, train_rows, val_rows, backend, seed, resume,
                                  validation_fraction, dtype, chunk_size, reporter, model_type, drop_energy_outliers,
-                                 energy_model, mirror)
+                                 energy_model, mirror, parallel, sync_batchnorm)
     except BaseException:
         if created and not (run_dir / CHECKPOINT).exists():  # nothing worth keeping: leave no empty run behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -246,8 +261,10 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
 def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, val_rows: range, backend: str,
                   seed: int, resume: bool, validation_fraction: float, dtype: str, chunk_size: int,
                   reporter: Reporter, model_type: str, drop_energy_outliers: bool,
-                  energy_model: bool, mirror: bool) -> TrainResult:
-    """The run, once ``run_dir`` is locked (see :func:`train`)."""
+                  energy_model: bool, mirror: bool, parallel=None, sync_batchnorm: bool = False) -> TrainResult:
+    """The run, once ``run_dir`` is locked (see :func:`train`; ranks other than 0 of a data-parallel job come here
+    without the lock and write nothing)."""
+    writes = parallel is None or parallel.is_root
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise TrainingError(f"{run_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it, or "
@@ -264,6 +281,7 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
 
     if len(train_rows) < cfg.batch_size:
         raise DataError(f"{data_path}: {len(train_rows)} training showers, fewer than one batch of {cfg.batch_size}")
+    rank_rows = parallel.local_rows(cfg.batch_size) if parallel is not None else None
     seeds = np.random.SeedSequence(seed).spawn(5)  # the fifth: mirror reflections (the first four as before)
     init_rng, noise_rng, shuffle_rng, mirror_rng = _init_rng(seed), *(np.random.default_rng(s) for s in
                                                                       (seeds[1], seeds[2], seeds[4]))
@@ -283,10 +301,17 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         raise ConfigError(f"--mirror: the geometry {geometry.name!r} has no mirror symmetry")
     energy_range = energies.energy_range
     be = get_backend(backend, dtype)
+    if parallel is not None:
+        parallel.attach_backend(be)
     fitted = kind.fit(cfg, data_path, train_rows)
     model = kind.build(cfg, geometry, be, init_rng, particle=dataset.particle, energy_range=energy_range,
                        fitted=fitted or None)
-    trainer = model.trainer(noise_rng)
+    sliced_streams = []  # the rank's view of the noise and Dropout streams (data-parallel only)
+    if parallel is not None:
+        from calosim.distributed.mpi import RankSlicedGenerator
+
+        sliced_streams.append(RankSlicedGenerator(noise_rng, rank_rows, cfg.batch_size))
+    trainer = model.trainer(sliced_streams[0] if sliced_streams else noise_rng)
     optimizers, loss_names, energy_trainer = trainer.optimizers, trainer.loss_names, None
     if energy_model:  # drawn after the type's weights: those stay what they are without it
         model.attach_energy_model(LayerEnergyConfig(), init_rng)
@@ -299,6 +324,16 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         optimizers = {**optimizers, "energy": energy_trainer.optimizer}
         loss_names = loss_names + energy_trainer.loss_names
     dropouts = _dropout_layers(model)
+    if parallel is not None:
+        for layer in dropouts:
+            layer.rng = RankSlicedGenerator(layer.rng, rank_rows, cfg.batch_size)
+            sliced_streams.append(layer.rng)
+        for opt in optimizers.values():
+            opt.gradient_reducer = parallel.average_gradients
+        if sync_batchnorm:
+            for layer in model.walk():
+                if isinstance(layer, BatchNorm):
+                    layer.statistics_reducer = parallel
     batches = _batch_source(model, data_path, train_rows, dataset, shuffle_rng, reporter)
 
     epochs_done, best_score, best_epoch = 0, None, None
@@ -324,12 +359,13 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
     if epochs_done:  # a resume: the same run or nothing
         if (run_dir / RUN_JSON).is_file():
             check_resume(run_dir / RUN_JSON, options)
-    else:  # written once, when the run starts
+    elif writes:  # written once, when the run starts
         _write_text(run_dir / RUN_JSON, json.dumps(options, indent=2) + "\n")
     history = [r for r in _read_log(run_dir / LOG) if r.get("epoch", 0) <= epochs_done]
-    _write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
+    if writes:
+        _write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
 
-    validation = read_showers(data_path, val_rows.start, val_rows.stop) if len(val_rows) else None
+    validation = read_showers(data_path, val_rows.start, val_rows.stop) if len(val_rows) and writes else None
     if validation is not None and energies.keep is not None:
         validation = validation.subset(energies.keep[val_rows.start:val_rows.stop])
     val_ref = (validation_observables(validation.layers, validation.energy, geometry) if validation is not None
@@ -346,6 +382,8 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
             try:
                 if mirror_axes:
                     batch = (mirror_showers(batch[0], mirror_rng, mirror_axes), *batch[1:])
+                if rank_rows is not None:  # the global batch was read (and mirrored) as one process does
+                    batch = ([x[rank_rows] for x in batch[0]], *(y[rank_rows] for y in batch[1:]))
                 losses = trainer.train_step(*batch)
                 if energy_trainer is not None:
                     losses.update(energy_trainer.train_step(layer_sums(batch[0], len(batch[1])), batch[1]))
@@ -365,8 +403,17 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         if bad:
             raise TrainingError(f"training stopped at epoch {epoch}: non-finite weights in {bad[0]}; "
                                 f"{ckpt_path} (after epoch {epochs_done}) is intact")
+        for stream in sliced_streams:  # precise BN draws whole global batches on every rank, as one process does
+            stream.enabled = False
         trainer.end_epoch()
+        for stream in sliced_streams:
+            stream.enabled = True
+        if parallel is not None:  # every rank reports the same losses (step counts agree): their means
+            sums = parallel.mean_over_ranks(sums)
         means = {k: sums[k] / counts[k] for k in loss_names if k in sums}  # in the declared order
+        if not writes:
+            epochs_done = epoch
+            continue
         record = {"epoch": epoch, "steps": n_steps, **means}
         if val_ref is not None:
             gen_layers = sample_arrays(model, validation.energy, np.random.default_rng(validation_seed))
@@ -396,4 +443,6 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         reporter.epoch_end(record)
     if epochs_done == 0 and not ckpt_path.exists():
         raise ConfigError("epochs must be >= 1 for a new run")
+    if parallel is not None:
+        parallel.barrier()  # every rank ends once rank 0 has written the last epoch
     return TrainResult(run_dir, epochs_done, best_epoch, best_score, history)
