@@ -209,7 +209,9 @@ def rescale_layers(layers, layer_energies_mev, xp) -> list:
     occupied = totals > 0
     placed = (target * occupied).sum(axis=1, keepdims=True)
     share = xp.where(placed > 0, target.sum(axis=1, keepdims=True) / xp.maximum(placed, 1e-30), 0.0)
-    scale = xp.where(occupied, target * share / xp.maximum(totals, 1e-30), 0.0).astype(layers[0].dtype)
+    # an empty layer's scale is discarded: dividing it by 1, not 1e-30, keeps it finite (no overflow warning)
+    divisor = xp.where(occupied, xp.maximum(totals, 1e-30), 1.0)
+    scale = xp.where(occupied, target * share / divisor, 0.0).astype(layers[0].dtype)
     return [x * scale[:, index].reshape(n, 1, 1) for index, x in enumerate(layers)]
 
 
@@ -222,5 +224,5 @@ def export_rescale_layers(layers: list, layer_energies_mev: list, graph) -> list
     placed = placed.sum(axis=1, keepdims=True)
     wanted = graph.concatenate(layer_energies_mev, axis=1).sum(axis=1, keepdims=True)
     share = graph.where(placed > 0.0, wanted / graph.maximum(placed, 1e-30), 0.0)
-    return [x * graph.where(o, e * share / graph.maximum(total, 1e-30), 0.0)
+    return [x * graph.where(o, e * share / graph.where(o, graph.maximum(total, 1e-30), 1.0), 0.0)
             for x, o, e, total in zip(layers, occupied, layer_energies_mev, totals)]
