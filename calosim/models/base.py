@@ -15,7 +15,8 @@ and inherits
     all_networks()                     the type's networks and the energy model's: what a model file stores
     fit(config, data_path, rows)       values fitted from the training data (model state, stored with the model)
     freeze()                           prepare for sampling only (exact inference folds where the type has any)
-    export_sampling_onnx(graph)        sample's path as one ONNX graph: export_onnx, then the energy model's
+    export_sampling_onnx(graph)        sample's path as one ONNX graph: export_onnx, then (with an energy model)
+                                       its draws as inputs and the rescaling to its layer energies
 and may implement
     export_onnx(graph)                 generate's path on an ONNX graph (calosim.export)
 
