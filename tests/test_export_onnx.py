@@ -82,7 +82,7 @@ def test_onnx_runtime_agrees_with_calosim(case):
     assert rows[-1].largest_cell_mev > 1.0  # showers, not zeros
 
 
-@pytest.mark.parametrize("case", ["vae-small", "calogan-small"])
+@pytest.mark.parametrize("case", ["vae-small", "calogan-small", "wgan-gp-small"])
 def test_onnx_runtime_agrees_with_calosim_for_energy_factorised_models(case):
     model = factorised_model(case).freeze()
     rows = check_agreement(model, onnx_graph(model).SerializeToString(), batch_sizes=(1, 1000), seed=1)
