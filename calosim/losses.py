@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from calosim.layers.activations import sigmoid_of_exp
 
 
@@ -106,3 +108,19 @@ def sample_gaussian_mixture(out, u, eps, xp, log_sigma_range=LOG_SIGMA_RANGE):
     component = xp.minimum((cumulative < u.reshape(-1, 1)).sum(axis=1), k - 1)
     rows = xp.arange(out.shape[0])
     return mu[rows, component] + xp.exp(s[rows, component]) * eps
+
+
+def export_sample_gaussian_mixture(out, u, eps, graph, log_sigma_range=LOG_SIGMA_RANGE):
+    """:func:`sample_gaussian_mixture` on an ONNX graph (calosim.export.graph.Graph): the same formulas, the
+    component's index a count of cumulative weights below u as there, and the choice of mu and s a one-hot
+    sum instead of the fancy index (exact: the other K - 1 terms are zeros). out (N, 3K), u and eps (N, 1)."""
+    k = out.size // 3  # a graph value's shape is per sample: (3K,)
+    a, mu = out[:, :k], out[:, k:2 * k]
+    s = graph.minimum(graph.maximum(out[:, 2 * k:], log_sigma_range[0]), log_sigma_range[1])
+    pi = graph.exp(a - a.max(axis=1, keepdims=True))
+    cumulative = graph.cumsum(pi / pi.sum(axis=1, keepdims=True), axis=1)
+    component = graph.minimum((cumulative < u).astype(np.float32).sum(axis=1, keepdims=True), k - 1)
+    chosen = graph.equal(component, np.arange(k, dtype=np.float32))
+    mu_chosen = graph.where(chosen, mu, 0.0).sum(axis=1, keepdims=True)
+    s_chosen = graph.where(chosen, s, 0.0).sum(axis=1, keepdims=True)
+    return mu_chosen + graph.exp(s_chosen) * eps

@@ -1,9 +1,9 @@
 """`calosim bench --onnx`: ONNX Runtime (CPU) and calosim on the same model and batch sizes, timed in one run.
 
-Both sides do the same work per call: draw the latent vectors (and the uniform numbers of any Bernoulli draw)
-for fixed incident energies and run the sampling path (calosim: ``model.sample`` after ``freeze()``; ONNX
-Runtime: the exported graph of that path, calosim.export). Compare the ratio, not the absolute times: on a
-shared machine the two sides taken side by side share the noise.
+Both sides do the same work per call: draw the latent vectors (and the uniform numbers of any Bernoulli draw,
+and an energy-factorised model's energy draws) for fixed incident energies and run the sampling path (calosim:
+``model.sample`` after ``freeze()``; ONNX Runtime: the exported graph of that path, calosim.export). Compare the
+ratio, not the absolute times: on a shared machine the two sides taken side by side share the noise.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ import click
 @click.option("--seed", default=0, show_default=True, help="seed of the --check inputs")
 def export(model, file_format, output, check, seed):
     """Export a model of any type for other runtimes: one ONNX graph of its sampling path with the random numbers
-    as inputs (latent vectors, the uniforms of any Bernoulli draw), the incident energy in GeV (and the class of
-    two-class models) as inputs and the cells of each layer in MeV as outputs. Needs the onnx extra."""
+    as inputs (latent vectors, the uniforms of any Bernoulli draw, the energy model's uniforms and normals of an
+    --energy-model run), the incident energy in GeV (and the class of two-class models) as inputs and the cells
+    of each layer in MeV as outputs. Needs the onnx extra."""
     from calosim.cli.main import run_library_call
     from calosim.export.onnx_model import export_model, format_export
 

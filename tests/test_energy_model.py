@@ -106,3 +106,12 @@ def test_rescale_layers_sets_each_layer_sum():
     scaled = rescale_layers(layers, target, np)
     np.testing.assert_allclose(scaled[0].reshape(4, -1).sum(1), [1.0, 3.0, 11.0, 0.0])
     np.testing.assert_allclose(scaled[1].reshape(4, -1).sum(1), [2.0, 4.0, 0.0, 0.0])
+
+
+def test_rescale_layers_of_a_nearly_empty_shower_stays_finite_without_warnings():
+    """float32: a shower whose only occupied layer the energy model gives 1e-3 MeV of 1e4 MeV takes all 1e4
+    MeV there; the empty layers' discarded scales (1e4 * 1e7 / 1e-30 before) no longer overflow (warnings are
+    errors in the tests)."""
+    layers = [np.zeros((1, 2, 2), np.float32), np.full((1, 2, 2), 0.25, np.float32)]
+    scaled = rescale_layers(layers, np.array([[1e4, 1e-3]]), np)
+    assert scaled[0].sum() == 0.0 and scaled[1].sum() == pytest.approx(1e4 + 1e-3, rel=1e-6)

@@ -1,5 +1,6 @@
 """calosim export --format onnx: every model type's sampling path as one ONNX graph, and ONNX Runtime agreeing
-with calosim's own generate (numpy, float32) on the same inputs at batch 1 and 1000, to the stated tolerance."""
+with calosim's own sampling path (numpy, float32) on the same inputs at batch 1 and 1000, to the stated
+tolerance; energy-factorised models with the energy model's draws as inputs."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from family_helpers import TINY_GEOMETRY  # noqa: E402
 from calosim.backends import get_backend  # noqa: E402
 from calosim.cli.main import main  # noqa: E402
 from calosim.errors import ExportError  # noqa: E402
-from calosim.export.check import RTOL, check_agreement  # noqa: E402
+from calosim.export.check import RTOL, GivenDraws, check_agreement, draw_inputs, session  # noqa: E402
 from calosim.export.onnx_model import onnx_graph  # noqa: E402
 from calosim.geometry import calogan_geometry, single_layer_geometry  # noqa: E402
 from calosim.models import registry  # noqa: E402
 from calosim.models.base import ShowerModel  # noqa: E402
+from calosim.models.energy import LayerEnergyConfig  # noqa: E402
 from calosim.models.files import save_model  # noqa: E402
 
 TINY = {  # (model type, config, overrides, geometry): every sampling-path feature of every type, small
@@ -54,6 +56,22 @@ def tiny_model(case: str, seed: int = 0):
     return model
 
 
+def factorised_model(case: str, seed: int = 0):
+    """A tiny model with an energy model (--energy-model) whose standardisation makes layer 2 empty in about a
+    third of the showers (its share snapped to 0) and layer 1 in a few."""
+    model = tiny_model(case, seed)
+    model.fitted.update(energy_v_mean=np.array([0.5, 0.0, 12.0]), energy_v_std=np.array([0.3, 1.5, 2.0]))
+    model.attach_energy_model(LayerEnergyConfig(hidden=8, components=3), np.random.default_rng(seed + 1))
+    return model
+
+
+def onnx_run(model, batch: int, seed: int = 2):
+    """(session, feeds, ONNX Runtime's outputs) of the model's exported graph on drawn inputs."""
+    sess = session(onnx_graph(model).SerializeToString())
+    feeds = draw_inputs(sess, model, batch, np.random.default_rng(seed))
+    return sess, feeds, sess.run(None, feeds)
+
+
 @pytest.mark.parametrize("case", list(TINY))
 def test_onnx_runtime_agrees_with_calosim(case):
     model = tiny_model(case).freeze()
@@ -62,6 +80,57 @@ def test_onnx_runtime_agrees_with_calosim(case):
     for r in rows:
         assert r.passed and r.max_relative <= RTOL, r
     assert rows[-1].largest_cell_mev > 1.0  # showers, not zeros
+
+
+@pytest.mark.parametrize("case", ["vae-small", "calogan-small", "wgan-gp-small"])
+def test_onnx_runtime_agrees_with_calosim_for_energy_factorised_models(case):
+    model = factorised_model(case).freeze()
+    rows = check_agreement(model, onnx_graph(model).SerializeToString(), batch_sizes=(1, 1000), seed=1)
+    assert [r.batch_size for r in rows] == [1, 1000]
+    for r in rows:
+        assert r.passed and r.max_relative <= RTOL, r
+    assert rows[-1].largest_cell_mev > 1.0
+
+
+def test_the_factorised_graph_takes_the_energy_draws_as_inputs():
+    proto = onnx_graph(factorised_model("vae-small"))
+    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+    n_layers = TINY_GEOMETRY.n_layers
+    assert inputs == {"z": ["N", 4], "energy": ["N"], "occupancy_uniform": ["N", TINY_GEOMETRY.n_cells],
+                      "energy_uniform": ["N", n_layers], "energy_normal": ["N", n_layers]}
+    assert list(inputs)[-2:] == ["energy_uniform", "energy_normal"]  # after generate's draws, as sample draws
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["energy_model"])["components"] == 3
+    assert "standard normal" in json.loads(meta["inputs"])["energy_normal"]
+
+
+def test_the_onnx_layer_sums_are_the_energy_models_draws():
+    """Not an energy model ignored: each layer of ONNX Runtime's showers sums to the energy the energy model
+    draws from the same uniforms and normals (where the shape model left no layer empty that the energy model
+    fills), the layers the energy model empties among them; and other normals give other sums."""
+    model = factorised_model("vae-small").freeze()
+    sess, feeds, showers = onnx_run(model, 400)
+    given = GivenDraws(list(feeds["energy_uniform"].T), list(feeds["energy_normal"].T))
+    expected = model.energy_model.sample(feeds["energy"], given)
+    sums = np.stack([x.reshape(len(x), -1).sum(axis=1) for x in showers], axis=1)
+    whole = np.all((sums > 0) | (expected == 0), axis=1)
+    assert whole.sum() > 100 and (expected[whole] == 0).any()
+    np.testing.assert_allclose(sums[whole], expected[whole], rtol=1e-4, atol=1e-6 * expected.max())
+    shifted = sess.run(None, {**feeds, "energy_normal": feeds["energy_normal"] + np.float32(0.5)})
+    shifted_sums = np.stack([x.reshape(len(x), -1).sum(axis=1) for x in shifted], axis=1)
+    assert np.abs(shifted_sums - sums).max(axis=0)[0] > 0.01 * sums[:, 0].max()
+
+
+def test_the_factorised_graph_is_calosims_sample_given_the_same_draws():
+    """ShowerModel.sample itself, its rng standing in for the latent vectors and the energy model's draws
+    (CaloGAN's generate draws nothing of its own), gives ONNX Runtime's showers."""
+    model = factorised_model("calogan-small").freeze()
+    _, feeds, showers = onnx_run(model, 50)
+    rng = GivenDraws(uniforms=list(feeds["energy_uniform"].T), normals=[feeds["z"], *feeds["energy_normal"].T])
+    sampled = model.sample(feeds["energy"], rng)
+    rng.check_used()
+    for got, want in zip(showers, sampled):
+        np.testing.assert_allclose(got, want, rtol=0, atol=RTOL * np.abs(want).max())
 
 
 def test_graph_inputs_outputs_and_metadata_say_the_units():
@@ -116,3 +185,15 @@ def test_bench_onnx_times_both_runtimes_in_one_run(tmp_path):
     for r in report["rows"]:
         assert r["onnx_ms_per_shower"] > 0 and r["calosim_ms_per_shower"] > 0
         assert r["calosim_over_onnx"] == pytest.approx(r["calosim_ms_per_shower"] / r["onnx_ms_per_shower"])
+
+
+def test_export_and_bench_onnx_of_an_energy_factorised_model(tmp_path):
+    save_model(tmp_path / "vae.h5", factorised_model("vae-small"))
+    out = tmp_path / "generator.onnx"
+    result = CliRunner().invoke(main, ["export", "--model", str(tmp_path / "vae.h5"), "-o", str(out), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "FAILED" not in result.output and "energy_normal" in result.output
+    result = CliRunner().invoke(main, ["bench", "--onnx", "--backend", "numpy", "--model", str(tmp_path / "vae.h5"),
+                                       "--batch-sizes", "1,3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["batch_size"] for r in json.loads(result.output)["rows"]] == [1, 3]

@@ -1,10 +1,13 @@
-"""Checked, not assumed: ONNX Runtime and calosim's own ``model.generate`` on the same inputs.
+"""Checked, not assumed: ONNX Runtime and calosim's own sampling path on the same inputs.
 
 The inputs are drawn once per batch size and fed to both: latent vectors, incident energies in the model's
-range, class labels (two-class models) and the uniform numbers of the Bernoulli draws (calosim's ``generate``
-takes them through its ``rng``, see :class:`GivenUniforms`). The tolerance is stated once: per output layer,
+range, class labels (two-class models), the uniform numbers of the Bernoulli draws (calosim's ``generate``
+takes them through its ``rng``) and, for energy-factorised models, the energy model's uniform and normal draws
+(through the ``rng`` of ``apply_energy_model``, the last step of ``ShowerModel.sample``); see
+:class:`GivenDraws`. The tolerance is stated once: per output layer,
 |ONNX Runtime - calosim| <= RTOL * (the layer's largest |cell| in the batch) + ATOL_MEV, i.e. float32 rounding
-of sums of up to a few thousand terms and of the exponential of the voxel transforms (a few 1e-6 relative seen).
+of sums of up to a few thousand terms and of the exponential of the voxel transforms (a few 1e-6 relative seen;
+the energy model's layer energies, float64 in calosim and float32 in the graph, add about 1e-6).
 """
 
 from __future__ import annotations
@@ -14,25 +17,40 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from calosim.export import require
+from calosim.models.energy import ENERGY_NORMAL, ENERGY_UNIFORM
 
 RTOL = 1e-4
 ATOL_MEV = 1e-6
 
 
-class GivenUniforms:
-    """Stands in for ``numpy.random.Generator`` in ``model.generate(..., rng=)``: its draws ``random(shape,
-    dtype)`` return the given arrays, in order, so that calosim keeps the cells ONNX Runtime keeps."""
+class GivenDraws:
+    """Stands in for ``numpy.random.Generator`` where calosim draws what the exported graph takes as inputs:
+    ``random(shape, dtype)`` and ``standard_normal(shape, dtype)`` return the given uniform and normal arrays,
+    each kind in order, so that calosim keeps the cells and draws the energies ONNX Runtime does."""
 
-    def __init__(self, arrays: list[np.ndarray]):
-        self.arrays = list(arrays)
+    def __init__(self, uniforms=(), normals=()):
+        self.queues = {"uniform": list(uniforms), "standard normal": list(normals)}
+
+    def _next(self, kind: str, shape, dtype):
+        if not self.queues[kind]:
+            raise ValueError(f"calosim drew more {kind} arrays than the exported graph takes")
+        given = self.queues[kind].pop(0)
+        shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+        if shape != given.shape:
+            raise ValueError(f"calosim drew {kind} numbers of shape {shape}; the graph's input has {given.shape}")
+        return given.astype(dtype)
 
     def random(self, shape, dtype=np.float64):
-        if not self.arrays:
-            raise ValueError("generate drew more uniform arrays than the exported graph takes")
-        u = self.arrays.pop(0)
-        if tuple(shape) != u.shape:
-            raise ValueError(f"generate drew uniforms of shape {tuple(shape)}; the graph's input has {u.shape}")
-        return u.astype(dtype)
+        return self._next("uniform", shape, dtype)
+
+    def standard_normal(self, shape, dtype=np.float64):
+        return self._next("standard normal", shape, dtype)
+
+    def check_used(self) -> None:
+        """Every given array was drawn (otherwise the graph takes draws calosim does not make)."""
+        left = {kind: len(queue) for kind, queue in self.queues.items() if queue}
+        if left:
+            raise ValueError(f"calosim drew fewer arrays than the exported graph takes: {left} left")
 
 
 @dataclass
@@ -57,7 +75,8 @@ def session(onnx_bytes: bytes, threads: int = 0):
 
 
 def draw_inputs(sess, model, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Feeds for every input of the session: z, energy (GeV, uniform in the model's range), label, uniforms."""
+    """Feeds for every input of the session: z, energy (GeV, uniform in the model's range), label, uniforms,
+    and the energy model's normals."""
     lo, hi = model.energy_range
     feeds = {}
     for item in sess.get_inputs():
@@ -67,18 +86,30 @@ def draw_inputs(sess, model, batch: int, rng: np.random.Generator) -> dict[str, 
             feeds["energy"] = rng.uniform(lo, hi, batch).astype(np.float32)
         elif item.name == "label":
             feeds["label"] = rng.integers(0, model.n_classes, batch).astype(np.int64)
-        else:  # the uniform numbers of a Bernoulli draw, (N, K)
+        elif item.name == ENERGY_NORMAL:
+            feeds[item.name] = rng.standard_normal((batch, int(item.shape[1])), dtype=np.float32)
+        else:  # the uniform numbers of a Bernoulli draw or of the energy model's component choice, (N, K)
             feeds[item.name] = rng.random((batch, int(item.shape[1])), dtype=np.float32)
     return feeds
 
 
 def calosim_showers(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """``model.generate`` on the same inputs (the graph's uniform inputs, in order, through ``rng``)."""
+    """calosim's sampling path on the same inputs: ``model.generate`` (the graph's Bernoulli uniforms, in
+    order, through its ``rng``) and then ``model.apply_energy_model`` (column l of energy_uniform and
+    energy_normal as layer l's draws), as ``ShowerModel.sample`` runs them."""
     be = model.backend
-    uniforms = [u for name, u in feeds.items() if name not in ("z", "energy", "label")]
-    extra = {"rng": GivenUniforms(uniforms)} if uniforms else {}
-    out = model.generate(be.asarray(feeds["z"]), be.asarray(feeds["energy"]), labels=feeds.get("label"), **extra)
-    return [np.asarray(be.to_numpy(x)) for x in out]
+    not_generate_draws = ("z", "energy", "label", ENERGY_UNIFORM, ENERGY_NORMAL)
+    uniforms = [u for name, u in feeds.items() if name not in not_generate_draws]
+    given = GivenDraws(uniforms)
+    extra = {"rng": given} if uniforms else {}
+    layers = model.generate(be.asarray(feeds["z"]), be.asarray(feeds["energy"]), labels=feeds.get("label"), **extra)
+    given.check_used()
+    if model.energy_model is not None:
+        # sample draws per layer a uniform then a normal: the columns, each kind in order
+        given = GivenDraws(list(feeds[ENERGY_UNIFORM].T), list(feeds[ENERGY_NORMAL].T))
+        layers = model.apply_energy_model(layers, feeds["energy"], given)
+        given.check_used()
+    return [np.asarray(be.to_numpy(x)) for x in layers]
 
 
 def check_agreement(model, onnx_bytes: bytes, batch_sizes=(1, 1000), seed: int = 0) -> list[Agreement]:

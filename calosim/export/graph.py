@@ -16,6 +16,8 @@ per-sample shapes of one size costs no node. Only the inputs (N, ...) and output
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -107,15 +109,24 @@ class Tensor:
         return out
 
     def astype(self, dtype):
-        if np.dtype(dtype) != np.dtype(self.dtype):
-            raise TypeError(f"{self}: the exported graph is float32 throughout")
-        return self
+        """The value itself, or a bool value as float32 (0, 1), e.g. to count the true features."""
+        if np.dtype(dtype) == np.dtype(self.dtype):
+            return self
+        if np.dtype(self.dtype) == np.bool_ and np.dtype(dtype) == np.float32:
+            return self.graph.op("Cast", [self], self.shape, np.float32, to=TensorProto.FLOAT)
+        raise TypeError(f"{self}: the exported graph is float32 throughout")
 
     def sum(self, axis=1, keepdims=True):
         """The sum over all features (N, 1), as ``x.sum(axis=1, keepdims=True)`` of a (N, F) array."""
         if axis not in (1, -1) or not keepdims or len(self.shape) != 1:
             raise TypeError(f"{self}: only x.sum(axis=1, keepdims=True) of a per-sample vector is exported")
         return self.graph.op("ReduceSum", [self, self.graph.const(np.array([0], np.int64))], (1,), keepdims=1)
+
+    def max(self, axis=1, keepdims=True):
+        """The largest feature (N, 1), as ``x.max(axis=1, keepdims=True)`` of a (N, F) array."""
+        if axis not in (1, -1) or not keepdims or len(self.shape) != 1:
+            raise TypeError(f"{self}: only x.max(axis=1, keepdims=True) of a per-sample vector is exported")
+        return self.graph.op("ReduceMax", [self], (1,), axes=[0], keepdims=1)  # opset 17: axes an attribute
 
 
 class Graph:
@@ -128,6 +139,8 @@ class Graph:
         self.inputs: list = []
         self.outputs: list = []
         self.input_docs: dict[str, str] = {}
+        self._input_values: dict[str, Tensor] = {}
+        self._held_showers: list | None = None
         self._constants: dict = {}
         self._count = 0
 
@@ -174,6 +187,8 @@ class Graph:
         for v in (a, b):  # a constant array broadcasts over the flat features
             if not isinstance(v, Tensor) and np.ndim(v) > 1:
                 raise ValueError(f"{op_type}: constants must be scalars or flat (F,), got shape {np.shape(v)}")
+            if not isinstance(v, Tensor) and np.ndim(v) == 1:  # (F,) against a (1,) value gives (F,)
+                shapes.append(np.shape(v))
         shape = max(shapes, key=_size)
         if any(_size(s) not in (1, _size(shape)) for s in shapes):
             raise ValueError(f"{op_type}: per-sample shapes {shapes} do not broadcast")
@@ -181,15 +196,24 @@ class Graph:
 
     # ------------------------------------------------------------------ inputs and outputs
     def input(self, name: str, shape, doc: str, dtype=np.float32) -> Tensor:
-        """A graph input (N,) or (N, F) with per-sample shape () or (F,); the formulas see (N, 1) or (N, F)."""
+        """A graph input (N,) or (N, F) with per-sample shape () or (F,); the formulas see (N, 1) or (N, F).
+        Asking for an input again gives the same value (the energy model reads the generator's energies)."""
         if len(shape) > 1:
             raise ValueError(f"input {name}: per-sample vectors only (reshape inside the graph)")
+        if name in self._input_values:
+            value = self._input_values[name]
+            if value.shape != (tuple(shape) or (1,)) or value.dtype != dtype:
+                raise ValueError(f"input {name}: asked for again with another shape or dtype")
+            return value
         self.inputs.append(helper.make_tensor_value_info(name, _ONNX_TYPES[dtype], [BATCH, *shape], doc))
         self.input_docs[name] = doc
         value = Tensor(self, name, shape or (1,), dtype)
         if shape == ():
-            return self.op("Unsqueeze", [value, self.const(np.array([0], np.int64))], (1,), dtype)
-        return self.op("Transpose", [value], shape, dtype, perm=[1, 0])
+            value = self.op("Unsqueeze", [value, self.const(np.array([0], np.int64))], (1,), dtype)
+        else:
+            value = self.op("Transpose", [value], shape, dtype, perm=[1, 0])
+        self._input_values[name] = value
+        return value
 
     def output(self, name: str, x: Tensor, shape, doc: str) -> None:
         """A graph output (N, *shape) of the value x (per-sample size prod(shape))."""
@@ -243,6 +267,16 @@ class Graph:
 
     def minimum(self, a, b):
         return self.binary("Min", a, b)
+
+    def equal(self, a, b) -> Tensor:
+        """``a == b`` (bool), e.g. a count (N, 1) against the indices 0 .. K-1 (K,): a one-hot (N, K)."""
+        return self.binary("Equal", a, b, np.bool_)
+
+    def cumsum(self, x: Tensor, axis: int = 1) -> Tensor:
+        """``xp.cumsum(x, axis=1)`` of a (N, F) value: running sums over the features."""
+        if axis not in (1, -1) or len(x.shape) != 1:
+            raise TypeError(f"{x}: only the cumulative sum of a per-sample vector along axis 1 is exported")
+        return self.op("CumSum", [x, self.const(np.array(0, np.int64))], x.shape)
 
     def where(self, condition: Tensor, a, b) -> Tensor:
         shapes = [v.shape for v in (condition, a, b) if isinstance(v, Tensor)]
@@ -345,8 +379,12 @@ class Graph:
         return self.input("energy", (), "incident energies (N,) in GeV")
 
     def uniforms(self, name: str, count: int, doc: str) -> Tensor:
-        """Uniform numbers u ~ U(0, 1) (N, count) of a Bernoulli draw, as an input."""
+        """Uniform numbers u ~ U(0, 1) (N, count) of a Bernoulli (or other discrete) draw, as an input."""
         return self.input(name, (count,), f"uniform numbers (N, {count}) in [0, 1): {doc}")
+
+    def normals(self, name: str, count: int, doc: str) -> Tensor:
+        """Standard normal numbers (N, count) of a Gaussian draw other than the latent vectors, as an input."""
+        return self.input(name, (count,), f"standard normal numbers (N, {count}): {doc}")
 
     def class_rows(self, table: np.ndarray, name: str = "label") -> Tensor:
         """Rows table[label] (N, K) for an int64 class-label input (N,)."""
@@ -357,10 +395,28 @@ class Graph:
 
     def showers(self, geometry, cells) -> None:
         """One output per calorimeter layer, named as the layer, (N, R_l, C_l) in MeV: from a list of per-layer
-        values, or from the flat (N, V) cells in the geometry's order."""
+        values, or from the flat (N, V) cells in the geometry's order. Within :meth:`held_showers` the
+        per-layer values are kept there instead."""
         if isinstance(cells, Tensor):
             off = geometry.offsets
             cells = [cells[:, off[i]:off[i + 1]] for i in range(geometry.n_layers)]
+        if self._held_showers is not None:
+            self._held_showers.extend(cells)
+            return
         for layer, value in zip(geometry.layers, cells):
             self.output(layer.name, value, layer.shape, f"cell energies (N, {layer.shape[0]}, {layer.shape[1]}) "
                         f"in MeV of calorimeter layer {layer.name}")
+
+    @contextmanager
+    def held_showers(self):
+        """Within: :meth:`showers` fills the yielded list with the per-layer values (N, ...) instead of making
+        them outputs, so that a later step of the sampling path (the energy factorisation's rescaling) can
+        transform them before they are."""
+        if self._held_showers is not None:
+            raise RuntimeError("held_showers does not nest")
+        held: list = []
+        self._held_showers = held
+        try:
+            yield held
+        finally:
+            self._held_showers = None

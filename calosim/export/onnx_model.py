@@ -3,13 +3,17 @@
 The graph (opset calosim.export.graph.OPSET, dynamic batch size N):
     inputs   z (N, Z) standard normal; energy (N,) incident energy in GeV; label (N,) int64 (two-class models);
              the uniform numbers u ~ U(0, 1) of any Bernoulli draw, e.g. occupancy_uniform (N, V) (the VAE keeps
-             voxel v where u_v < sigmoid(logit_v)) or empty_layer_uniform (N, L) (the WGAN-GP's empty layers)
+             voxel v where u_v < sigmoid(logit_v)) or empty_layer_uniform (N, L) (the WGAN-GP's empty layers);
+             energy-factorised models (--energy-model) also energy_uniform (N, L) in [0, 1) and energy_normal
+             (N, L) standard normal, column l the draws of layer l's energy (its mixture component, and where
+             in it), to which the graph then rescales layer l
     outputs  one per calorimeter layer, named as the layer: cells (N, R_l, C_l) in MeV
     metadata (metadata_props) model type, config, geometry (layer names, shapes, cell sizes in mm), particle,
              energy range (GeV), units, the inputs and outputs in words, calosim version, source file
 Each model type builds its own path (ShowerModel.export_onnx) after ``freeze()``, so CaloGAN's folded sampler
-is what is exported. The numbers are calosim's: ``check`` runs ONNX Runtime and calosim's generate (NumPy
-backend, float32) on the same inputs (calosim.export.check).
+is what is exported; ShowerModel.export_sampling_onnx adds the energy model, as ShowerModel.sample does. The
+numbers are calosim's: ``check`` runs ONNX Runtime and calosim's sampling path (NumPy backend, float32) on the
+same inputs (calosim.export.check).
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from pathlib import Path
 
 from calosim._version import __version__
 from calosim.atomic import atomic_bytes
-from calosim.errors import ConfigError
 from calosim.export import require
 from calosim.export.check import Agreement, check_agreement
 
-UNITS = ("inputs: energy = incident energy in GeV (N,), z standard normal (N, Z), uniforms in [0, 1); outputs: "
-         "cell energies in MeV, one output (N, R, C) per calorimeter layer in depth order")
+UNITS = ("inputs: energy = incident energy in GeV (N,), z standard normal (N, Z), uniforms in [0, 1), "
+         "energy_normal standard normal; outputs: cell energies in MeV, one output (N, R, C) per calorimeter "
+         "layer in depth order")
 
 
 @dataclass
@@ -49,7 +53,7 @@ def onnx_graph(model):
 
     model = model.freeze()
     graph = Graph(f"calosim_{model.model_type.replace('-', '_')}_generator")
-    model.export_onnx(graph)
+    model.export_sampling_onnx(graph)
     metadata = {
         "calosim_version": __version__,
         "model_type": model.model_type,
@@ -63,6 +67,8 @@ def onnx_graph(model):
         "opset": str(OPSET),
         "model_attributes": json.dumps(model.file_attributes()),
     }
+    if model.energy_model is not None:
+        metadata["energy_model"] = json.dumps(model.energy_model.config.to_dict())
     metadata.update({f"source_{k}": str(v) for k, v in model.attrs.items() if k in ("epoch", "seed")})
     doc = (f"calosim {model.model_type} generator ({model.config.name}): showers of {model.particle} in the "
            f"{model.geometry.name} geometry; {UNITS}")
@@ -77,9 +83,6 @@ def export_model(model, output, check: bool = False, batch_sizes=(1, 1000), seed
     from calosim.training import resolve_model_path
 
     loaded = load_model(resolve_model_path(model), get_backend("numpy", "float32")).freeze()
-    if loaded.energy_model is not None:
-        raise ConfigError(f"{model}: the energy factorisation (--energy-model) does not export to ONNX yet; "
-                          "export a model trained without it")
     proto = onnx_graph(loaded)
     data = proto.SerializeToString()
     output = Path(output)

@@ -15,8 +15,10 @@ and inherits
     all_networks()                     the type's networks and the energy model's: what a model file stores
     fit(config, data_path, rows)       values fitted from the training data (model state, stored with the model)
     freeze()                           prepare for sampling only (exact inference folds where the type has any)
+    export_sampling_onnx(graph)        sample's path as one ONNX graph: export_onnx, then (with an energy model)
+                                       its draws as inputs and the rescaling to its layer energies
 and may implement
-    export_onnx(graph)                 the sampling path as one ONNX graph (calosim.export)
+    export_onnx(graph)                 generate's path on an ONNX graph (calosim.export)
 
 Units: incident energies E in GeV (N,); generated cells in MeV; ``energy_range`` (GeV) the conditioning range.
 """
@@ -291,11 +293,18 @@ class ShowerModel:
             labels = self.sample_labels(rng, len(energy))
         be = self.backend
         layers = self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
+        return self.apply_energy_model(layers, energy, rng)
+
+    def apply_energy_model(self, layers: list, energy_gev, rng: np.random.Generator) -> list:
+        """The last step of :meth:`sample`: with an energy model, the layers [(N, R_l, C_l)] MeV rescaled to the
+        layer energies it draws from ``rng`` at incident energies (N,) GeV (per layer one ``rng.random(N)``
+        and one ``rng.standard_normal(N)``); without one, the layers as they are."""
         if self.energy_model is None:
             return layers
         from calosim.models.energy import rescale_layers
 
-        return rescale_layers(layers, self.energy_model.sample(energy, rng), be.xp)
+        energy = np.asarray(energy_gev, np.float64)
+        return rescale_layers(layers, self.energy_model.sample(energy, rng), self.backend.xp)
 
     def generate(self, z, energy, labels=None, training: bool = False) -> list:
         raise NotImplementedError
@@ -311,6 +320,20 @@ class ShowerModel:
         then takes an ``rng`` and draws them as one ``rng.random(shape, dtype)`` per such input, in order);
         outputs the cells per layer in MeV (``graph.showers``). Called after :meth:`freeze`."""
         raise ExportError(f"model type {self.model_type!r} has no ONNX export")
+
+    def export_sampling_onnx(self, graph) -> None:
+        """:meth:`sample` after its latent and class draws, on an ONNX graph: :meth:`export_onnx`, and with an
+        energy model its draws as inputs (energy_uniform, energy_normal (N, L)) and every layer rescaled to
+        the layer energies, as :meth:`apply_energy_model` does. Called after :meth:`freeze`."""
+        if self.energy_model is None:
+            self.export_onnx(graph)
+            return
+        from calosim.models.energy import export_rescale_layers
+
+        with graph.held_showers() as layers:
+            self.export_onnx(graph)
+        energies = self.energy_model.export_onnx(graph, graph.energy())
+        graph.showers(self.geometry, export_rescale_layers(layers, energies, graph))
 
     def sampling_flops(self, batch: int) -> int:
         """FLOPs of the products one :meth:`sample` call of ``batch`` showers executes."""

@@ -22,11 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from calosim.layers import Dense, LeakyReLU, Sequential
-from calosim.losses import gaussian_mixture_nll, sample_gaussian_mixture
+from calosim.losses import export_sample_gaussian_mixture, gaussian_mixture_nll, sample_gaussian_mixture
 from calosim.models.base import check_finite
 from calosim.models.config_groups import Group
 from calosim.models.units import energy_condition
 from calosim.optim import Adam
+
+# the graph inputs of the draws of LayerEnergyModel.sample (LayerEnergyModel.export_onnx): column l is layer l's
+ENERGY_UNIFORM = "energy_uniform"  # (N, L) uniforms: which mixture component
+ENERGY_NORMAL = "energy_normal"  # (N, L) standard normals: where in it
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,41 @@ class LayerEnergyModel:
             t[:, layer] = sample_gaussian_mixture(out, u, eps, be.xp)
         return self.layer_energies(be.to_numpy(t), energy)
 
+    # ------------------------------------------------------------------ ONNX export
+    def export_onnx(self, graph, energy) -> list:
+        """:meth:`sample` on an ONNX graph (calosim.export.graph.Graph) for the graph's incident energies (N, 1)
+        GeV: the layer energies [E_l (N, 1) MeV], float32. Per layer the draws :meth:`sample` takes from its
+        ``rng`` are column l of the inputs energy_uniform (N, L) and energy_normal (N, L)."""
+        u = graph.uniforms(ENERGY_UNIFORM, self.n_layers, "column l picks layer l's mixture component of the "
+                           "energy model (the first whose cumulative weight exceeds u)")
+        eps = graph.normals(ENERGY_NORMAL, self.n_layers, "column l places layer l's energy variable within "
+                            "its mixture component (mean + exp(log width) * eps)")
+        c = energy_condition(energy, self.energy_range, graph)
+        t = []
+        for layer, net in enumerate(self.nets):
+            out = graph.layer(net, graph.concatenate([c, *t], axis=1) if t else c)
+            t.append(export_sample_gaussian_mixture(out, u[:, layer:layer + 1], eps[:, layer:layer + 1], graph))
+        return self.export_layer_energies(t, energy, graph)
+
+    def export_layer_energies(self, t_standardised: list, energy, graph) -> list:
+        """:meth:`layer_energies` on an ONNX graph, in float32: [E_l (N, 1) MeV] of the variables [t_l (N, 1)].
+        Two changes keep float32 near calosim's float64: what remains after a layer is remaining * sigmoid(-v)
+        rather than remaining - remaining * sigmoid(v) (no cancellation when a layer takes nearly all), and the
+        snap of a share to 0 or 1 compares v with logit(2 delta) rather than the share with 2 delta (float32
+        resolves a share near 1 to 6e-8, a few percent of the 2e-6 window; v it resolves to 1e-6)."""
+        cfg = self.config
+        v = [t * float(std) + float(mean) for t, std, mean in zip(t_standardised, self.t_std, self.t_mean)]
+        remaining = cfg.response_cap / (1.0 + graph.exp(-v[0])) * 1000.0 * energy
+        snap = float(np.log(2 * cfg.delta / (1.0 - 2 * cfg.delta)))  # share < 2 delta  <=>  v < snap
+        out = []
+        for v_m in v[1:]:
+            empty, full = v_m < snap, v_m > -snap
+            share = graph.where(empty, 0.0, graph.where(full, 1.0, 1.0 / (1.0 + graph.exp(-v_m))))
+            rest = graph.where(empty, 1.0, graph.where(full, 0.0, 1.0 / (1.0 + graph.exp(v_m))))
+            out.append(remaining * share)
+            remaining = remaining * rest
+        return [*out, remaining]
+
 
 class LayerEnergyTrainer:
     """One Adam step of every network of a LayerEnergyModel per batch; reports the summed NLL as e_nll."""
@@ -170,5 +209,20 @@ def rescale_layers(layers, layer_energies_mev, xp) -> list:
     occupied = totals > 0
     placed = (target * occupied).sum(axis=1, keepdims=True)
     share = xp.where(placed > 0, target.sum(axis=1, keepdims=True) / xp.maximum(placed, 1e-30), 0.0)
-    scale = xp.where(occupied, target * share / xp.maximum(totals, 1e-30), 0.0).astype(layers[0].dtype)
+    # an empty layer's scale is discarded: dividing it by 1, not 1e-30, keeps it finite (no overflow warning)
+    divisor = xp.where(occupied, xp.maximum(totals, 1e-30), 1.0)
+    scale = xp.where(occupied, target * share / divisor, 0.0).astype(layers[0].dtype)
     return [x * scale[:, index].reshape(n, 1, 1) for index, x in enumerate(layers)]
+
+
+def export_rescale_layers(layers: list, layer_energies_mev: list, graph) -> list:
+    """:func:`rescale_layers` on an ONNX graph (calosim.export.graph.Graph): the layers [(N, R, C)] of a shape
+    model scaled to the energies [E_l (N, 1)] MeV, with the same treatment of empty layers and showers."""
+    totals = [x.reshape(-1, x.size).sum(axis=1, keepdims=True) for x in layers]
+    occupied = [total > 0.0 for total in totals]
+    placed = graph.concatenate([graph.where(o, e, 0.0) for o, e in zip(occupied, layer_energies_mev)], axis=1)
+    placed = placed.sum(axis=1, keepdims=True)
+    wanted = graph.concatenate(layer_energies_mev, axis=1).sum(axis=1, keepdims=True)
+    share = graph.where(placed > 0.0, wanted / graph.maximum(placed, 1e-30), 0.0)
+    return [x * graph.where(o, e * share / graph.where(o, graph.maximum(total, 1e-30), 1.0), 0.0)
+            for x, o, e, total in zip(layers, occupied, layer_energies_mev, totals)]
