@@ -10,11 +10,11 @@ from calosim.backends import BACKEND_NAMES
               help="directory for the run, the generated showers and the report (an existing run is resumed)")
 @click.option("--backend", type=click.Choice(BACKEND_NAMES), default="numba", show_default=True,
               help="where training and generation run")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="default: the small config's")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="default: the medium config's")
 @click.option("--seed", default=0, show_default=True)
 def quickstart(out, backend, epochs, seed):
-    """Train the small CaloGAN with the energy factorisation (--energy-model) on the bundled 4000 Geant4 e+
-    showers, generate showers at the energies of 2000 held-out Geant4 showers, and evaluate them (observables,
+    """Train the shipped models' recipe (the medium VAE with the energy factorisation, --energy-model) on the
+    bundled 4000 Geant4 e+ showers, generate showers at the energies of 2000 held-out Geant4 showers, and evaluate them (observables,
     separation power, FPD / KPD, classifier AUC, plots)."""
     from calosim.cli.main import run_library_call
     from calosim.cli.train_cmd import _reporter
