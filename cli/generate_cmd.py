@@ -61,8 +61,10 @@ def generate(model, backend, num_showers, energy, energy_range, energies_from, b
     from calosim.cli.main import refuse_existing, run_library_call
     from calosim.sampling import DEFAULT_SHARD_SIZE, count_energies
     from calosim.sampling import generate as run_generate
+    from calosim.training import resolve_model_path
 
     refuse_existing(output, force)
+    run_library_call(resolve_model_path, model)  # a wrong name fails before the progress bar starts
     total = num_showers
     if total is None and energies_from is not None:
         total = run_library_call(count_energies, energies_from)

@@ -38,22 +38,29 @@ def pretrained_path(name: str) -> Path:
 
 
 def format_catalogue(entries: dict[str, dict]) -> str:
-    """The table of ``calosim models list``: one line per model, then where each was measured."""
+    """The table of ``calosim models list``: one line per model, its spread over the recipe's seeds, and where
+    each was measured."""
     if not entries:
         return "no pretrained models are shipped in this installation"
-    head = (f"{'name':8s} {'particle':8s} {'recipe':28s} {'trained on':18s} {'AUC low':>7s} {'FPD':>7s} "
-            f"{'mean sep':>8s} {'worst sep':>18s} {'response (Geant4)':>17s}")
-    lines = [head]
-    for name, e in entries.items():
+    lines = [f"{'name':8s} {'particle':8s} {'recipe':26s} {'trained on':20s} {'AUC low':>7s} {'FPD':>6s} "
+             f"{'mean sep':>8s} {'worst sep':>18s}  {'response (Geant4)':s}"]
+    for name in sorted(entries):
+        e = entries[name]
         q, r, t = e["quality"], e["recipe"], e["training_data"]
         recipe = f"{r['model_type']} {r['config']}" + (" + energy model" if r.get("energy_model") else "")
-        lines.append(f"{name:8s} {e['particle']:8s} {recipe:28s} {t['showers']:>6d} Geant4 {e['particle']:4s} "
-                     f"{q['auc_low']:7.3f} {q['fpd']:7.3f} {q['mean_sep']:8.4f} {q['worst']:>12s} "
-                     f"{q['worst_sep']:5.3f} {q['response_gen']:.4f} ({q['response_ref']:.4f})")
+        trained = f"{t['showers']} Geant4 {e['particle']}"
+        worst = f"{q['worst']} {q['worst_sep']:.3f}"
+        lines.append(f"{name:8s} {e['particle']:8s} {recipe:26s} {trained:20s} {q['auc_low']:7.3f} {q['fpd']:6.3f} "
+                     f"{q['mean_sep']:8.4f} {worst:>18s}  {q['response_gen']:.4f} ({q['response_ref']:.4f})")
     lines.append("")
-    for name, e in entries.items():
+    for name in sorted(entries):
+        e = entries[name]
         q = e["quality"]
-        lines.append(f"{name}: measured against {q['reference']} ({q['n_reference']} Geant4 showers never trained on, "
-                     f"{q['n_generated']} generated at their energies) on {e['measured_on']}; "
-                     f"`calosim models show {name}` for all of it")
+        seeds = q.get("seeds", {})
+        spread = "; ".join(f"seed {seed}: AUC {v['auc_low']:.3f}, mean sep {v['mean_sep']:.4f}, worst "
+                           f"{v['worst']} {v['worst_sep']:.3f}" for seed, v in sorted(seeds.items()))
+        lines.append(f"{name}: shipped seed {e['recipe']['seed']}, measured against {q['reference']} "
+                     f"({q['n_reference']} Geant4 showers never trained on, {q['n_generated']} generated at their "
+                     f"energies) on {e['measured_on']}. The recipe on every seed: {spread}")
+    lines.append("`calosim models show NAME` prints all of an entry")
     return "\n".join(lines)
