@@ -39,8 +39,9 @@ def _batch_sizes(ctx, param, value):
               help="instead: time ONNX Runtime (CPU, the onnx extra) on the exported sampling path beside calosim "
                    "--backend on the same model and --batch-sizes, in one run (ms/shower and their ratio)")
 @click.option("--geant4-showers", default=20, show_default=True, help="Geant4 showers per energy")
-@click.option("--fastsim", "fastsim_model", type=click.Path(exists=True), default=None, metavar="MODEL",
-              help="with --vs-geant4: also time Geant4 with this model file (CaloGAN geometry) as its fast "
+@click.option("--fastsim", "fastsim_model", default=None, metavar="MODEL",
+              help="with --vs-geant4: also time Geant4 with this model (a file, run directory or pretrained name; "
+                   "CaloGAN geometry) as its fast "
                    "simulation (see `calosim simulate --fastsim`) beside full Geant4, per event, same e+ energies "
                    "and seeds, in one run: ms/event and their ratio")
 @click.option("--json", "as_json", is_flag=True, help="print JSON (fields per batch size: ms_per_shower, gflops, "

@@ -22,8 +22,9 @@ from calosim.cli.main import FORCE_OPTION, refuse_existing, run_library_call
               help="Geant4 worker processes")
 @click.option("--approximate-data", is_flag=True,
               help="Geant4 without its data sets: use calosim's stand-in low-energy tables")
-@click.option("--fastsim", "fastsim_model", type=click.Path(exists=True), default=None, metavar="MODEL",
-              help="with --engine geant4: a calosim model file or run directory (CaloGAN geometry) as Geant4's "
+@click.option("--fastsim", "fastsim_model", default=None, metavar="MODEL",
+              help="with --engine geant4: a calosim model file, run directory or pretrained name such as eplus "
+                   "(CaloGAN geometry) as Geant4's "
                    "fast simulation: e+, e- and gamma entering the calorimeter's front face above "
                    "--fastsim-threshold are killed and the model's shower at their energy is added to the "
                    "readout; everything else Geant4 transports. Implemented as a G4VFastSimulationModel on the "

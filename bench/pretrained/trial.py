@@ -1,7 +1,8 @@
 """Train one recipe, generate at a reference's incident energies and evaluate against it: one summary line.
 
     python bench/pretrained/trial.py --data TRAIN.h5 --reference REF.h5 --out DIR [--model-type vae]
-        [--config small] [--config-file F] [--epochs N] [--seed S] [--energy-model] [--validation-fraction F]
+        [--config small] [--config-file F] [--epochs N] [--seed S] [--energy-model] [--mirror]
+        [--validation-fraction F]
 
 Used to choose the recipe of the shipped models on a validation file, and then to measure the shipped models
 once on the held-out file (bench/pretrained/splits.py). DIR holds run/, generated.h5, report/ and summary.json.
@@ -54,13 +55,14 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--energy-model", action="store_true")
+    parser.add_argument("--mirror", action="store_true")
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--backend", default="numba")
     args = parser.parse_args(argv)
     run_dir = args.out / "run"
     train(run_dir, data=args.data, backend=args.backend, config=args.config, config_file=args.config_file,
           epochs=args.epochs, seed=args.seed, model_type=args.model_type, energy_model=args.energy_model,
-          validation_fraction=args.validation_fraction, resume=(run_dir / "checkpoint.h5").exists())
+          validation_fraction=args.validation_fraction, mirror=args.mirror, resume=(run_dir / "checkpoint.h5").exists())
     generated = args.out / "generated.h5"
     generated.unlink(missing_ok=True)
     generate(run_dir, generated, backend=args.backend, energies_from=args.reference, seed=args.seed + 1)
