@@ -51,6 +51,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", nargs=2, type=int, required=True)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--lr", type=float, default=LayerEnergyConfig.lr)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     sums, energy = [], []
@@ -62,7 +63,7 @@ def main(argv=None) -> None:
     held = read_showers(args.held_out, *args.rows)
     rng = np.random.default_rng(args.seed)
     energy_range = (float(np.floor(energy.min())), float(np.ceil(energy.max())))
-    model = LayerEnergyModel.build(LayerEnergyConfig(hidden=64, components=8, lr=2e-3), sums.shape[1],
+    model = LayerEnergyModel.build(LayerEnergyConfig(hidden=64, components=8, lr=args.lr), sums.shape[1],
                                    get_backend("numba"), rng, energy_range)
     model.fit_scales(sums, energy)
     trainer = LayerEnergyTrainer(model)

@@ -94,8 +94,9 @@ def test_a_killed_worker_s_shards_are_rerun(model_file, reference, tmp_path):
     import distributed
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
-                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
-        pids = list(client.run(os.getpid).values())
+                                  silence_logs=logging.CRITICAL) as cluster:
+        with distributed.Client(cluster) as client:  # closed before generate opens its own: one client at a time
+            pids = list(client.run(os.getpid).values())
         killed = []
 
         def kill_one_worker_after_the_first_shard(n_done):

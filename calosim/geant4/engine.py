@@ -42,7 +42,13 @@ from calosim.data.showers import Showers
 from calosim.errors import CalosimError, ConfigError
 from calosim.geant4.datasets import DataSetup, import_geant4, setup_data
 from calosim.geant4.detector import DETECTOR_DESCRIPTION, PHYSICS_LISTS, PRODUCTION_CUT_MM
-from calosim.geant4.fastsim import FastSimRecords, FastSimSettings, build_fastsim_library
+from calosim.geant4.fastsim import (
+    FastSimRecords,
+    FastSimSettings,
+    build_fastsim_library,
+    fastsim_datasets,
+    fastsim_file_attrs,
+)
 from calosim.geant4.scorer import build_scorer, geant4_pybind_version, make_scorer, warn_python_scorer
 from calosim.geometry import calogan_geometry
 
@@ -341,8 +347,8 @@ def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), 
     datasets = {}
     if fastsim is not None:
         attrs["producer"] += " --fastsim"
-        datasets = _fastsim_datasets(info["fastsim"])
-        attrs.update(_fastsim_attrs(fastsim, datasets))
+        datasets = fastsim_datasets(info["fastsim"])
+        attrs.update(fastsim_file_attrs(fastsim, datasets))
     return Showers(layers, energies.astype(np.float32), geometry, np.ascontiguousarray(overflow),
                    geant4_particle(particle), attrs, datasets)
 
@@ -386,36 +392,6 @@ def _file_attrs(seed: int, lo: float, hi: float, physics: str, data: DataSetup, 
     }
 
 
-def _fastsim_datasets(records: dict) -> dict:
-    return {"fastsim": (records["fastsim_count"] > 0).astype(np.uint8),
-            "fastsim_particles": records["fastsim_count"].astype(np.int32),
-            "fastsim_fallbacks": records["fastsim_fallbacks"].astype(np.int32),
-            "fastsim_entry": records["fastsim_entry"].astype(np.float64)}
-
-
-def _fastsim_attrs(fastsim: FastSimSettings, datasets: dict) -> dict:
-    from calosim.geant4.fastsim import ENTRY_FIELDS, PARTICLES
-
-    attrs = {f"fastsim_{key}": value for key, value in fastsim.attrs.items()}
-    attrs.update({
-        "fastsim_threshold_gev": float(fastsim.threshold_gev),
-        "fastsim_energy_range": [float(x) for x in fastsim.energy_range],
-        "fastsim_particles_applied": " ".join(PARTICLES),
-        "fastsim_trigger": (
-            "G4VFastSimulationModel (calosim/geant4/fastsim.cc, compiled C++: geant4-pybind 0.1.3 does not bind "
-            "it to Python) on the calorimeter's G4Region, G4FastSimulationPhysics on e-, e+, gamma: a particle "
-            "entering the front face (z = -240 mm, dz > 0) with kinetic energy >= fastsim_threshold_gev and "
-            "inside fastsim_energy_range is killed and the model's shower at that energy (centred on the "
-            "calorimeter axis, as the model generates it) is added to the readout; outside the range Geant4 "
-            "transports it (counted in fastsim_fallbacks)"),
-        "fastsim_rng": "k-th fast-simulated particle of a shower: numpy default_rng([geant4 seed, k])",
-        "fastsim_entry_columns": " ".join(ENTRY_FIELDS),
-        "fastsim_showers": int(datasets["fastsim"].sum()),
-        "fastsim_fallbacks_total": int(datasets["fastsim_fallbacks"].sum()),
-    })
-    return attrs
-
-
 def simulate_geant4_to_file(path, particle: str, num_showers: int, energy_range=(1.0, 100.0), seed: int = 0,
                             *, format: str = "calogan", workers: int = 1, approximate_data: bool = False,
                             progress=None, dask: str | None = None, shard_size: int | None = None,
@@ -432,7 +408,9 @@ def simulate_geant4_to_file(path, particle: str, num_showers: int, energy_range=
     if dask is not None and kw.pop("fastsim", None) is not None:
         raise ConfigError("--fastsim runs in worker processes (--workers), not on --dask yet")
     if dask is not None:
-        _simulate_on_dask(path, particle, num_showers, energy_range, seed, format=format, dask=dask,
+        from calosim.geant4.on_dask import simulate_on_dask
+
+        simulate_on_dask(path, particle, num_showers, energy_range, seed, format=format, dask=dask,
                           shard_size=shard_size or DEFAULT_SHARD_SIZE, virtual=virtual,
                           approximate_data=approximate_data, progress=progress, **kw)
         return None
@@ -443,75 +421,6 @@ def simulate_geant4_to_file(path, particle: str, num_showers: int, energy_range=
     write_showers(path, showers, format=format)
     shutil.rmtree(parts, ignore_errors=True)
     return showers
-
-
-def geant4_shard(shard, path: str, energies_gev, seeds, config: WorkerConfig, format: str) -> float:
-    """A Dask task: the showers of ``shard`` (one per energy GeV and Geant4 seed) written to ``path`` as a
-    shower file in ``format`` (atomically); returns the seconds Geant4 spent on them. The worker builds its
-    Geant4 run manager on its first shard and keeps it (Geant4 allows one per process); its Geant4 output goes
-    to ``config.log_dir``/geant4-worker-<pid>.log."""
-    from calosim.data.writer import ShowerWriter
-
-    if _STATE.get("config") != config:
-        if "runner" in _STATE:
-            raise Geant4Error("this Dask worker already runs Geant4 with another setup (one run manager per "
-                              "process); use a fresh cluster for another particle or physics list")
-        _worker_init(config)
-    cells, seconds = _run_chunk(shard.index, energies_gev, seeds)[1:3]
-    cells = cells.astype(np.float32)
-    geometry = calogan_geometry()
-    layers = [np.ascontiguousarray(x) for x in geometry.unflatten(cells[:, :geometry.n_cells])]
-    overflow = np.ascontiguousarray(cells[:, geometry.n_cells:])
-    attrs = {"shard": shard.index, "geant4_seconds": float(seconds.sum())}
-    with ShowerWriter(path, geometry, shard.size, format, attrs, overflow=True) as out:
-        out.write(0, layers, np.asarray(energies_gev, np.float64).astype(np.float32), overflow_mev=overflow)
-    return float(seconds.sum())
-
-
-def _simulate_on_dask(path, particle: str, num_showers: int, energy_range, seed: int, *, format: str, dask: str,
-                      shard_size: int, virtual: bool, approximate_data: bool, physics: str = "FTFP_BERT_EMV",
-                      progress=None, chunk_size=None) -> None:
-    """simulate_geant4_to_file on Dask: the same energies and seeds, simulated shard by shard on the workers."""
-    import h5py
-
-    from calosim.data.formats import shower_file_attrs
-    from calosim.distributed import shards as sharding
-
-    sharding.require_dask()
-    require_geant4()
-    lo, hi = _check_energy_range(energy_range, num_showers)
-    g4_particle = geant4_particle(particle)
-    if physics not in PHYSICS_LISTS:
-        raise ConfigError(f"unknown physics list {physics!r}; choose one of {', '.join(PHYSICS_LISTS)}")
-    data: DataSetup = setup_data(approximate_data)
-    library, why = build_scorer()
-    if library is None:
-        warn_python_scorer(why)
-    energies, g4_seeds = _draw_showers(seed, num_showers, lo, hi)
-    shards = sharding.plan_shards(num_showers, shard_size)
-    manifest = {"job": "simulate geant4", "seed": seed, "energy_range": [lo, hi], "n": num_showers,
-                "shard_size": shard_size, "physics": physics, "particle": g4_particle, "format": format,
-                "approximate_data": data.approximate, "calosim_version": __version__}
-    store = sharding.ShardStore(sharding.shard_directory(path), manifest)
-    env = dict(data.env, CALOSIM_G4_APPROXIMATE="1" if data.approximate else "0")
-    config = WorkerConfig(g4_particle, physics, env, str(library) if library else None, str(store.directory))
-    with sharding.dask_client(dask) as client:
-        sharding.run_shards(client, geant4_shard, shards, store, args=(config, format),
-                            per_shard_args=lambda s: (energies[s.start:s.stop], g4_seeds[s.start:s.stop]),
-                            progress=progress)
-    total_seconds = 0.0
-    for shard in shards:
-        with h5py.File(store.path(shard), "r") as f:
-            total_seconds += float(f.attrs["geant4_seconds"])
-    geometry = calogan_geometry()
-    attrs = {"seed": seed, "producer": f"calosim {__version__}",
-             **_file_attrs(seed, lo, hi, physics, data, "compiled" if library else "python",
-                           1e3 * total_seconds / num_showers),
-             "shard_size": shard_size, **shower_file_attrs(format, geometry, g4_particle)}
-    if virtual:
-        sharding.virtual_file(store, shards, path, dict(attrs, shards=store.directory.name))
-    else:
-        sharding.combine_shards(store, shards, path, geometry, format, attrs, compression="gzip", overflow=True)
 
 
 def _geant4_version() -> str:

@@ -147,3 +147,33 @@ class FastSimTrigger:
         if self.error is not None:
             error, self.error = self.error, None
             raise RuntimeError(f"the fast-simulation model failed: {error}") from error
+
+
+def fastsim_datasets(records: dict) -> dict:
+    """The per-shower datasets of a fast-simulated file, from the engine's records (N, ...)."""
+    return {"fastsim": (records["fastsim_count"] > 0).astype(np.uint8),
+            "fastsim_particles": records["fastsim_count"].astype(np.int32),
+            "fastsim_fallbacks": records["fastsim_fallbacks"].astype(np.int32),
+            "fastsim_entry": records["fastsim_entry"].astype(np.float64)}
+
+
+def fastsim_file_attrs(fastsim: FastSimSettings, datasets: dict) -> dict:
+    """The ``fastsim_*`` file attributes: the model, its trigger and seeding, and the counts."""
+    attrs = {f"fastsim_{key}": value for key, value in fastsim.attrs.items()}
+    attrs.update({
+        "fastsim_threshold_gev": float(fastsim.threshold_gev),
+        "fastsim_energy_range": [float(x) for x in fastsim.energy_range],
+        "fastsim_particles_applied": " ".join(PARTICLES),
+        "fastsim_trigger": (
+            "G4VFastSimulationModel (calosim/geant4/fastsim.cc, compiled C++: geant4-pybind 0.1.3 does not bind "
+            "it to Python) on the calorimeter's G4Region, G4FastSimulationPhysics on e-, e+, gamma: a particle "
+            "entering the front face (z = -240 mm, dz > 0) with kinetic energy >= fastsim_threshold_gev and "
+            "inside fastsim_energy_range is killed and the model's shower at that energy (centred on the "
+            "calorimeter axis, as the model generates it) is added to the readout; outside the range Geant4 "
+            "transports it (counted in fastsim_fallbacks)"),
+        "fastsim_rng": "k-th fast-simulated particle of a shower: numpy default_rng([geant4 seed, k])",
+        "fastsim_entry_columns": " ".join(ENTRY_FIELDS),
+        "fastsim_showers": int(datasets["fastsim"].sum()),
+        "fastsim_fallbacks_total": int(datasets["fastsim_fallbacks"].sum()),
+    })
+    return attrs
