@@ -115,3 +115,26 @@ def test_rescale_layers_of_a_nearly_empty_shower_stays_finite_without_warnings()
     layers = [np.zeros((1, 2, 2), np.float32), np.full((1, 2, 2), 0.25, np.float32)]
     scaled = rescale_layers(layers, np.array([[1e4, 1e-3]]), np)
     assert scaled[0].sum() == 0.0 and scaled[1].sum() == pytest.approx(1e4 + 1e-3, rel=1e-6)
+
+
+def test_sampled_variables_stay_in_the_training_range():
+    """A mixture wider than the data (every component at its largest width) draws far outside the training
+    showers' responses; the clip to the fitted range keeps every sampled shower's response within them."""
+    be = get_backend("numpy")
+    rng = np.random.default_rng(3)
+    n = 2000
+    energy = rng.uniform(1.0, 100.0, n)
+    response = rng.uniform(0.95, 0.99, n)
+    fractions = rng.dirichlet([2.0, 20.0, 4.0], n)
+    sums = 1000.0 * (energy * response)[:, None] * fractions
+    model = LayerEnergyModel.build(LayerEnergyConfig(hidden=8, components=3), 3, be, rng, (1.0, 100.0))
+    model.fit_scales(sums, energy)
+    for net in model.nets:  # log widths at the clip's top: a wide mixture whatever the input
+        last = net.layers[-1]
+        last.params["bias"].value[2 * 3:] = 10.0
+    sampled = model.sample(energy, np.random.default_rng(4))
+    r = sampled.sum(axis=1) / (1000.0 * energy)
+    assert r.min() >= response.min() - 1e-9 and r.max() <= response.max() + 1e-9
+    model.t_low = model.t_high = None  # without the clip the same draws leave the range
+    unclipped = model.sample(energy, np.random.default_rng(4)).sum(axis=1) / (1000.0 * energy)
+    assert unclipped.min() < response.min() - 0.01 or unclipped.max() > response.max() + 0.01

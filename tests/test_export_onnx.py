@@ -58,9 +58,11 @@ def tiny_model(case: str, seed: int = 0):
 
 def factorised_model(case: str, seed: int = 0):
     """A tiny model with an energy model (--energy-model) whose standardisation makes layer 2 empty in about a
-    third of the showers (its share snapped to 0) and layer 1 in a few."""
+    third of the showers (its share snapped to 0) and layer 1 in a few, and whose clip range binds for the
+    response and layer 1's share in some showers."""
     model = tiny_model(case, seed)
-    model.fitted.update(energy_v_mean=np.array([0.5, 0.0, 12.0]), energy_v_std=np.array([0.3, 1.5, 2.0]))
+    model.fitted.update(energy_v_mean=np.array([0.5, 0.0, 12.0]), energy_v_std=np.array([0.3, 1.5, 2.0]),
+                        energy_v_low=np.array([-2.0, -2.5, -20.0]), energy_v_high=np.array([2.0, 2.5, 20.0]))
     model.attach_energy_model(LayerEnergyConfig(hidden=8, components=3), np.random.default_rng(seed + 1))
     return model
 

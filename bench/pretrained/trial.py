@@ -58,11 +58,14 @@ def main(argv=None) -> None:
     parser.add_argument("--mirror", action="store_true")
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--backend", default="numba")
+    parser.add_argument("--evaluate-only", action="store_true", help="generate and evaluate DIR/run as it is")
     args = parser.parse_args(argv)
     run_dir = args.out / "run"
-    train(run_dir, data=args.data, backend=args.backend, config=args.config, config_file=args.config_file,
-          epochs=args.epochs, seed=args.seed, model_type=args.model_type, energy_model=args.energy_model,
-          validation_fraction=args.validation_fraction, mirror=args.mirror, resume=(run_dir / "checkpoint.h5").exists())
+    if not args.evaluate_only:
+        train(run_dir, data=args.data, backend=args.backend, config=args.config, config_file=args.config_file,
+              epochs=args.epochs, seed=args.seed, model_type=args.model_type, energy_model=args.energy_model,
+              validation_fraction=args.validation_fraction, mirror=args.mirror,
+              resume=(run_dir / "checkpoint.h5").exists())
     generated = args.out / "generated.h5"
     generated.unlink(missing_ok=True)
     generate(run_dir, generated, backend=args.backend, energies_from=args.reference, seed=args.seed + 1)

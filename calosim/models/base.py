@@ -234,18 +234,22 @@ class ShowerModel:
     def attach_energy_model(self, config, rng: np.random.Generator) -> None:
         """Energy factorisation: a conditional model of the layer energies (calosim.models.energy, weights drawn
         from ``rng``) to which every sampled layer is rescaled; its target standardisation comes from
-        ``fitted`` (energy_v_mean, energy_v_std) when present, else from ``fit_energy_scales``."""
+        ``fitted`` (energy_v_mean, energy_v_std, and the clip range energy_v_low, energy_v_high) when present,
+        else from ``fit_energy_scales``."""
         from calosim.models.energy import LayerEnergyModel
 
         self.energy_model = LayerEnergyModel.build(config, self.geometry.n_layers, self.backend, rng,
                                                    self.energy_range, self.fitted.get("energy_v_mean"),
-                                                   self.fitted.get("energy_v_std"))
+                                                   self.fitted.get("energy_v_std"), self.fitted.get("energy_v_low"),
+                                                   self.fitted.get("energy_v_high"))
 
     def fit_energy_scales(self, layer_sums_mev, energy_gev) -> None:
         """The energy model's target standardisation from training showers, kept with the fitted values."""
         self.energy_model.fit_scales(layer_sums_mev, energy_gev)
         self.fitted["energy_v_mean"] = self.energy_model.t_mean
         self.fitted["energy_v_std"] = self.energy_model.t_std
+        self.fitted["energy_v_low"] = self.energy_model.t_low
+        self.fitted["energy_v_high"] = self.energy_model.t_high
 
     @property
     def batch_order(self) -> str:

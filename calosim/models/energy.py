@@ -53,23 +53,34 @@ class LayerEnergyConfig(Group):
 class LayerEnergyModel:
     """p(E_0 .. E_{L-1} | E_inc) (see the module docstring); ``networks()`` are what a model file stores."""
 
-    def __init__(self, config: LayerEnergyConfig, n_layers: int, backend, energy_range, t_mean=None, t_std=None):
+    def __init__(self, config: LayerEnergyConfig, n_layers: int, backend, energy_range, t_mean=None, t_std=None,
+                 t_low=None, t_high=None):
         self.config, self.n_layers, self.backend = config, int(n_layers), backend
         self.energy_range = (float(energy_range[0]), float(energy_range[1]))
         # the networks see standardised targets (t - mean) / std: fitted from the training data, see fit_scales
         self.t_mean = np.zeros(n_layers) if t_mean is None else np.asarray(t_mean, np.float64)
         self.t_std = np.ones(n_layers) if t_std is None else np.asarray(t_std, np.float64)
+        # the range of the standardised targets in the training data: sampled variables are clipped to it, so a
+        # mixture's far tail never gives a shower the data never had (an e+ with almost no energy); None: no clip
+        self.t_low = None if t_low is None else np.asarray(t_low, np.float64)
+        self.t_high = None if t_high is None else np.asarray(t_high, np.float64)
         self.nets: list[Sequential] = []
 
     def fit_scales(self, layer_sums_mev, energy_gev) -> None:
         """Set the standardisation of the targets from (a sample of) the training showers."""
         t = self.targets(layer_sums_mev, energy_gev, standardised=False)
         self.t_mean, self.t_std = t.mean(axis=0), np.maximum(t.std(axis=0), 1e-3)
+        self.fit_bounds(layer_sums_mev, energy_gev)
+
+    def fit_bounds(self, layer_sums_mev, energy_gev) -> None:
+        """Set the range the sampled variables are clipped to: that of the training showers' targets."""
+        t = self.targets(layer_sums_mev, energy_gev)
+        self.t_low, self.t_high = t.min(axis=0), t.max(axis=0)
 
     @classmethod
     def build(cls, config: LayerEnergyConfig, n_layers: int, backend, rng: np.random.Generator,
-              energy_range=(1.0, 100.0), t_mean=None, t_std=None) -> LayerEnergyModel:
-        model = cls(config, n_layers, backend, energy_range, t_mean, t_std)
+              energy_range=(1.0, 100.0), t_mean=None, t_std=None, t_low=None, t_high=None) -> LayerEnergyModel:
+        model = cls(config, n_layers, backend, energy_range, t_mean, t_std, t_low, t_high)
         h = config.hidden
         for layer in range(model.n_layers):
             net = Sequential([Dense(h, kernel_init="he_uniform"), LeakyReLU(0.2), Dense(h, kernel_init="he_uniform"),
@@ -144,6 +155,8 @@ class LayerEnergyModel:
             out = net.forward(self._inputs(c, t, layer), False)
             u, eps = be.asarray(rng.random(n)), be.asarray(rng.standard_normal(n))
             t[:, layer] = sample_gaussian_mixture(out, u, eps, be.xp)
+            if self.t_low is not None:
+                t[:, layer] = be.xp.clip(t[:, layer], float(self.t_low[layer]), float(self.t_high[layer]))
         return self.layer_energies(be.to_numpy(t), energy)
 
     # ------------------------------------------------------------------ ONNX export
@@ -160,6 +173,8 @@ class LayerEnergyModel:
         for layer, net in enumerate(self.nets):
             out = graph.layer(net, graph.concatenate([c, *t], axis=1) if t else c)
             t.append(export_sample_gaussian_mixture(out, u[:, layer:layer + 1], eps[:, layer:layer + 1], graph))
+            if self.t_low is not None:
+                t[-1] = graph.minimum(graph.maximum(t[-1], float(self.t_low[layer])), float(self.t_high[layer]))
         return self.export_layer_energies(t, energy, graph)
 
     def export_layer_energies(self, t_standardised: list, energy, graph) -> list:
