@@ -215,8 +215,10 @@ def bench_report(config: str | None = None, backend_name: str = "numba", batch_s
     from calosim.info import machine_info
     from calosim.models import registry
     from calosim.models.files import read_model_header
+    from calosim.training import resolve_model_path
 
     if model_path is not None:
+        model_path = resolve_model_path(model_path)  # a file, a run directory or a pretrained name
         model_type = read_model_header(model_path)["model"]
     config = config or registry.get_model_type(model_type).reference_config
     rows = bench_generator(config, backend_name, batch_sizes, model_path, seed, model_type=model_type)

@@ -83,3 +83,14 @@ def test_models_list_shows_what_the_catalogue_measured():
     shown = CliRunner().invoke(main, ["models", "show", "gamma", ])
     assert shown.exit_code == 0 and json.loads(shown.output)["particle"] == "gamma"
     assert np.isfinite(json.loads(shown.output)["quality"]["mean_sep"])
+
+
+def test_bench_and_export_take_the_name(tmp_path):
+    bench = CliRunner().invoke(main, ["bench", "--model", "gamma", "--batch-sizes", "2", "--json"])
+    assert bench.exit_code == 0, bench.output
+    assert json.loads(bench.output)["model"] == str(pretrained_path("gamma"))
+    pytest.importorskip("onnxruntime", reason="the export check needs the onnx extra")
+    out = tmp_path / "eplus.onnx"
+    export = CliRunner().invoke(main, ["export", "--model", "eplus", "--format", "onnx", "-o", str(out), "--check"])
+    assert export.exit_code == 0, export.output
+    assert out.stat().st_size > 1e6 and "ok" in export.output
