@@ -9,9 +9,7 @@ one shower per triggered particle through the model's one sampling path (``Showe
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +19,7 @@ from calosim.geant4.fastsim import FastSimSettings
 from calosim.geometry import calogan_geometry
 from calosim.models.files import load_model, read_model_header
 from calosim.training import resolve_model_path
+from calosim.training.rundir import file_sha256
 
 DEFAULT_BACKEND = "numpy"  # one shower at a time: no JIT warm-up per worker, and as fast as numba at batch 1
 
@@ -64,8 +63,7 @@ def fastsim_settings(model, threshold_gev: float | None = None, backend: str = D
     threshold = lo if threshold_gev is None else float(threshold_gev)
     if not threshold > 0:
         raise DataError(f"--fastsim-threshold must be > 0 GeV, got {threshold_gev}")
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    attrs = {"model": str(path), "model_sha256": digest, "model_type": str(header["model"]),
+    attrs = {"model": str(path), "model_sha256": file_sha256(path), "model_type": str(header["model"]),
              "model_config": str(getattr(header["config"], "name", "")),
              "model_particle": str(header.get("particle", "unknown")), "backend": backend}
     return FastSimSettings(ModelShowerSource(str(path), backend), threshold, (lo, hi), attrs)

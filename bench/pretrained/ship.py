@@ -13,27 +13,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import shutil
 import subprocess
 from pathlib import Path
+
+from calosim.info import machine_info
 
 PACKAGE = Path(__file__).resolve().parents[2] / "calosim" / "pretrained"
 SPREAD_KEYS = ("auc_low", "auc_high", "fpd", "kpd", "mean_sep", "worst_sep", "worst", "response_gen", "core_gen")
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    info = machine_info()
+    return f"{info['cpu']}, {info['cpu_count']} cores, Python {info['python']}"
 
 
 def main(argv=None) -> None:

@@ -12,26 +12,17 @@ just before them, so validation and held-out are separate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 from calosim.data.formats import read_showers, write_showers
-from calosim.data.showers import Showers
+from calosim.data.showers import concatenate
 
 SPLITS = {  # particle: (training files in order, held-out file, first held-out row)
     "eplus": (["eplus_train.h5", "eplus_extra.h5", "eplus_extra2.h5"], "eplus_extra2.h5", 5000),
     "gamma": (["gamma_train.h5", "gamma_extra.h5", "gamma_extra2.h5"], "gamma_extra2.h5", 5000),
     "piplus": (["piplus_train.h5", "piplus_extra.h5"], "piplus_extra.h5", 3000),
 }
-
-
-def concat(parts: list[Showers]) -> Showers:
-    first = parts[0]
-    overflow = None if any(p.overflow is None for p in parts) else np.concatenate([p.overflow for p in parts])
-    return Showers(layers=[np.concatenate([p.layers[i] for p in parts]) for i in range(len(first.layers))],
-                   energy=np.concatenate([p.energy for p in parts]), geometry=first.geometry, overflow=overflow,
-                   particle=first.particle, attrs={})
 
 
 def main() -> None:
@@ -46,7 +37,7 @@ def main() -> None:
             stop = first_held if name == held_file else None
             parts.append(read_showers(args.geant4 / name, 0, stop))
             sources.append(f"{name}[0:{stop if stop is not None else len(parts[-1])}]")
-        train = concat(parts)
+        train = dataclasses.replace(concatenate(parts), attrs={})  # the merged file says its sources itself
         held = read_showers(args.geant4 / held_file, first_held)
         write_showers(args.out / f"{particle}_train.h5", train, source=" + ".join(sources))
         write_showers(args.out / f"{particle}_heldout.h5", held, source=f"{held_file}[{first_held}:]")

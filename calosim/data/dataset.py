@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from calosim.data.formats import open_showers
-from calosim.data.showers import Showers
+from calosim.data.showers import Showers, concatenate
 from calosim.errors import DataError
 
 
@@ -110,7 +110,7 @@ class ShowerDataset:
                 if self.shuffle:
                     chunk = chunk.subset(self.rng.permutation(len(chunk)))
                 if carry is not None:
-                    chunk = _concat(carry, chunk)
+                    chunk = concatenate([carry, chunk])
                     carry = None
                 n_full = len(chunk) // self.batch_size * self.batch_size
                 for b in range(0, n_full, self.batch_size):
@@ -119,12 +119,6 @@ class ShowerDataset:
                     carry = chunk.subset(slice(n_full, None))
         if carry is not None and not self.drop_last:
             yield self._emit(carry)
-
-
-def _concat(a: Showers, b: Showers) -> Showers:
-    overflow = None if a.overflow is None or b.overflow is None else np.concatenate([a.overflow, b.overflow])
-    return Showers([np.concatenate([x, y]) for x, y in zip(a.layers, b.layers)],
-                   np.concatenate([a.energy, b.energy]), a.geometry, overflow, a.particle, a.attrs)
 
 
 def energy_point_batches(energy: np.ndarray, batch_size: int, rng: np.random.Generator,

@@ -98,3 +98,13 @@ def check_showers(showers: Showers, source="showers", offset: int = 0) -> None:
         row = int(np.nonzero(bad)[0][0])
         raise DataError(f"{source}: incident energy out of range (must be finite and > 0): {float(e[row])} GeV "
                         f"in shower {row + offset}")
+
+
+def concatenate(parts: list[Showers]) -> Showers:
+    """The showers of ``parts`` one after the other (same geometry); the overflow only when every part has one;
+    particle and attributes of the first."""
+    first = parts[0]
+    overflow = None if any(p.overflow is None for p in parts) else np.concatenate([p.overflow for p in parts])
+    return Showers([np.concatenate(layer) for layer in zip(*(p.layers for p in parts))],
+                   np.concatenate([p.energy for p in parts]), first.geometry, overflow, first.particle, first.attrs)
+

@@ -340,17 +340,22 @@ def simulate_geant4(particle: str, num_showers: int, energy_range=(1.0, 100.0), 
                                        approximate_data=approximate_data, physics=physics,
                                        chunk_size=chunk_size, resume_dir=resume_dir, manifest=manifest,
                                        progress=progress, fastsim=fastsim)
-    geometry = calogan_geometry()
-    flat, overflow = cells[:, :geometry.n_cells], cells[:, geometry.n_cells:]
-    layers = [np.ascontiguousarray(x) for x in geometry.unflatten(flat)]
+    geometry, layers, overflow = readout_layers(cells)
     attrs = _file_attrs(seed, lo, hi, physics, info["data"], info["scorer"], float(1e3 * seconds.mean()))
     datasets = {}
     if fastsim is not None:
         attrs["producer"] += " --fastsim"
         datasets = fastsim_datasets(info["fastsim"])
         attrs.update(fastsim_file_attrs(fastsim, datasets))
-    return Showers(layers, energies.astype(np.float32), geometry, np.ascontiguousarray(overflow),
+    return Showers(layers, energies.astype(np.float32), geometry, overflow,
                    geant4_particle(particle), attrs, datasets)
+
+
+def readout_layers(cells):
+    """(the CaloGAN geometry, per-layer (N, R, C) cells, overflow (N, L)) of readout buffers (N, n_cells + L)."""
+    geometry = calogan_geometry()
+    layers = [np.ascontiguousarray(x) for x in geometry.unflatten(cells[:, :geometry.n_cells])]
+    return geometry, layers, np.ascontiguousarray(cells[:, geometry.n_cells:])
 
 
 def _check_energy_range(energy_range, num_showers: int) -> tuple[float, float]:

@@ -41,10 +41,7 @@ def geant4_shard(shard, path: str, energies_gev, seeds, config: WorkerConfig, fo
                               "process); use a fresh cluster for another particle or physics list")
         engine._worker_init(config)
     cells, seconds = engine._run_chunk(shard.index, energies_gev, seeds)[1:3]
-    cells = cells.astype(np.float32)
-    geometry = calogan_geometry()
-    layers = [np.ascontiguousarray(x) for x in geometry.unflatten(cells[:, :geometry.n_cells])]
-    overflow = np.ascontiguousarray(cells[:, geometry.n_cells:])
+    geometry, layers, overflow = engine.readout_layers(cells.astype(np.float32))
     attrs = {"shard": shard.index, "geant4_seconds": float(seconds.sum())}
     with ShowerWriter(path, geometry, shard.size, format, attrs, overflow=True) as out:
         out.write(0, layers, np.asarray(energies_gev, np.float64).astype(np.float32), overflow_mev=overflow)

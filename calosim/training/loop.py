@@ -240,18 +240,16 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     train_rows, val_rows = split(data_path, validation_fraction)
     if sync_batchnorm and parallel is None:
         raise ConfigError("--sync-batchnorm synchronises BatchNorm over the ranks of --distributed; give that too")
+    run = (run_dir, kind, cfg, data_path, train_rows, val_rows, backend, seed, resume, validation_fraction, dtype,
+           chunk_size, reporter, model_type, drop_energy_outliers, energy_model, mirror, parallel, sync_batchnorm)
     if parallel is not None and not parallel.is_root:  # rank 0 owns the run directory; the others only read it
-        return _train_locked(run_dir, kind, cfg, data_path, train_rows, val_rows, backend, seed, resume,
-                             validation_fraction, dtype, chunk_size, reporter, model_type, drop_energy_outliers,
-                             energy_model, mirror, parallel, sync_batchnorm)
+        return _train_locked(*run)
     created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         with run_lock(run_dir):
             sweep_stale_temporaries(run_dir)
-            return _train_locked(run_dir, kind, cfg, data_path, train_rows, val_rows, backend, seed, resume,
-                                 validation_fraction, dtype, chunk_size, reporter, model_type, drop_energy_outliers,
-                                 energy_model, mirror, parallel, sync_batchnorm)
+            return _train_locked(*run)
     except BaseException:
         if created and not (run_dir / CHECKPOINT).exists():  # nothing worth keeping: leave no empty run behind
             shutil.rmtree(run_dir, ignore_errors=True)
