@@ -62,6 +62,10 @@ def _reporter():
 @click.option("--mirror/--no-mirror", default=False, show_default=True,
               help="reflect each training shower at random along the axes its geometry is mirror symmetric under "
                    "(both axes of every CaloGAN layer)")
+@click.option("--mirror-samples/--no-mirror-samples", default=None,
+              help="reflect every shower the model samples (validation, generate, export) at random along the axes "
+                   "its geometry is mirror symmetric under, as Geant4's showers are distributed; stored in the model "
+                   "file  [default: on where the geometry is mirror symmetric]")
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True,
               help="the last fraction of the file's showers, never trained on, scored after every epoch")
 @click.option("--energy-range", nargs=2, type=click.FloatRange(min=0.0, min_open=True), default=None,
@@ -79,7 +83,8 @@ def _reporter():
               help="with --distributed: BatchNorm statistics of the global batch (one allreduce per BatchNorm forward "
                    "and backward) instead of each rank's slice (the default, as PyTorch DDP)")
 def train(data, backend, model_type, config, config_file, epochs, batch_size, out, seed, resume, energy_model,
-          mirror, validation_fraction, energy_range, drop_energy_outliers, distributed, sync_batchnorm):
+          mirror, mirror_samples, validation_fraction, energy_range, drop_energy_outliers, distributed,
+          sync_batchnorm):
     """Train a model (CaloGAN by default: reference section 4, D on real, D on fake, G twice; BCE + 0.05 energy
     MAE; or --model-type wgan-gp / vae / lagan), keeping the best epoch by validation score in OUT/best.h5, the
     last in OUT/last.h5, and a checkpoint after every epoch (OUT/checkpoint.h5; --resume continues from it)."""
@@ -96,7 +101,7 @@ def train(data, backend, model_type, config, config_file, epochs, batch_size, ou
     kwargs = dict(data=data, backend=backend, config=config, config_file=config_file, epochs=epochs,
                   batch_size=batch_size, seed=seed, resume=resume, validation_fraction=validation_fraction,
                   model_type=model_type, energy_model=energy_model, energy_range=energy_range,
-                  drop_energy_outliers=drop_energy_outliers, mirror=mirror)
+                  drop_energy_outliers=drop_energy_outliers, mirror=mirror, mirror_samples=mirror_samples)
     if parallel is not None:
         result = _train_rank(parallel, run_train, out, sync_batchnorm, kwargs)
         if not parallel.is_root:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from calosim.export import require
+from calosim.models.base import MIRROR_UNIFORM
 from calosim.models.energy import ENERGY_NORMAL, ENERGY_UNIFORM
 
 RTOL = 1e-4
@@ -95,10 +96,11 @@ def draw_inputs(sess, model, batch: int, rng: np.random.Generator) -> dict[str, 
 
 def calosim_showers(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """calosim's sampling path on the same inputs: ``model.generate`` (the graph's Bernoulli uniforms, in
-    order, through its ``rng``) and then ``model.apply_energy_model`` (column l of energy_uniform and
-    energy_normal as layer l's draws), as ``ShowerModel.sample`` runs them."""
+    order, through its ``rng``), then ``model.apply_energy_model`` (column l of energy_uniform and
+    energy_normal as layer l's draws) and ``model.apply_mirror`` (column k of mirror_uniform as axis k's), as
+    ``ShowerModel.sample`` runs them."""
     be = model.backend
-    not_generate_draws = ("z", "energy", "label", ENERGY_UNIFORM, ENERGY_NORMAL)
+    not_generate_draws = ("z", "energy", "label", ENERGY_UNIFORM, ENERGY_NORMAL, MIRROR_UNIFORM)
     uniforms = [u for name, u in feeds.items() if name not in not_generate_draws]
     given = GivenDraws(uniforms)
     extra = {"rng": given} if uniforms else {}
@@ -108,6 +110,10 @@ def calosim_showers(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         # sample draws per layer a uniform then a normal: the columns, each kind in order
         given = GivenDraws(list(feeds[ENERGY_UNIFORM].T), list(feeds[ENERGY_NORMAL].T))
         layers = model.apply_energy_model(layers, feeds["energy"], given)
+        given.check_used()
+    if model.sampling_mirror_axes:  # one uniform per shower and axis: the columns, in order
+        given = GivenDraws(list(feeds[MIRROR_UNIFORM].T))
+        layers = model.apply_mirror(layers, given)
         given.check_used()
     return [np.asarray(be.to_numpy(x)) for x in layers]
 

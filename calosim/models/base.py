@@ -9,14 +9,16 @@ A model type is a subclass of :class:`ShowerModel` with
     networks()          {"generator": Layer, ...}: the type's networks, in order
     generate(z, E, labels, training)   the networks' pass: [(N, R_l, C_l)] MeV backend arrays
 and inherits
-    sample(E, rng, labels)             the one sampling path (latent draws, class draws, inference pass, and
-                                       with an energy model the layers rescaled to its energies)
+    sample(E, rng, labels)             the one sampling path (latent draws, class draws, inference pass, with
+                                       an energy model the layers rescaled to its energies, and with
+                                       sampling_mirror_axes each shower reflected at random)
     attach_energy_model(config, rng)   energy factorisation for any type (calosim.models.energy)
     all_networks()                     the type's networks and the energy model's: what a model file stores
     fit(config, data_path, rows)       values fitted from the training data (model state, stored with the model)
     freeze()                           prepare for sampling only (exact inference folds where the type has any)
     export_sampling_onnx(graph)        sample's path as one ONNX graph: export_onnx, then (with an energy model)
-                                       its draws as inputs and the rescaling to its layer energies
+                                       its draws as inputs and the rescaling to its layer energies, then the
+                                       reflections (their draws an input)
 and may implement
     export_onnx(graph)                 generate's path on an ONNX graph (calosim.export)
 
@@ -35,6 +37,8 @@ import numpy as np
 
 from calosim.errors import ConfigError, ExportError, TrainingError
 from calosim.models.units import CONDITIONING, energy_condition
+
+MIRROR_UNIFORM = "mirror_uniform"  # the graph input of apply_mirror's draws (export_mirror)
 
 
 class ConfigMixin:
@@ -171,6 +175,9 @@ class ShowerModel:
         self.fitted = {k: np.asarray(v, np.float64) for k, v in (fitted or {}).items()}
         self.attrs: dict = {}
         self.energy_model = None  # a LayerEnergyModel after attach_energy_model
+        # the axes (0 rows, 1 columns) every sampled shower is reflected along with probability 1/2: where the
+        # geometry is mirror symmetric, so is Geant4's distribution, and the symmetrised one is nearer to it
+        self.sampling_mirror_axes: tuple[int, ...] = ()
 
     # ------------------------------------------------------------------ configurations
     @classmethod
@@ -290,14 +297,15 @@ class ShowerModel:
     def sample(self, energy_gev, rng: np.random.Generator, labels=None) -> list:
         """The sampling path every caller uses: showers [(N, R_l, C_l)] MeV (backend arrays) at incident
         energies (N,) GeV, inference mode. Draws z (N, Z) from ``rng``, then (two-class models, no ``labels``
-        given) the labels, then (with an energy model) the layer energies each layer is rescaled to."""
+        given) the labels, then (with an energy model) the layer energies each layer is rescaled to, then (with
+        ``sampling_mirror_axes``) the reflections."""
         energy = np.asarray(energy_gev, np.float64)
         z = self.sample_latent(rng, len(energy))
         if labels is None:
             labels = self.sample_labels(rng, len(energy))
         be = self.backend
         layers = self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
-        return self.apply_energy_model(layers, energy, rng)
+        return self.apply_mirror(self.apply_energy_model(layers, energy, rng), rng)
 
     def apply_energy_model(self, layers: list, energy_gev, rng: np.random.Generator) -> list:
         """The last step of :meth:`sample`: with an energy model, the layers [(N, R_l, C_l)] MeV rescaled to the
@@ -309,6 +317,28 @@ class ShowerModel:
 
         energy = np.asarray(energy_gev, np.float64)
         return rescale_layers(layers, self.energy_model.sample(energy, rng), self.backend.xp)
+
+    def set_sampling_mirror_axes(self, axes) -> None:
+        """Reflect sampled showers along ``axes`` (0 rows, 1 columns); ModelError unless the geometry is mirror
+        symmetric under each."""
+        axes = tuple(sorted({int(a) for a in axes}))
+        symmetric = self.geometry.mirror_axes()
+        if any(a not in symmetric for a in axes):
+            raise ConfigError(f"sampling mirror axes {list(axes)}: the geometry {self.geometry.name!r} is mirror "
+                              f"symmetric under {list(symmetric)} only")
+        self.sampling_mirror_axes = axes
+
+    def apply_mirror(self, layers: list, rng: np.random.Generator) -> list:
+        """The last step of :meth:`sample`: each shower [(N, R_l, C_l)] reflected along each of
+        ``sampling_mirror_axes`` with probability 1/2, the same reflection in every layer (per axis one
+        ``rng.random(N)``, reflected where below 1/2); without axes, the layers as they are."""
+        if not self.sampling_mirror_axes:
+            return layers
+        xp = self.backend.xp
+        for axis in self.sampling_mirror_axes:
+            flip = self.backend.asarray(rng.random(len(layers[0])) < 0.5).reshape(-1, 1, 1)
+            layers = [xp.where(flip, xp.flip(x, axis=axis + 1), x) for x in layers]
+        return layers
 
     def generate(self, z, energy, labels=None, training: bool = False) -> list:
         raise NotImplementedError
@@ -329,15 +359,34 @@ class ShowerModel:
         """:meth:`sample` after its latent and class draws, on an ONNX graph: :meth:`export_onnx`, and with an
         energy model its draws as inputs (energy_uniform, energy_normal (N, L)) and every layer rescaled to
         the layer energies, as :meth:`apply_energy_model` does. Called after :meth:`freeze`."""
-        if self.energy_model is None:
+        if self.energy_model is None and not self.sampling_mirror_axes:
             self.export_onnx(graph)
             return
-        from calosim.models.energy import export_rescale_layers
-
         with graph.held_showers() as layers:
             self.export_onnx(graph)
-        energies = self.energy_model.export_onnx(graph, graph.energy())
-        graph.showers(self.geometry, export_rescale_layers(layers, energies, graph))
+        if self.energy_model is not None:
+            from calosim.models.energy import export_rescale_layers
+
+            energies = self.energy_model.export_onnx(graph, graph.energy())
+            layers = export_rescale_layers(layers, energies, graph)
+        if self.sampling_mirror_axes:
+            layers = self.export_mirror(layers, graph)
+        graph.showers(self.geometry, layers)
+
+    def export_mirror(self, layers: list, graph) -> list:
+        """:meth:`apply_mirror` on an ONNX graph: input mirror_uniform (N, A), column k the draws of the k-th of
+        ``sampling_mirror_axes``."""
+        axes = self.sampling_mirror_axes
+        u = graph.uniforms(MIRROR_UNIFORM, len(axes), "shower n is reflected along sampling mirror axis k (0 "
+                           "rows, 1 columns) where u_nk < 0.5")
+        out = []
+        for value, layer in zip(layers, self.geometry.layers):
+            flat = value.reshape(-1, layer.shape[0] * layer.shape[1])
+            for k, axis in enumerate(axes):
+                order = np.flip(np.arange(flat.size).reshape(layer.shape), axis=axis).reshape(-1)
+                flat = graph.where(u[:, k:k + 1] < 0.5, graph.gather(flat, order), flat)
+            out.append(flat.reshape(-1, *layer.shape))
+        return out
 
     def sampling_flops(self, batch: int) -> int:
         """FLOPs of the products one :meth:`sample` call of ``batch`` showers executes."""

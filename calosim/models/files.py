@@ -119,6 +119,8 @@ def write_model(f: h5py.File, model, extra: dict | None = None, target=None) -> 
     }
     if model.energy_model is not None:
         attrs["energy_model"] = json.dumps(model.energy_model.config.to_dict())
+    if model.sampling_mirror_axes:
+        attrs["sampling_mirror_axes"] = json.dumps(list(model.sampling_mirror_axes))
     for key, value in (extra or {}).items():
         attrs[key] = value if isinstance(value, (str, int, float, np.ndarray)) else json.dumps(value)
     for key, value in attrs.items():
@@ -189,6 +191,15 @@ def read_model_header(path) -> dict:
             attrs["energy_model"] = LayerEnergyConfig.from_dict(json.loads(attrs["energy_model"]))
         except Exception as exc:  # noqa: BLE001 - a malformed attribute of any kind is one line
             raise DataError(f"{path}: malformed energy_model attribute ({type(exc).__name__}: {exc})") from None
+    axes = attrs.get("sampling_mirror_axes", "[]")
+    try:
+        attrs["sampling_mirror_axes"] = tuple(int(a) for a in json.loads(axes))
+    except Exception:  # noqa: BLE001 - a malformed attribute of any kind is one line
+        raise DataError(f"{path}: malformed sampling_mirror_axes attribute {axes!r}") from None
+    symmetric = attrs["geometry"].mirror_axes()
+    if any(a not in symmetric for a in attrs["sampling_mirror_axes"]):
+        raise DataError(f"{path}: sampling_mirror_axes {list(attrs['sampling_mirror_axes'])}, but the geometry is "
+                        f"mirror symmetric under {list(symmetric)} only")
     return attrs
 
 
@@ -203,6 +214,7 @@ def build_from_header(header: dict, backend, rng: np.random.Generator | None = N
     model.fitted.update({k: np.asarray(v, np.float64) for k, v in (header.get("fitted") or {}).items()})
     if header.get("energy_model") is not None:
         model.attach_energy_model(header["energy_model"], rng)
+    model.sampling_mirror_axes = tuple(header.get("sampling_mirror_axes", ()))
     return model
 
 
@@ -231,5 +243,6 @@ def load_model(path, backend):
     except Exception as exc:  # noqa: BLE001 - damaged array data
         raise DataError(f"{path}: the weight arrays cannot be read (damaged file?): {exc}") from None
     check_weights_finite(model, path)
-    model.attrs = {k: v for k, v in header.items() if k not in ("config", "geometry", "fitted", "energy_model")}
+    model.attrs = {k: v for k, v in header.items()
+                   if k not in ("config", "geometry", "fitted", "energy_model", "sampling_mirror_axes")}
     return model

@@ -21,7 +21,8 @@ from calosim.errors import TrainingError
 LOCK = ".lock"
 # What a resume must share with the run it continues (run.json keys), and how each is called on the command line.
 RESUME_KEYS = {"model_type": "--model-type", "seed": "--seed", "data_sha256": "--data (file contents)",
-               "validation_fraction": "--validation-fraction", "dtype": "dtype"}
+               "validation_fraction": "--validation-fraction", "dtype": "dtype",
+               "sampling_mirror_axes": "--mirror-samples"}
 
 
 @contextlib.contextmanager
