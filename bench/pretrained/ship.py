@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from calosim.info import machine_info
+from calosim.models.files import read_model_header
 
 PACKAGE = Path(__file__).resolve().parents[2] / "calosim" / "pretrained"
 SPREAD_KEYS = ("auc_low", "auc_high", "fpd", "kpd", "mean_sep", "worst_sep", "worst", "response_gen", "core_gen")
@@ -59,7 +60,8 @@ def main(argv=None) -> None:
         "recipe": {"model_type": run["model_type"], "config": run["config"]["name"],
                    "energy_model": run.get("energy_model") is not None, "seed": run["seed"],
                    "epochs": run["config"]["training"]["epochs"], "kept": "the best epoch by validation score",
-                   "full_config": run["config"], "energy_model_config": run.get("energy_model")},
+                   "full_config": run["config"], "energy_model_config": run.get("energy_model"),
+                   "sampling_mirror_axes": list(read_model_header(target)["sampling_mirror_axes"])},
         "training_data": {"showers": run["train_rows"][1] - run["train_rows"][0],
                           "validation_showers": run["validation_rows"][1] - run["validation_rows"][0],
                           "description": args.training_desc, "sha256": run["data_sha256"]},

@@ -59,7 +59,9 @@ def format_catalogue(entries: dict[str, dict]) -> str:
         seeds = q.get("seeds", {})
         spread = "; ".join(f"seed {seed}: AUC {v['auc_low']:.3f}, mean sep {v['mean_sep']:.4f}, worst "
                            f"{v['worst']} {v['worst_sep']:.3f}" for seed, v in sorted(seeds.items()))
-        lines.append(f"{name}: shipped seed {e['recipe']['seed']}, measured against {q['reference']} "
+        axes = e["recipe"].get("sampling_mirror_axes")
+        mirrored = f", its showers reflected at random along axes {axes} (mirrored sampling)" if axes else ""
+        lines.append(f"{name}: shipped seed {e['recipe']['seed']}{mirrored}, measured against {q['reference']} "
                      f"({q['n_reference']} Geant4 showers never trained on, {q['n_generated']} generated at their "
                      f"energies) on {e['measured_on']}. The recipe on every seed: {spread}")
     lines.append("`calosim models show NAME` prints all of an entry")
