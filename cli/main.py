@@ -145,8 +145,10 @@ from calosim.cli.bench_cmd import bench  # noqa: E402
 
 main.add_command(bench)
 
+from calosim.cli.calibrate_cmd import calibrate  # noqa: E402
 from calosim.cli.export_cmd import export  # noqa: E402
 from calosim.cli.models_cmd import models  # noqa: E402
 
+main.add_command(calibrate)
 main.add_command(export)
 main.add_command(models)

@@ -66,6 +66,10 @@ def _reporter():
               help="reflect every shower the model samples (validation, generate, export) at random along the axes "
                    "its geometry is mirror symmetric under, as Geant4's showers are distributed; stored in the model "
                    "file  [default: on where the geometry is mirror symmetric]")
+@click.option("--calibrate-cells/--no-calibrate-cells", default=True, show_default=True,
+              help="when the run ends, fit per-cell factors that bring the model's mean shower shape onto the first "
+                   "10,000 training showers' at every energy (stored in best.h5 and last.h5; `calosim calibrate` "
+                   "refits them)")
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True,
               help="the last fraction of the file's showers, never trained on, scored after every epoch")
 @click.option("--energy-range", nargs=2, type=click.FloatRange(min=0.0, min_open=True), default=None,
@@ -83,7 +87,7 @@ def _reporter():
               help="with --distributed: BatchNorm statistics of the global batch (one allreduce per BatchNorm forward "
                    "and backward) instead of each rank's slice (the default, as PyTorch DDP)")
 def train(data, backend, model_type, config, config_file, epochs, batch_size, out, seed, resume, energy_model,
-          mirror, mirror_samples, validation_fraction, energy_range, drop_energy_outliers, distributed,
+          mirror, mirror_samples, calibrate_cells, validation_fraction, energy_range, drop_energy_outliers, distributed,
           sync_batchnorm):
     """Train a model (CaloGAN by default: reference section 4, D on real, D on fake, G twice; BCE + 0.05 energy
     MAE; or --model-type wgan-gp / vae / lagan), keeping the best epoch by validation score in OUT/best.h5, the
@@ -101,7 +105,8 @@ def train(data, backend, model_type, config, config_file, epochs, batch_size, ou
     kwargs = dict(data=data, backend=backend, config=config, config_file=config_file, epochs=epochs,
                   batch_size=batch_size, seed=seed, resume=resume, validation_fraction=validation_fraction,
                   model_type=model_type, energy_model=energy_model, energy_range=energy_range,
-                  drop_energy_outliers=drop_energy_outliers, mirror=mirror, mirror_samples=mirror_samples)
+                  drop_energy_outliers=drop_energy_outliers, mirror=mirror, mirror_samples=mirror_samples,
+                  calibrate_cells=calibrate_cells)
     if parallel is not None:
         result = _train_rank(parallel, run_train, out, sync_batchnorm, kwargs)
         if not parallel.is_root:

@@ -106,6 +106,7 @@ def calosim_showers(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     extra = {"rng": given} if uniforms else {}
     layers = model.generate(be.asarray(feeds["z"]), be.asarray(feeds["energy"]), labels=feeds.get("label"), **extra)
     given.check_used()
+    layers = model.apply_cell_calibration(layers, feeds["energy"])
     if model.energy_model is not None:
         # sample draws per layer a uniform then a normal: the columns, each kind in order
         given = GivenDraws(list(feeds[ENERGY_UNIFORM].T), list(feeds[ENERGY_NORMAL].T))

@@ -10,15 +10,16 @@ A model type is a subclass of :class:`ShowerModel` with
     generate(z, E, labels, training)   the networks' pass: [(N, R_l, C_l)] MeV backend arrays
 and inherits
     sample(E, rng, labels)             the one sampling path (latent draws, class draws, inference pass, with
-                                       an energy model the layers rescaled to its energies, and with
+                                       fitted cell calibration the cells scaled (calosim.models.calibration),
+                                       with an energy model the layers rescaled to its energies, and with
                                        sampling_mirror_axes each shower reflected at random)
     attach_energy_model(config, rng)   energy factorisation for any type (calosim.models.energy)
     all_networks()                     the type's networks and the energy model's: what a model file stores
     fit(config, data_path, rows)       values fitted from the training data (model state, stored with the model)
     freeze()                           prepare for sampling only (exact inference folds where the type has any)
-    export_sampling_onnx(graph)        sample's path as one ONNX graph: export_onnx, then (with an energy model)
-                                       its draws as inputs and the rescaling to its layer energies, then the
-                                       reflections (their draws an input)
+    export_sampling_onnx(graph)        sample's path as one ONNX graph: export_onnx, the cell calibration, then
+                                       (with an energy model) its draws as inputs and the rescaling to its layer
+                                       energies, then the reflections (their draws an input)
 and may implement
     export_onnx(graph)                 generate's path on an ONNX graph (calosim.export)
 
@@ -298,14 +299,27 @@ class ShowerModel:
         """The sampling path every caller uses: showers [(N, R_l, C_l)] MeV (backend arrays) at incident
         energies (N,) GeV, inference mode. Draws z (N, Z) from ``rng``, then (two-class models, no ``labels``
         given) the labels, then (with an energy model) the layer energies each layer is rescaled to, then (with
-        ``sampling_mirror_axes``) the reflections."""
+        ``sampling_mirror_axes``) the reflections; the cell calibration, where fitted, draws nothing."""
         energy = np.asarray(energy_gev, np.float64)
         z = self.sample_latent(rng, len(energy))
         if labels is None:
             labels = self.sample_labels(rng, len(energy))
         be = self.backend
         layers = self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
+        layers = self.apply_cell_calibration(layers, energy)
         return self.apply_mirror(self.apply_energy_model(layers, energy, rng), rng)
+
+    def apply_cell_calibration(self, layers: list, energy_gev) -> list:
+        """The step of :meth:`sample` after :meth:`generate`: with fitted cell-calibration factors
+        (calosim.models.calibration), every cell times its factor at the shower's energy and each layer scaled
+        back to its sum; without them, the layers as they are. Draws nothing."""
+        from calosim.models.calibration import FITTED_KEY, apply_factors
+
+        if FITTED_KEY not in self.fitted:
+            return layers
+        be = self.backend
+        condition = self.condition(be.asarray(np.asarray(energy_gev, np.float64)))
+        return apply_factors(layers, be.asarray(self.fitted[FITTED_KEY]), condition, self.geometry, be.xp)
 
     def apply_energy_model(self, layers: list, energy_gev, rng: np.random.Generator) -> list:
         """The last step of :meth:`sample`: with an energy model, the layers [(N, R_l, C_l)] MeV rescaled to the
@@ -359,11 +373,17 @@ class ShowerModel:
         """:meth:`sample` after its latent and class draws, on an ONNX graph: :meth:`export_onnx`, and with an
         energy model its draws as inputs (energy_uniform, energy_normal (N, L)) and every layer rescaled to
         the layer energies, as :meth:`apply_energy_model` does. Called after :meth:`freeze`."""
-        if self.energy_model is None and not self.sampling_mirror_axes:
+        from calosim.models.calibration import FITTED_KEY, export_factors
+
+        calibrated = FITTED_KEY in self.fitted
+        if self.energy_model is None and not self.sampling_mirror_axes and not calibrated:
             self.export_onnx(graph)
             return
         with graph.held_showers() as layers:
             self.export_onnx(graph)
+        if calibrated:
+            layers = export_factors(layers, self.fitted[FITTED_KEY], graph.energy(), self.energy_range, self.geometry,
+                                    graph)
         if self.energy_model is not None:
             from calosim.models.energy import export_rescale_layers
 

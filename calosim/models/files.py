@@ -144,6 +144,22 @@ def save_model(path, model, **extra) -> Path:
     return path
 
 
+def store_fitted_value(path, key: str, value) -> None:
+    """Add or replace the fitted value /fitted/KEY of a model file; the file is rewritten whole beside it and
+    renamed over it, so that a failure leaves it as it was."""
+    value = np.asarray(value, np.float64)
+    require_finite(value, f"fitted value /{FITTED}/{key}", path)
+    with h5py.File(path, "r") as src, atomic_h5(path, track_order=True) as dst:
+        for name, attr in src.attrs.items():
+            dst.attrs[name] = attr
+        for name in src:
+            src.copy(src[name], dst, name=name)
+        group = dst.require_group(FITTED)
+        if key in group:
+            del group[key]
+        group.create_dataset(key, data=value)
+
+
 def read_model_header(path) -> dict:
     """The attributes of a model file of any type, checking that it is one: ``model`` (type name), ``config``
     (the type's config object), ``geometry`` (Geometry), ``energy_range`` and ``fitted`` decoded. Anything

@@ -1,0 +1,153 @@
+"""Cell calibration: per-cell factors, fitted after training, that bring a model's mean shower shape onto the
+training showers' at every incident energy (a post-processor of the generated cells, for any model type).
+
+A decoder that fits cells in a log-like unit regresses each cell to a typical value, not its mean: a cell whose
+deposits fluctuate much (the tails of a shower, where Geant4 has a few sporadic hits) comes out too small on
+average, so that the generated showers are too narrow and too regular. The calibration measures that per cell:
+
+    s_v     = cell_v / (the sum of its layer's cells)         the normalised shape of a shower (0 if empty)
+    w_b(c)  = max(0, 1 - |c - c_b| / h)                       hat weights on B centres c_b = b h, h = 1 / (B - 1),
+                                                              c the energy condition (calosim.models.units)
+                                                              clipped to [0, 1]; sum_b w_b(c) = 1
+    m_b,v   = sum_i w_b(c_i) s_i,v / sum_i w_b(c_i)           weighted mean shapes, of the training showers (data)
+                                                              and of the model's own samples (model), both
+                                                              averaged over the sampling mirror axes
+    f_b,v   = clip(m^data_b,v / m^model_b,v, 1 / CLIP, CLIP)  (1 where the model's mean is 0)
+
+and sampling multiplies every cell by F_v(c) = sum_b w_b(c) f_b,v, then scales each layer back to the sum it had,
+so that the layer energies (and with them the energy model's) are untouched. Stored as the fitted values
+cell_calibration (B, V); a model without them samples as before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calosim.models.units import energy_condition
+
+FITTED_KEY = "cell_calibration"
+CENTRES = 5  # hat functions over the conditioning range (log incident energy): B
+CLIP = 5.0  # factors within [1 / CLIP, CLIP]
+
+
+def hat_weights(c, n_centres: int, xp):
+    """(N, B) hat weights of conditions c (N, 1), clipped to [0, 1], on B evenly spaced centres."""
+    c = xp.minimum(xp.maximum(c, 0.0), 1.0)
+    h = 1.0 / (n_centres - 1)
+    return xp.concatenate([xp.maximum(1.0 - xp.abs(c - b * h) / h, 0.0) for b in range(n_centres)], axis=1)
+
+
+def normalised_shapes(layers, geometry) -> np.ndarray:
+    """(N, V) float64: each shower's cells divided by its layer's sum (0 in an empty layer)."""
+    parts = []
+    for layer in layers:
+        x = np.asarray(layer, np.float64).reshape(len(layer), -1)
+        total = x.sum(axis=1, keepdims=True)
+        parts.append(np.where(total > 0, x / np.where(total > 0, total, 1.0), 0.0))
+    return np.concatenate(parts, axis=1)
+
+
+def symmetrised(mean_shapes: np.ndarray, geometry, axes) -> np.ndarray:
+    """(B, V) mean shapes averaged over every combination of reflections along ``axes``."""
+    off = geometry.offsets
+    out = np.empty_like(mean_shapes)
+    for i, layer in enumerate(geometry.layers):
+        part = mean_shapes[:, off[i]:off[i + 1]].reshape(-1, *layer.shape)
+        views = [part]
+        for axis in axes:
+            views = views + [np.flip(v, axis=axis + 1) for v in views]
+        out[:, off[i]:off[i + 1]] = (sum(views) / len(views)).reshape(len(part), -1)
+    return out
+
+
+def weighted_means(shapes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(B, V) means of shapes (N, V) under each column of weights (N, B)."""
+    return (weights.T @ shapes) / np.maximum(weights.sum(axis=0), 1e-12)[:, None]
+
+
+def fit_factors(data_shapes, data_condition, model_shapes, model_condition, geometry, axes=(),
+                n_centres: int = CENTRES) -> np.ndarray:
+    """(B, V) factors f_b,v (module docstring) from normalised shapes (N, V) and conditions (N, 1) of the data and
+    of the model's samples."""
+    m_data = weighted_means(data_shapes, hat_weights(np.asarray(data_condition, np.float64), n_centres, np))
+    m_model = weighted_means(model_shapes, hat_weights(np.asarray(model_condition, np.float64), n_centres, np))
+    m_data, m_model = symmetrised(m_data, geometry, axes), symmetrised(m_model, geometry, axes)
+    ratio = m_data / np.where(m_model > 0, m_model, 1.0)
+    return np.where(m_model > 0, np.clip(ratio, 1.0 / CLIP, CLIP), 1.0)
+
+
+def apply_factors(layers: list, factors, condition, geometry, xp) -> list:
+    """Layers [(N, R_l, C_l)] with every cell times F_v(c) and each layer scaled back to its sum."""
+    f = hat_weights(condition, factors.shape[0], xp) @ factors  # (N, V)
+    off = geometry.offsets
+    out = []
+    for i, x in enumerate(layers):
+        n = x.shape[0]
+        flat = x.reshape(n, -1)
+        scaled = flat * f[:, off[i]:off[i + 1]].astype(flat.dtype)
+        before, after = flat.sum(axis=1, keepdims=True), scaled.sum(axis=1, keepdims=True)
+        scale = xp.where(after > 0, before / xp.where(after > 0, after, 1.0), 0.0).astype(flat.dtype)
+        out.append((scaled * scale).reshape(x.shape))
+    return out
+
+
+def export_factors(layers: list, factors: np.ndarray, energy, energy_range, geometry, graph) -> list:
+    """:func:`apply_factors` on an ONNX graph (calosim.export.graph.Graph) for per-layer values [(R_l, C_l)]."""
+    c = energy_condition(energy, energy_range, graph)
+    f = graph.matmul(hat_weights(c, factors.shape[0], graph), np.asarray(factors, np.float32))
+    off = geometry.offsets
+    out = []
+    for i, (x, layer) in enumerate(zip(layers, geometry.layers)):
+        flat = x.reshape(-1, layer.n_cells)
+        scaled = flat * f[:, off[i]:off[i + 1]]
+        before, after = flat.sum(axis=1, keepdims=True), scaled.sum(axis=1, keepdims=True)
+        scale = graph.where(after > 0.0, before / graph.maximum(after, 1e-30), 0.0)
+        out.append((scaled * scale).reshape(-1, *layer.shape))
+    return out
+
+
+def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
+    """Fit ``model``'s cell calibration to ``showers`` (the training showers, calosim.data.Showers): the model
+    samples at their incident energies (its latent draws from ``seed``, before any calibration, energy model or
+    reflection) and the factors go to model.fitted[FITTED_KEY]. Returns them."""
+    rng = np.random.default_rng(seed)
+    be = model.backend
+    energy = np.asarray(showers.energy, np.float64)
+    model.fitted.pop(FITTED_KEY, None)
+    generated = []
+    for start in range(0, len(energy), batch_size):
+        e = energy[start:start + batch_size]
+        z = model.sample_latent(rng, len(e))
+        labels = model.sample_labels(rng, len(e))
+        layers = model.generate(be.asarray(z), be.asarray(e), labels=labels, training=False)
+        generated.append(normalised_shapes([be.to_numpy(x) for x in layers], model.geometry))
+    condition = energy_condition(energy, model.energy_range, np)
+    factors = fit_factors(normalised_shapes(showers.layers, model.geometry), condition, np.concatenate(generated),
+                          condition, model.geometry, model.sampling_mirror_axes)
+    model.fitted[FITTED_KEY] = factors
+    return factors
+
+
+def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_000, seed: int = 0,
+                   backend: str = "numba") -> np.ndarray:
+    """Fit the cell calibration of the model file ``path`` to the showers ``rows`` (default all; at most
+    ``max_showers``, the first ones) of the shower file ``data`` and store it in the file (models.files.
+    store_fitted_value). Returns the factors (B, V)."""
+    from calosim.backends import get_backend
+    from calosim.data.formats import open_showers, read_showers
+    from calosim.errors import DataError
+    from calosim.models.files import load_model, store_fitted_value
+
+    model = load_model(path, get_backend(backend))
+    if rows is None:
+        with open_showers(data) as f:
+            rows = range(0, len(f))
+    showers = read_showers(data, rows.start, min(rows.stop, rows.start + max_showers))
+    if showers.geometry.shapes != model.geometry.shapes:
+        raise DataError(f"{data}: geometry {list(showers.geometry.shapes)} is not the model's "
+                        f"{list(model.geometry.shapes)}")
+    if len(showers) < 100:
+        raise DataError(f"{data}: {len(showers)} showers; the cell calibration needs at least 100")
+    factors = fit_model(model, showers, seed)
+    store_fitted_value(path, FITTED_KEY, factors)
+    return factors

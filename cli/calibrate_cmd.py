@@ -1,0 +1,51 @@
+"""`calosim calibrate`: fit a model's cell calibration (calosim.models.calibration) to Geant4 showers."""
+
+import click
+
+
+@click.command()
+@click.option("--model", "model", required=True, type=click.Path(exists=True),
+              help="a model file, or a run directory (its best.h5 and last.h5, fitted to the run's training showers "
+                   "unless --data says otherwise)")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="the showers to fit to: the model's training showers (CaloGAN or CaloChallenge file); "
+                   "default for a run directory: its training file and rows")
+@click.option("--rows", nargs=2, type=click.IntRange(min=0), default=None, metavar="START STOP",
+              help="the rows of --data to use (default: all of it, or the run's training rows)")
+@click.option("--max-showers", type=click.IntRange(min=100), default=10_000, show_default=True,
+              help="use at most this many showers (the first of the rows)")
+@click.option("--seed", default=0, show_default=True, help="seed of the model's own samples the fit compares with")
+@click.option("--backend", type=click.Choice(["numpy", "numba", "cupy"]), default="numba", show_default=True,
+              help="where the model samples")
+def calibrate(model, data, rows, max_showers, seed, backend):
+    """Fit per-cell factors that bring the model's mean shower shape onto the given showers' at every incident
+    energy, and store them in the model file: sampling then scales every generated cell by its factor and each
+    layer back to its sum (the layer energies stay the model's). `calosim train` does this when a run ends;
+    use this command for models trained before, or to fit to other showers."""
+    import json
+    from pathlib import Path
+
+    from calosim.cli.main import run_library_call
+    from calosim.models.calibration import calibrate_file
+
+    path = Path(model)
+    targets = [path]
+    if path.is_dir():
+        run_json = path / "run.json"
+        if not run_json.is_file():
+            raise click.UsageError(f"{path}: not a run directory (no run.json)")
+        run = json.loads(run_json.read_text())
+        if data is None:
+            data = run["data"]
+            rows = rows or tuple(run["train_rows"])
+        targets = [path / name for name in ("best.h5", "last.h5") if (path / name).is_file()]
+    elif data is None:
+        raise click.UsageError("--data is needed for a model file (the showers to fit to)")
+    row_range = range(*rows) if rows else None
+    if row_range is not None and len(row_range) == 0:
+        raise click.UsageError(f"--rows {rows[0]} {rows[1]}: no rows")
+    for target in targets:
+        factors = run_library_call(calibrate_file, target, data, row_range, max_showers=max_showers, seed=seed,
+                                   backend=backend)
+        click.echo(f"{target}: cell calibration fitted to {data} ({factors.shape[0]} energy centres x "
+                   f"{factors.shape[1]} cells; factors {factors.min():.2f} .. {factors.max():.2f})")
