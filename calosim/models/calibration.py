@@ -33,6 +33,7 @@ from calosim.models.units import energy_condition
 FITTED_KEY = "cell_calibration"
 CENTRES = 5  # hat functions over the conditioning range (log incident energy): B
 CLIP = 5.0  # factors within [1 / CLIP, CLIP]
+MIN_SHOWERS = 100  # the fewest showers a fit takes
 
 
 def hat_weights(c, n_centres: int, xp):
@@ -168,8 +169,8 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
     if showers.geometry.shapes != model.geometry.shapes:
         raise DataError(f"{data}: geometry {list(showers.geometry.shapes)} is not the model's "
                         f"{list(model.geometry.shapes)}")
-    if len(showers) < 100:
-        raise DataError(f"{data}: {len(showers)} showers; the cell calibration needs at least 100")
+    if len(showers) < MIN_SHOWERS:
+        raise DataError(f"{data}: {len(showers)} showers; the cell calibration needs at least {MIN_SHOWERS}")
     factors = fit_model(model, showers, seed)
     store_fitted_value(path, FITTED_KEY, factors)
     return factors
