@@ -26,7 +26,7 @@ def calibrate(model, data, rows, max_showers, seed, backend):
     from pathlib import Path
 
     from calosim.cli.main import run_library_call
-    from calosim.models.calibration import calibrate_file
+    from calosim.training.calibrate import calibrate_file
 
     path = Path(model)
     targets = [path]

@@ -150,27 +150,3 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
     model.fitted[FITTED_KEY] = factors
     return factors
 
-
-def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_000, seed: int = 0,
-                   backend: str = "numba") -> np.ndarray:
-    """Fit the cell calibration of the model file ``path`` to the showers ``rows`` (default all; at most
-    ``max_showers``, the first ones) of the shower file ``data`` and store it in the file (models.files.
-    store_fitted_value). Returns the factors (B, V)."""
-    from calosim.backends import get_backend
-    from calosim.data.formats import open_showers, read_showers
-    from calosim.errors import DataError
-    from calosim.models.files import load_model, store_fitted_value
-
-    model = load_model(path, get_backend(backend))
-    if rows is None:
-        with open_showers(data) as f:
-            rows = range(0, len(f))
-    showers = read_showers(data, rows.start, min(rows.stop, rows.start + max_showers))
-    if showers.geometry.shapes != model.geometry.shapes:
-        raise DataError(f"{data}: geometry {list(showers.geometry.shapes)} is not the model's "
-                        f"{list(model.geometry.shapes)}")
-    if len(showers) < MIN_SHOWERS:
-        raise DataError(f"{data}: {len(showers)} showers; the cell calibration needs at least {MIN_SHOWERS}")
-    factors = fit_model(model, showers, seed)
-    store_fitted_value(path, FITTED_KEY, factors)
-    return factors

@@ -271,7 +271,8 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
 def calibrate_run(run_dir: Path, data_path: Path, train_rows: range, seed: int, backend: str,
                   reporter: Reporter) -> None:
     """The cell calibration of the run's best.h5 and last.h5, fitted to its first 10,000 training showers."""
-    from calosim.models.calibration import MIN_SHOWERS, calibrate_file
+    from calosim.models.calibration import MIN_SHOWERS
+    from calosim.training.calibrate import calibrate_file
 
     n = min(len(train_rows), 10_000)
     if n < MIN_SHOWERS:
