@@ -122,3 +122,26 @@ def test_training_fits_it_when_the_run_ends_and_the_mean_shape_comes_nearer_the_
     calibrated = mean_shape_error()
     model.fitted.pop(FITTED_KEY)
     assert calibrated < 0.7 * mean_shape_error()
+
+
+def test_the_response_calibration_scales_the_energy_models_draws():
+    """With fitted response factors, every layer energy the energy model draws is multiplied by G(c): the same
+    draws give layer sums G(c) times those without them."""
+    from calosim.models.calibration import RESPONSE_KEY, response_factors
+
+    model = _tiny("vae-small")
+    fit_model(model, tiny_showers(500, seed=9))
+    assert RESPONSE_KEY in model.fitted and model.fitted[RESPONSE_KEY].shape == (5,)
+    model.fitted[RESPONSE_KEY] = np.array([0.8, 0.9, 1.0, 1.1, 1.2])
+    energy = np.geomspace(1.0, 100.0, 300)
+    layers = model.generate(np.random.default_rng(1).standard_normal((300, model.latent_dim)), energy)
+    with_factors = model.apply_energy_model(layers, energy, np.random.default_rng(2))
+    factors = model.fitted.pop(RESPONSE_KEY)
+    without = model.apply_energy_model(layers, energy, np.random.default_rng(2))
+    g = response_factors(factors, energy_condition(energy, model.energy_range, np), np)[:, 0]
+    total_with = sum(x.reshape(300, -1).sum(1) for x in with_factors)
+    total_without = sum(x.reshape(300, -1).sum(1) for x in without)
+    filled = total_without > 0
+    assert filled.sum() > 100
+    np.testing.assert_allclose(total_with[filled], g[filled] * total_without[filled], rtol=1e-5)
+    assert g.min() < 0.85 and g.max() > 1.15  # the factors vary with the energy

@@ -138,21 +138,3 @@ def test_sampled_variables_stay_in_the_training_range():
     model.t_low = model.t_high = None  # without the clip the same draws leave the range
     unclipped = model.sample(energy, np.random.default_rng(4)).sum(axis=1) / (1000.0 * energy)
     assert unclipped.min() < response.min() - 0.01 or unclipped.max() > response.max() + 0.01
-
-
-def test_the_trainer_draws_its_own_batches_from_the_sample():
-    """With the config's batch_size and a sample, a step trains on rows of the sample (the shape model's batch is
-    ignored: here one that would give a NaN loss), the same rows for the same rng."""
-    from calosim.models.energy import LayerEnergyTrainer
-
-    rng = np.random.default_rng(1)
-    energy = rng.uniform(2, 90, 200)
-    sums = rng.uniform(0.1, 1, (200, 3)) * energy[:, None] * 1000.0 * [0.3, 0.6, 0.05]
-    losses = []
-    for _ in range(2):
-        model = _model(batch_size=16)
-        trainer = LayerEnergyTrainer(model, (sums, energy), np.random.default_rng(5))
-        losses.append(trainer.train_step(np.full((4, 3), np.nan), np.full(4, np.nan))["e_nll"])
-    assert np.isfinite(losses[0]) and losses[0] == losses[1]
-    plain = LayerEnergyTrainer(_model(batch_size=None), (sums, energy), np.random.default_rng(5))
-    assert plain.sample is None  # None: the given batch, as before

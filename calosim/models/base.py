@@ -327,10 +327,15 @@ class ShowerModel:
         and one ``rng.standard_normal(N)``); without one, the layers as they are."""
         if self.energy_model is None:
             return layers
+        from calosim.models.calibration import RESPONSE_KEY, response_factors
         from calosim.models.energy import rescale_layers
 
         energy = np.asarray(energy_gev, np.float64)
-        return rescale_layers(layers, self.energy_model.sample(energy, rng), self.backend.xp)
+        energies = self.energy_model.sample(energy, rng)
+        if RESPONSE_KEY in self.fitted:
+            condition = energy_condition(energy, self.energy_range, np)
+            energies = energies * response_factors(self.fitted[RESPONSE_KEY], condition, np)
+        return rescale_layers(layers, energies, self.backend.xp)
 
     def set_sampling_mirror_axes(self, axes) -> None:
         """Reflect sampled showers along ``axes`` (0 rows, 1 columns); ModelError unless the geometry is mirror
@@ -385,9 +390,14 @@ class ShowerModel:
             layers = export_factors(layers, self.fitted[FITTED_KEY], graph.energy(), self.energy_range, self.geometry,
                                     graph)
         if self.energy_model is not None:
+            from calosim.models.calibration import RESPONSE_KEY, response_factors
             from calosim.models.energy import export_rescale_layers
 
             energies = self.energy_model.export_onnx(graph, graph.energy())
+            if RESPONSE_KEY in self.fitted:
+                g = response_factors(self.fitted[RESPONSE_KEY], energy_condition(graph.energy(), self.energy_range,
+                                                                                  graph), graph)
+                energies = [e * g for e in energies]
             layers = export_rescale_layers(layers, energies, graph)
         if self.sampling_mirror_axes:
             layers = self.export_mirror(layers, graph)

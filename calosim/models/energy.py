@@ -43,15 +43,11 @@ class LayerEnergyConfig(Group):
     delta: float = 1e-6  # the clip of the stick-breaking fractions
     response_cap: float = 1.02  # r < r_cap (a positron's annihilation photons add 1 MeV to its deposit)
     lr: float = 2e-3
-    # rows per step, drawn from the training showers' layer energies held in memory (a few numbers per shower);
-    # None: the shape model's batch, whose 64 rows left the shipped pi+ models' response 3% high (a noisy fit of a
-    # response whose spread is 0.28)
-    batch_size: int | None = 512
 
     def __post_init__(self):
         self._require(self.hidden >= 1 and self.components >= 1 and 0 < self.delta < 0.01 and self.lr > 0
-                      and self.response_cap > 1 and (self.batch_size is None or self.batch_size >= 2),
-                      "hidden >= 1, components >= 1, 0 < delta < 0.01, lr > 0, response_cap > 1, batch_size >= 2")
+                      and self.response_cap > 1, "hidden >= 1, components >= 1, 0 < delta < 0.01, lr > 0, "
+                      "response_cap > 1")
 
 
 class LayerEnergyModel:
@@ -202,24 +198,15 @@ class LayerEnergyModel:
 
 
 class LayerEnergyTrainer:
-    """One Adam step of every network of a LayerEnergyModel per batch; reports the summed NLL as e_nll. With
-    ``sample`` (layer sums (M, L) MeV, E (M,) GeV: the training showers', in memory) and the config's batch_size,
-    each step draws its own batch of that many rows from it with ``rng``, instead of the shape model's batch."""
+    """One Adam step of every network of a LayerEnergyModel per batch; reports the summed NLL as e_nll."""
 
     loss_names = ("e_nll",)
 
-    def __init__(self, model: LayerEnergyModel, sample=None, rng: np.random.Generator | None = None):
+    def __init__(self, model: LayerEnergyModel):
         self.model = model
         self.optimizer = Adam(model.parameters(), model.config.lr, backend=model.backend)
-        self.sample = sample if model.config.batch_size is not None else None
-        if self.sample is not None and rng is None:
-            raise ValueError("drawing the energy model's own batches needs an rng")
-        self.rng = rng
 
     def train_step(self, layer_sums_mev, energy_gev) -> dict[str, float]:
-        if self.sample is not None:
-            rows = self.rng.integers(0, len(self.sample[1]), self.model.config.batch_size)
-            layer_sums_mev, energy_gev = self.sample[0][rows], self.sample[1][rows]
         t = self.model.targets(layer_sums_mev, energy_gev)
         loss = float(sum(self.model.loss_and_backward(t, energy_gev)))
         check_finite(loss, "layer-energy")

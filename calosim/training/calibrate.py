@@ -7,7 +7,7 @@ import numpy as np
 from calosim.backends import get_backend
 from calosim.data.formats import open_showers, read_showers
 from calosim.errors import DataError
-from calosim.models.calibration import FITTED_KEY, MIN_SHOWERS, fit_model
+from calosim.models.calibration import FITTED_KEY, MIN_SHOWERS, RESPONSE_KEY, fit_model
 from calosim.models.files import load_model, store_fitted_value
 
 
@@ -15,7 +15,7 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
                    backend: str = "numba") -> np.ndarray:
     """Fit the cell calibration of the model file ``path`` to the showers ``rows`` (default all; at most
     ``max_showers``, the first ones) of the shower file ``data`` and store it in the file (models.files.
-    store_fitted_value). Returns the factors (B, V)."""
+    store_fitted_value), with an energy model's response calibration. Returns the cell factors (B, V)."""
     model = load_model(path, get_backend(backend))
     if rows is None:
         with open_showers(data) as f:
@@ -28,4 +28,6 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
         raise DataError(f"{data}: {len(showers)} showers; the cell calibration needs at least {MIN_SHOWERS}")
     factors = fit_model(model, showers, seed)
     store_fitted_value(path, FITTED_KEY, factors)
+    if RESPONSE_KEY in model.fitted:
+        store_fitted_value(path, RESPONSE_KEY, model.fitted[RESPONSE_KEY])
     return factors

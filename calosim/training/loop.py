@@ -309,9 +309,9 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
     if len(train_rows) < cfg.batch_size:
         raise DataError(f"{data_path}: {len(train_rows)} training showers, fewer than one batch of {cfg.batch_size}")
     rank_rows = parallel.local_rows(cfg.batch_size) if parallel is not None else None
-    seeds = np.random.SeedSequence(seed).spawn(6)  # 5: mirror reflections, 6: energy-model batches (as before)
-    init_rng, noise_rng, shuffle_rng, mirror_rng, energy_rng = _init_rng(seed), *(
-        np.random.default_rng(s) for s in (seeds[1], seeds[2], seeds[4], seeds[5]))
+    seeds = np.random.SeedSequence(seed).spawn(5)  # the fifth: mirror reflections (the first four as before)
+    init_rng, noise_rng, shuffle_rng, mirror_rng = _init_rng(seed), *(np.random.default_rng(s) for s in
+                                                                      (seeds[1], seeds[2], seeds[4]))
     validation_seed = seeds[3]
     data_format = shower_file_format(data_path)
     energies = training_energies(data_path, train_rows, val_rows.stop, cfg.energy_range, drop_energy_outliers)
@@ -357,7 +357,7 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
             kept = energies.keep[train_rows.start:train_rows.start + len(incident)]
             layer_energies, incident = layer_energies[kept], incident[kept]
         model.fit_energy_scales(layer_energies, incident)
-        energy_trainer = LayerEnergyTrainer(model.energy_model, (layer_energies, incident), energy_rng)
+        energy_trainer = LayerEnergyTrainer(model.energy_model)
         optimizers = {**optimizers, "energy": energy_trainer.optimizer}
         loss_names = loss_names + energy_trainer.loss_names
     dropouts = _dropout_layers(model)
@@ -379,9 +379,8 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         epochs_done, best_score, best_epoch = state["epochs_done"], state["best_score"], state["best_epoch"]
         _set_rng_state(noise_rng, state["rng"]["noise"])
         _set_rng_state(shuffle_rng, state["rng"]["shuffle"])
-        for name, stream in (("mirror", mirror_rng), ("energy", energy_rng)):
-            if name in state["rng"]:
-                _set_rng_state(stream, state["rng"][name])
+        if "mirror" in state["rng"]:
+            _set_rng_state(mirror_rng, state["rng"]["mirror"])
         for layer, s in zip(dropouts, state["rng"]["dropout"]):
             _set_rng_state(layer.rng, s)
         trainer.load_state(state.get("trainer", {}))
@@ -473,7 +472,7 @@ def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, 
         epochs_done = epoch
         trainer_state = {"epochs_done": epochs_done, "best_score": best_score, "best_epoch": best_epoch,
                          "rng": {"noise": _rng_state(noise_rng), "shuffle": _rng_state(shuffle_rng),
-                                 "mirror": _rng_state(mirror_rng), "energy": _rng_state(energy_rng),
+                                 "mirror": _rng_state(mirror_rng),
                                  "dropout": [_rng_state(layer.rng) for layer in dropouts]},
                          "trainer": trainer.state(), "options": options}
         save_checkpoint(ckpt_path, model, optimizers, trainer_state, **info)
