@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from calosim.info import machine_info
+from calosim.models.calibration import FITTED_KEY, RESPONSE_KEY
 from calosim.models.files import read_model_header
 
 PACKAGE = Path(__file__).resolve().parents[2] / "calosim" / "pretrained"
@@ -44,6 +45,7 @@ def main(argv=None) -> None:
     target = PACKAGE / f"{args.name}.h5"
     shutil.copyfile(model_file, target)
     data = target.read_bytes()
+    header = read_model_header(target)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=PACKAGE).stdout.strip()
     seeds = {str(run.get("seed")): {k: summary[k] for k in SPREAD_KEYS}}
@@ -61,7 +63,8 @@ def main(argv=None) -> None:
                    "energy_model": run.get("energy_model") is not None, "seed": run["seed"],
                    "epochs": run["config"]["training"]["epochs"], "kept": "the best epoch by validation score",
                    "full_config": run["config"], "energy_model_config": run.get("energy_model"),
-                   "sampling_mirror_axes": list(read_model_header(target)["sampling_mirror_axes"])},
+                   "sampling_mirror_axes": list(header["sampling_mirror_axes"]),
+                   "calibration": sorted(k for k in header["fitted"] if k in (FITTED_KEY, RESPONSE_KEY))},
         "training_data": {"showers": run["train_rows"][1] - run["train_rows"][0],
                           "validation_showers": run["validation_rows"][1] - run["validation_rows"][0],
                           "description": args.training_desc, "sha256": run["data_sha256"]},

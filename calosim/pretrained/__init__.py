@@ -61,6 +61,8 @@ def format_catalogue(entries: dict[str, dict]) -> str:
                            f"{v['worst']} {v['worst_sep']:.3f}" for seed, v in sorted(seeds.items()))
         axes = e["recipe"].get("sampling_mirror_axes")
         mirrored = f", its showers reflected at random along axes {axes} (mirrored sampling)" if axes else ""
+        calibrated = e["recipe"].get("calibration")
+        mirrored += f", calibrated ({', '.join(calibrated)})" if calibrated else ""
         lines.append(f"{name}: shipped seed {e['recipe']['seed']}{mirrored}, measured against {q['reference']} "
                      f"({q['n_reference']} Geant4 showers never trained on, {q['n_generated']} generated at their "
                      f"energies) on {e['measured_on']}. The recipe on every seed: {spread}")
