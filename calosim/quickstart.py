@@ -1,7 +1,7 @@
 """The README's main job: train the recipe of the shipped pretrained models (calosim.pretrained: the `medium` VAE
 with the energy factorisation, its layer energies from the conditional layer-energy model calosim.models.energy,
-mirrored sampling and the calibration fitted when training ends) on the bundled Geant4 positrons, generate as many showers as the bundled held-out Geant4 sample holds (at its
-incident energies), and evaluate them against it.
+mirrored sampling and the calibration fitted when training ends) on the bundled Geant4 positrons, generate as
+many showers as the bundled held-out Geant4 sample holds (at its incident energies), and evaluate them against it.
 
 Everything it needs ships with the package (no download). OUT holds run/ (the training run), generated.h5
 and report/ (metrics.json, plots/, report.md).

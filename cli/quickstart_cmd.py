@@ -14,8 +14,8 @@ from calosim.backends import BACKEND_NAMES
 @click.option("--seed", default=0, show_default=True)
 def quickstart(out, backend, epochs, seed):
     """Train the shipped models' recipe (the medium VAE with the energy factorisation, --energy-model, mirrored
-    sampling and the calibration) on the bundled 4000 Geant4 e+ showers, generate showers at the energies of 2000 held-out Geant4 showers, and
-    evaluate them (observables, separation power, FPD / KPD, classifier AUC, plots)."""
+    sampling and the calibration) on the bundled 4000 Geant4 e+ showers, generate showers at the energies of 2000
+    held-out Geant4 showers, and evaluate them (observables, separation power, FPD / KPD, classifier AUC, plots)."""
     from calosim.cli.main import run_library_call
     from calosim.cli.train_cmd import _reporter
     from calosim.evaluate.report import format_summary
