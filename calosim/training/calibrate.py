@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from calosim.backends import get_backend
@@ -31,3 +33,16 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
     if RESPONSE_KEY in model.fitted:
         store_fitted_value(path, RESPONSE_KEY, model.fitted[RESPONSE_KEY])
     return factors
+
+
+def calibrate_run(run_dir: Path, data_path: Path, train_rows: range, seed: int, backend: str,
+                  reporter) -> None:
+    """The cell calibration of the run's best.h5 and last.h5, fitted to its first 10,000 training showers."""
+    n = min(len(train_rows), 10_000)
+    if n < MIN_SHOWERS:
+        reporter.message(f"no cell calibration: {n} training showers, fewer than the {MIN_SHOWERS} it needs")
+        return
+    for name in ("best.h5", "last.h5"):
+        if (run_dir / name).is_file():
+            calibrate_file(run_dir / name, data_path, train_rows, max_showers=n, seed=seed, backend=backend)
+    reporter.message(f"cell calibration of best.h5 and last.h5 fitted to {n} training showers")

@@ -49,6 +49,7 @@ from calosim.models.energy import LayerEnergyConfig, LayerEnergyTrainer
 from calosim.models.files import read_model_header, save_model
 from calosim.models.units import layer_sums
 from calosim.pretrained import pretrained_path
+from calosim.training.calibrate import calibrate_run
 from calosim.training.checkpoint import load_checkpoint, save_checkpoint
 from calosim.training.energies import training_energies
 from calosim.training.rundir import check_resume, file_sha256, run_lock
@@ -266,22 +267,6 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
         if created and not (run_dir / CHECKPOINT).exists():  # nothing worth keeping: leave no empty run behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-
-
-def calibrate_run(run_dir: Path, data_path: Path, train_rows: range, seed: int, backend: str,
-                  reporter: Reporter) -> None:
-    """The cell calibration of the run's best.h5 and last.h5, fitted to its first 10,000 training showers."""
-    from calosim.models.calibration import MIN_SHOWERS
-    from calosim.training.calibrate import calibrate_file
-
-    n = min(len(train_rows), 10_000)
-    if n < MIN_SHOWERS:
-        reporter.message(f"no cell calibration: {n} training showers, fewer than the {MIN_SHOWERS} it needs")
-        return
-    for name in (BEST, LAST):
-        if (run_dir / name).is_file():
-            calibrate_file(run_dir / name, data_path, train_rows, max_showers=n, seed=seed, backend=backend)
-    reporter.message(f"cell calibration of {BEST} and {LAST} fitted to {n} training showers")
 
 
 def _train_locked(run_dir: Path, kind, cfg, data_path: Path, train_rows: range, val_rows: range, backend: str,
