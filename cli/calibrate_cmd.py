@@ -39,6 +39,8 @@ def calibrate(model, data, rows, max_showers, seed, backend):
             data = run["data"]
             rows = rows or tuple(run["train_rows"])
         targets = [path / name for name in ("best.h5", "last.h5") if (path / name).is_file()]
+        if not targets:
+            raise click.UsageError(f"{path}: the run has no best.h5 or last.h5 yet")
     elif data is None:
         raise click.UsageError("--data is needed for a model file (the showers to fit to)")
     row_range = range(*rows) if rows else None

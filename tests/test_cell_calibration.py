@@ -145,3 +145,19 @@ def test_the_response_calibration_scales_the_energy_models_draws():
     assert filled.sum() > 100
     np.testing.assert_allclose(total_with[filled], g[filled] * total_without[filled], rtol=1e-5)
     assert g.min() < 0.85 and g.max() > 1.15  # the factors vary with the energy
+
+
+def test_the_command_says_what_is_wrong_in_one_line(tmp_path):
+    model = _tiny()
+    data = write_showers(tmp_path / "tiny.h5", tiny_showers(300, seed=8))
+    path = save_model(tmp_path / "m.h5", model)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"data": "tiny.h5", "train_rows": [0, 200]}')
+    cases = [(["--model", str(run)], "no best.h5 or last.h5"),
+             (["--model", str(path), "--data", str(data), "--rows", "500", "900"], "the file has 300 showers"),
+             (["--model", str(path), "--data", str(data), "--rows", "0", "50"], "needs at least 100")]
+    for args, message in cases:
+        result = CliRunner().invoke(main, ["calibrate", *args])
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert "Traceback" not in result.output

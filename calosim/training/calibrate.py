@@ -19,9 +19,11 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
     ``max_showers``, the first ones) of the shower file ``data`` and store it in the file (models.files.
     store_fitted_value), with an energy model's response calibration. Returns the cell factors (B, V)."""
     model = load_model(path, get_backend(backend))
-    if rows is None:
-        with open_showers(data) as f:
-            rows = range(0, len(f))
+    with open_showers(data) as f:
+        n_file = len(f)
+    rows = range(0, n_file) if rows is None else rows
+    if rows.start >= n_file or rows.stop > n_file:
+        raise DataError(f"{data}: rows {rows.start}-{rows.stop} asked for, the file has {n_file} showers")
     showers = read_showers(data, rows.start, min(rows.stop, rows.start + max_showers))
     if showers.geometry.shapes != model.geometry.shapes:
         raise DataError(f"{data}: geometry {list(showers.geometry.shapes)} is not the model's "
