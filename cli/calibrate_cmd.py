@@ -19,9 +19,10 @@ import click
               help="where the model samples")
 def calibrate(model, data, rows, max_showers, seed, backend):
     """Fit per-cell factors that bring the model's mean shower shape onto the given showers' at every incident
-    energy, and store them in the model file: sampling then scales every generated cell by its factor and each
-    layer back to its sum (the layer energies stay the model's). `calosim train` does this when a run ends;
-    use this command for models trained before, or to fit to other showers."""
+    energy (and, with an energy model, factors that bring its mean response onto theirs), and store them in the
+    model file: sampling then scales every generated cell by its factor and each layer back to its sum, and the
+    energy model's layer energies by theirs. `calosim train` does this when a run ends; use this command for
+    models trained before, or to fit to other showers."""
     import json
     from pathlib import Path
 
