@@ -19,6 +19,9 @@ Model file (RUN_DIR/best.h5, RUN_DIR/last.h5, or any path), layout version 1:
         dtype           "float32" or "float64" (of the arrays)
         calosim_version
         networks        JSON list of the network groups, in order
+        energy_model    (energy-factorised models) JSON of calosim.models.energy.LayerEnergyConfig
+        sampling_mirror_axes  (where set) JSON list of the axes (0 rows, 1 columns) every sampled shower is
+                        reflected along at random (ShowerModel.apply_mirror)
         plus whatever the trainer adds (epoch, seed, backend, validation score)
     /generator/params/<parameter name>        one dataset per trainable array, e.g.
         /generator/params/generator.stream0.0.dense/kernel   (65, 3920): latent 64 plus log(E / 100 GeV)
@@ -29,7 +32,9 @@ Model file (RUN_DIR/best.h5, RUN_DIR/last.h5, or any path), layout version 1:
     (other types: one such group per network, e.g. /generator and /critic for wgan-gp, /encoder and /decoder
     for vae)
     /fitted/<name>                            values fitted from the training data (e.g. WGAN-GP's
-                                              layer_energy_scales (L,)); absent when the type fits none
+                                              layer_energy_scales (L,); the calibration's cell_calibration
+                                              (5, V) and response_calibration (5,), calosim.models.calibration;
+                                              the energy model's energy_v_*); absent when there are none
 
 Array layouts follow calosim.layers: Dense kernel (F_in, F_out) and bias (F_out,); Conv2D kernel
 (K_h, K_w, C_in, C_out); LocallyConnected2D kernel (H_out, W_out, K_h*K_w*C_in, C_out) with the patch axis
