@@ -27,7 +27,7 @@ def calibrate(model, data, rows, max_showers, seed, backend):
     from pathlib import Path
 
     from calosim.cli.main import run_library_call
-    from calosim.training.calibrate import calibrate_file
+    from calosim.training.calibrate import calibrate_file, run_model_files
 
     path = Path(model)
     targets = [path]
@@ -39,7 +39,7 @@ def calibrate(model, data, rows, max_showers, seed, backend):
         if data is None:
             data = run["data"]
             rows = rows or tuple(run["train_rows"])
-        targets = [path / name for name in ("best.h5", "last.h5") if (path / name).is_file()]
+        targets = run_model_files(path)
         if not targets:
             raise click.UsageError(f"{path}: the run has no best.h5 or last.h5 yet")
     elif data is None:

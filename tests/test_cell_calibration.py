@@ -45,15 +45,15 @@ def test_factors_undo_a_known_per_cell_distortion():
     distortion = [rng.uniform(0.5, 2.0, layer.shape) for layer in TINY_GEOMETRY.layers]
     distorted = [x * d for x, d in zip(data.layers, distortion)]
     c = energy_condition(np.asarray(data.energy, np.float64), (1.0, 100.0), np)
-    factors = fit_factors(normalised_shapes(data.layers, TINY_GEOMETRY), c,
-                          normalised_shapes(distorted, TINY_GEOMETRY), c, TINY_GEOMETRY)
+    factors = fit_factors(normalised_shapes(data.layers), c,
+                          normalised_shapes(distorted), c, TINY_GEOMETRY)
     corrected = apply_factors([x.astype(np.float64) for x in distorted], factors, c, TINY_GEOMETRY, np)
     for x, y in zip(corrected, distorted):  # the layer sums are kept
         np.testing.assert_allclose(x.reshape(len(x), -1).sum(1), y.reshape(len(y), -1).sum(1), rtol=1e-9)
     w = hat_weights(c, factors.shape[0], np)
-    want = weighted_means(normalised_shapes(data.layers, TINY_GEOMETRY), w)
-    before = np.abs(weighted_means(normalised_shapes(distorted, TINY_GEOMETRY), w) - want).max()
-    after = np.abs(weighted_means(normalised_shapes(corrected, TINY_GEOMETRY), w) - want).max()
+    want = weighted_means(normalised_shapes(data.layers), w)
+    before = np.abs(weighted_means(normalised_shapes(distorted), w) - want).max()
+    after = np.abs(weighted_means(normalised_shapes(corrected), w) - want).max()
     assert after < 0.1 * before, (before, after)
 
 
@@ -113,11 +113,11 @@ def test_training_fits_it_when_the_run_ends_and_the_mean_shape_comes_nearer_the_
     held_out = tiny_showers(2000, seed=3)  # other showers of the same kind
     energy = np.asarray(held_out.energy, np.float64)
     w = hat_weights(energy_condition(energy, model.energy_range, np), 5, np)
-    want = weighted_means(normalised_shapes(held_out.layers, TINY_GEOMETRY), w)
+    want = weighted_means(normalised_shapes(held_out.layers), w)
 
     def mean_shape_error():
         layers = model.sample(energy, np.random.default_rng(4))
-        return np.abs(weighted_means(normalised_shapes(layers, TINY_GEOMETRY), w) - want).mean()
+        return np.abs(weighted_means(normalised_shapes(layers), w) - want).mean()
 
     calibrated = mean_shape_error()
     model.fitted.pop(FITTED_KEY)

@@ -53,7 +53,7 @@ def hat_weights(c, n_centres: int, xp):
     return xp.concatenate([xp.maximum(1.0 - xp.abs(c - b * h) / h, 0.0) for b in range(n_centres)], axis=1)
 
 
-def normalised_shapes(layers, geometry) -> np.ndarray:
+def normalised_shapes(layers) -> np.ndarray:
     """(N, V) float64: each shower's cells divided by its layer's sum (0 in an empty layer)."""
     parts = []
     for layer in layers:
@@ -92,6 +92,12 @@ def weighted_means(shapes: np.ndarray, weights: np.ndarray, cell_weights: np.nda
     return (weights.T @ (shapes * cell_weights)) / np.maximum(weights.T @ cell_weights, 1e-30)
 
 
+def clipped_ratio(numerator: np.ndarray, denominator: np.ndarray, clip: float) -> np.ndarray:
+    """numerator / denominator clipped to [1 / clip, clip], and 1 where the denominator is not positive."""
+    positive = denominator > 0
+    return np.where(positive, np.clip(numerator / np.where(positive, denominator, 1.0), 1.0 / clip, clip), 1.0)
+
+
 def fit_factors(data_shapes, data_condition, model_shapes, model_condition, geometry, axes=(),
                 n_centres: int = CENTRES, data_weights=None, model_weights=None) -> np.ndarray:
     """(B, V) factors f_b,v (module docstring) from normalised shapes (N, V) and conditions (N, 1) of the data and
@@ -100,9 +106,7 @@ def fit_factors(data_shapes, data_condition, model_shapes, model_condition, geom
                             data_weights)
     m_model = weighted_means(model_shapes, hat_weights(np.asarray(model_condition, np.float64), n_centres, np),
                              model_weights)
-    m_data, m_model = symmetrised(m_data, geometry, axes), symmetrised(m_model, geometry, axes)
-    ratio = m_data / np.where(m_model > 0, m_model, 1.0)
-    return np.where(m_model > 0, np.clip(ratio, 1.0 / CLIP, CLIP), 1.0)
+    return clipped_ratio(symmetrised(m_data, geometry, axes), symmetrised(m_model, geometry, axes), CLIP)
 
 
 def apply_factors(layers: list, factors, condition, geometry, xp) -> list:
@@ -142,7 +146,6 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
     rng = np.random.default_rng(seed)
     be = model.backend
     energy = np.asarray(showers.energy, np.float64)
-    model.fitted.pop(FITTED_KEY, None)
     generated = []
     for start in range(0, len(energy), batch_size):
         e = energy[start:start + batch_size]
@@ -153,8 +156,8 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
     condition = energy_condition(energy, model.energy_range, np)
     generated = [np.concatenate([part[i] for part in generated]) for i in range(model.geometry.n_layers)]
     geometry = model.geometry
-    factors = fit_factors(normalised_shapes(showers.layers, geometry), condition,
-                          normalised_shapes(generated, geometry), condition, geometry, model.sampling_mirror_axes,
+    factors = fit_factors(normalised_shapes(showers.layers), condition, normalised_shapes(generated), condition,
+                          geometry, model.sampling_mirror_axes,
                           data_weights=layer_weights(showers.layers, energy, geometry),
                           model_weights=layer_weights(generated, energy, geometry))
     model.fitted[FITTED_KEY] = factors
@@ -169,11 +172,9 @@ def fit_response(model, showers, energy, condition, rng: np.random.Generator) ->
     drawn_energy = np.repeat(energy, DRAWS)
     drawn = model.energy_model.sample(drawn_energy, rng).sum(axis=1) / (1000.0 * drawn_energy)
     data = showers.layer_energies().sum(axis=1) / (1000.0 * energy)
-    n_centres = CENTRES
-    r_data = weighted_means(data[:, None], hat_weights(condition, n_centres, np))[:, 0]
-    r_model = weighted_means(drawn[:, None], hat_weights(np.repeat(condition, DRAWS, axis=0), n_centres, np))[:, 0]
-    return np.where(r_model > 0, np.clip(r_data / np.where(r_model > 0, r_model, 1.0), 1.0 / RESPONSE_CLIP,
-                                         RESPONSE_CLIP), 1.0)
+    r_data = weighted_means(data[:, None], hat_weights(condition, CENTRES, np))[:, 0]
+    r_model = weighted_means(drawn[:, None], hat_weights(np.repeat(condition, DRAWS, axis=0), CENTRES, np))[:, 0]
+    return clipped_ratio(r_data, r_model, RESPONSE_CLIP)
 
 
 def response_factors(factors, condition, xp):

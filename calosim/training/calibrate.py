@@ -37,6 +37,11 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
     return factors
 
 
+def run_model_files(run_dir) -> list[Path]:
+    """The model files of a run directory that the calibration is fitted for: best.h5 and last.h5, where there."""
+    return [Path(run_dir) / name for name in ("best.h5", "last.h5") if (Path(run_dir) / name).is_file()]
+
+
 def calibrate_run(run_dir: Path, data_path: Path, train_rows: range, seed: int, backend: str,
                   reporter) -> None:
     """The cell calibration of the run's best.h5 and last.h5, fitted to its first 10,000 training showers."""
@@ -44,7 +49,6 @@ def calibrate_run(run_dir: Path, data_path: Path, train_rows: range, seed: int, 
     if n < MIN_SHOWERS:
         reporter.message(f"no cell calibration: {n} training showers, fewer than the {MIN_SHOWERS} it needs")
         return
-    for name in ("best.h5", "last.h5"):
-        if (run_dir / name).is_file():
-            calibrate_file(run_dir / name, data_path, train_rows, max_showers=n, seed=seed, backend=backend)
+    for path in run_model_files(run_dir):
+        calibrate_file(path, data_path, train_rows, max_showers=n, seed=seed, backend=backend)
     reporter.message(f"cell calibration of best.h5 and last.h5 fitted to {n} training showers")
