@@ -35,10 +35,14 @@ def calibrate(model, data, rows, max_showers, seed, backend):
         run_json = path / "run.json"
         if not run_json.is_file():
             raise click.UsageError(f"{path}: not a run directory (no run.json)")
-        run = json.loads(run_json.read_text())
+        try:
+            run = json.loads(run_json.read_text())
+            run_data, run_rows = run["data"], tuple(run["train_rows"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise click.UsageError(f"{run_json}: cannot read the run's data and training rows ({exc})") from None
         if data is None:
-            data = run["data"]
-            rows = rows or tuple(run["train_rows"])
+            data = run_data
+            rows = rows or run_rows
         targets = run_model_files(path)
         if not targets:
             raise click.UsageError(f"{path}: the run has no best.h5 or last.h5 yet")

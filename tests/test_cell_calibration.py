@@ -161,3 +161,12 @@ def test_the_command_says_what_is_wrong_in_one_line(tmp_path):
         result = CliRunner().invoke(main, ["calibrate", *args])
         assert result.exit_code != 0 and message in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def test_a_run_directory_with_an_unreadable_run_json_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{not json")
+    result = CliRunner().invoke(main, ["calibrate", "--model", str(run)])
+    assert result.exit_code != 0 and "cannot read the run's data and training rows" in result.output
+    assert "Traceback" not in result.output
