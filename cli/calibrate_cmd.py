@@ -1,4 +1,5 @@
-"""`calosim calibrate`: fit a model's cell calibration (calosim.models.calibration) to Geant4 showers."""
+"""`calosim calibrate`: fit a model's calibration (calosim.models.spread, calosim.models.calibration) to Geant4
+showers."""
 
 import click
 
@@ -18,11 +19,17 @@ import click
 @click.option("--backend", type=click.Choice(["numpy", "numba", "cupy"]), default="numba", show_default=True,
               help="where the model samples")
 def calibrate(model, data, rows, max_showers, seed, backend):
-    """Fit per-cell factors that bring the model's mean shower shape onto the given showers' at every incident
-    energy (and, with an energy model, factors that bring its mean response onto theirs), and store them in the
-    model file: sampling then scales every generated cell by its factor and each layer back to its sum, and the
-    energy model's layer energies by theirs. `calosim train` does this when a run ends; use this command for
-    models trained before, or to fit to other showers."""
+    """Fit the calibration of a model to the given showers and store it in the model file. Three parts, applied
+    in this order when the model samples:
+
+    \b
+    - profile spread: per layer, how much the slope of each shower's log-profile and its cell-by-cell residuals
+      are scaled, chosen so that the layer's E_ratio, widths and cell spectrum come nearest the showers';
+    - cell factors: per cell and incident energy, bring the model's mean shower shape onto the showers';
+    - response factors (with an energy model): bring its mean E_tot / E_inc onto the showers'.
+
+    Every layer keeps its sum and empty cells stay empty. `calosim train` does this when a run ends; use this
+    command for models trained before, or to fit to other showers."""
     import json
     from pathlib import Path
 
@@ -52,7 +59,10 @@ def calibrate(model, data, rows, max_showers, seed, backend):
     if row_range is not None and len(row_range) == 0:
         raise click.UsageError(f"--rows {rows[0]} {rows[1]}: no rows")
     for target in targets:
-        factors = run_library_call(calibrate_file, target, data, row_range, max_showers=max_showers, seed=seed,
-                                   backend=backend)
-        click.echo(f"{target}: cell calibration fitted to {data} ({factors.shape[0]} energy centres x "
-                   f"{factors.shape[1]} cells; factors {factors.min():.2f} .. {factors.max():.2f})")
+        values = run_library_call(calibrate_file, target, data, row_range, max_showers=max_showers, seed=seed,
+                                  backend=backend)
+        factors = values["cell_calibration"]
+        layers = " ".join(f"({a:g}, {b:g})" for a, b in values["spread_factors"])
+        click.echo(f"{target}: calibration fitted to {data}: profile spread (slope, residual) per layer {layers}; "
+                   f"cell factors at {factors.shape[0]} energies x {factors.shape[1]} cells, "
+                   f"{factors.min():.2f} .. {factors.max():.2f}")

@@ -12,6 +12,7 @@ from family_helpers import TINY_GEOMETRY, tiny_showers
 from calosim.backends import get_backend
 from calosim.cli.main import main
 from calosim.data import write_showers
+from calosim.models import spread
 from calosim.models.calibration import (
     FITTED_KEY,
     apply_factors,
@@ -88,7 +89,7 @@ def test_model_files_keep_the_factors_and_the_command_refits_them(tmp_path):
     path = save_model(tmp_path / "m.h5", model)
     result = CliRunner().invoke(main, ["calibrate", "--model", str(path), "--data", str(data), "--backend", "numpy"])
     assert result.exit_code == 0, result.output
-    assert "cell calibration fitted" in result.output
+    assert "calibration fitted" in result.output and "profile spread" in result.output
     loaded = load_model(path, get_backend("numpy"))
     assert loaded.fitted[FITTED_KEY].shape == (5, TINY_GEOMETRY.n_cells)
     assert loaded.energy_model is not None  # the rest of the file is as it was
@@ -120,7 +121,8 @@ def test_training_fits_it_when_the_run_ends_and_the_mean_shape_comes_nearer_the_
         return np.abs(weighted_means(normalised_shapes(layers), w) - want).mean()
 
     calibrated = mean_shape_error()
-    model.fitted.pop(FITTED_KEY)
+    for key in (FITTED_KEY, *spread.KEYS):
+        model.fitted.pop(key)
     assert calibrated < 0.7 * mean_shape_error()
 
 

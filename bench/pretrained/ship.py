@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from calosim.info import machine_info
+from calosim.models import spread
 from calosim.models.calibration import FITTED_KEY, RESPONSE_KEY
 from calosim.models.files import read_model_header
 
@@ -64,7 +65,7 @@ def main(argv=None) -> None:
                    "epochs": run["config"]["training"]["epochs"], "kept": "the best epoch by validation score",
                    "full_config": run["config"], "energy_model_config": run.get("energy_model"),
                    "sampling_mirror_axes": list(header["sampling_mirror_axes"]),
-                   "calibration": sorted(k for k in header["fitted"] if k in (FITTED_KEY, RESPONSE_KEY))},
+                   "calibration": sorted(k for k in header["fitted"] if k in (FITTED_KEY, RESPONSE_KEY, *spread.KEYS))},
         "training_data": {"showers": run["train_rows"][1] - run["train_rows"][0],
                           "validation_showers": run["validation_rows"][1] - run["validation_rows"][0],
                           "description": args.training_desc, "sha256": run["data_sha256"]},

@@ -124,7 +124,7 @@ def is_calogan(geometry_or_shapes) -> bool:
     return tuple(tuple(s) for s in shapes) == CALOGAN_SHAPES
 
 
-def _cell_xy(layer_geometry) -> tuple[np.ndarray, np.ndarray]:
+def cell_xy(layer_geometry) -> tuple[np.ndarray, np.ndarray]:
     """(R, C) x and y positions (mm) of the cell centres of one layer (cartesian or polar)."""
     if layer_geometry.polar:
         r_edges = np.asarray(layer_geometry.r_edges)
@@ -146,6 +146,13 @@ def _xy_moments(layer: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndar
     m = flat @ p / e
     m2 = flat @ (p**2) / e
     return m, np.sqrt(np.maximum(m2 - m**2, 0.0))
+
+
+def layer_shape_observables(layer: np.ndarray, layer_geometry) -> dict[str, np.ndarray]:
+    """The observables of one layer's shape alone, unchanged by its scale: E_ratio (the two hottest cells) and
+    width_x / width_y (mm, energy-weighted std of the cell centres along x and y), each (N,)."""
+    x, y = cell_xy(layer_geometry)
+    return {"E_ratio": energy_ratio(layer), "width_x": _xy_moments(layer, x)[1], "width_y": _xy_moments(layer, y)[1]}
 
 
 def shower_observables(showers) -> dict[str, np.ndarray]:
@@ -180,7 +187,7 @@ def shower_observables(showers) -> dict[str, np.ndarray]:
         out["depth_width"] = np.sqrt(np.maximum(e @ idx**2 / (e_tot + EPS) - depth**2, 0.0))
     for i, (layer, lg) in enumerate(zip(layers, geometry.layers)):
         out[f"sparsity_{i}"] = sparsity(layer).astype(np.float64)
-        x, y = _cell_xy(lg)
+        x, y = cell_xy(lg)
         out[f"centroid_x_{i}"], out[f"width_x_{i}"] = _xy_moments(layer, x)
         out[f"centroid_y_{i}"], out[f"width_y_{i}"] = _xy_moments(layer, y)
     return out

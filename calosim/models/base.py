@@ -310,15 +310,21 @@ class ShowerModel:
         return self.apply_mirror(self.apply_energy_model(layers, energy, rng), rng)
 
     def apply_cell_calibration(self, layers: list, energy_gev) -> list:
-        """The step of :meth:`sample` after :meth:`generate`: with fitted cell-calibration factors
-        (calosim.models.calibration), every cell times its factor at the shower's energy and each layer scaled
-        back to its sum; without them, the layers as they are. Draws nothing."""
-        from calosim.models.calibration import FITTED_KEY, apply_factors
+        """The step of :meth:`sample` after :meth:`generate`: with fitted calibration values, the profile-spread
+        transform (calosim.models.spread), then every cell times its factor at the shower's energy and each
+        layer scaled back to its sum (calosim.models.calibration); without them, the layers as they are. Draws
+        nothing."""
+        from calosim.models import spread
+        from calosim.models.calibration import FITTED_KEY, apply_factors, hat_weights
 
-        if FITTED_KEY not in self.fitted:
-            return layers
         be = self.backend
         condition = self.condition(be.asarray(np.asarray(energy_gev, np.float64)))
+        if spread.CENTRE_KEY in self.fitted:
+            weights = hat_weights(condition, self.fitted[spread.CENTRE_KEY].shape[0], be.xp)
+            layers = [x.astype(layer.dtype) for x, layer in
+                      zip(spread.apply_spread(layers, self.fitted, weights, self.geometry, be.xp), layers)]
+        if FITTED_KEY not in self.fitted:
+            return layers
         return apply_factors(layers, be.asarray(self.fitted[FITTED_KEY]), condition, self.geometry, be.xp)
 
     def apply_energy_model(self, layers: list, energy_gev, rng: np.random.Generator) -> list:
@@ -378,15 +384,21 @@ class ShowerModel:
         """:meth:`sample` after its latent and class draws, on an ONNX graph: :meth:`export_onnx`, and with an
         energy model its draws as inputs (energy_uniform, energy_normal (N, L)) and every layer rescaled to
         the layer energies, as :meth:`apply_energy_model` does. Called after :meth:`freeze`."""
-        from calosim.models.calibration import FITTED_KEY, export_factors
+        from calosim.models import spread
+        from calosim.models.calibration import FITTED_KEY, export_factors, hat_weights
 
-        calibrated = FITTED_KEY in self.fitted
+        calibrated = FITTED_KEY in self.fitted or spread.CENTRE_KEY in self.fitted
         if self.energy_model is None and not self.sampling_mirror_axes and not calibrated:
             self.export_onnx(graph)
             return
         with graph.held_showers() as layers:
             self.export_onnx(graph)
-        if calibrated:
+        if spread.CENTRE_KEY in self.fitted:
+            c = energy_condition(graph.energy(), self.energy_range, graph)
+            weights = hat_weights(c, self.fitted[spread.CENTRE_KEY].shape[0], graph)
+            layers = spread.apply_spread(layers, self.fitted, weights, self.geometry, graph,
+                                         matmul=lambda w, table: graph.matmul(w, np.asarray(table, np.float32)))
+        if FITTED_KEY in self.fitted:
             layers = export_factors(layers, self.fitted[FITTED_KEY], graph.energy(), self.energy_range, self.geometry,
                                     graph)
         if self.energy_model is not None:

@@ -74,14 +74,16 @@ def layer_weights(layers, energy_gev, geometry) -> np.ndarray:
 def symmetrised(mean_shapes: np.ndarray, geometry, axes) -> np.ndarray:
     """(B, V) mean shapes averaged over every combination of reflections along ``axes``."""
     off = geometry.offsets
-    out = np.empty_like(mean_shapes)
-    for i, layer in enumerate(geometry.layers):
-        part = mean_shapes[:, off[i]:off[i + 1]].reshape(-1, *layer.shape)
-        views = [part]
-        for axis in axes:
-            views = views + [np.flip(v, axis=axis + 1) for v in views]
-        out[:, off[i]:off[i + 1]] = (sum(views) / len(views)).reshape(len(part), -1)
-    return out
+    return np.concatenate([symmetrised_layer(mean_shapes[:, off[i]:off[i + 1]], layer, axes)
+                           for i, layer in enumerate(geometry.layers)], axis=1)
+
+
+def symmetrised_layer(part: np.ndarray, layer, axes) -> np.ndarray:
+    """(B, V_l) mean shapes of one layer averaged over every combination of reflections along ``axes``."""
+    views = [part.reshape(-1, *layer.shape)]
+    for axis in axes:
+        views = views + [np.flip(v, axis=axis + 1) for v in views]
+    return (sum(views) / len(views)).reshape(len(part), -1)
 
 
 def weighted_means(shapes: np.ndarray, weights: np.ndarray, cell_weights: np.ndarray | None = None) -> np.ndarray:
@@ -109,18 +111,22 @@ def fit_factors(data_shapes, data_condition, model_shapes, model_condition, geom
     return clipped_ratio(symmetrised(m_data, geometry, axes), symmetrised(m_model, geometry, axes), CLIP)
 
 
+def scale_cells(flat, f, xp):
+    """One layer's cells (N, V_l) times the factors f (N, V_l), scaled back to the layer's sum."""
+    scaled = flat * f
+    before, after = flat.sum(axis=1, keepdims=True), scaled.sum(axis=1, keepdims=True)
+    return scaled * xp.where(after > 0, before / xp.maximum(after, 1e-30), 0.0)
+
+
 def apply_factors(layers: list, factors, condition, geometry, xp) -> list:
     """Layers [(N, R_l, C_l)] with every cell times F_v(c) and each layer scaled back to its sum."""
     f = hat_weights(condition, factors.shape[0], xp) @ factors  # (N, V)
     off = geometry.offsets
     out = []
     for i, x in enumerate(layers):
-        n = x.shape[0]
-        flat = x.reshape(n, -1)
-        scaled = flat * f[:, off[i]:off[i + 1]].astype(flat.dtype)
-        before, after = flat.sum(axis=1, keepdims=True), scaled.sum(axis=1, keepdims=True)
-        scale = xp.where(after > 0, before / xp.where(after > 0, after, 1.0), 0.0).astype(flat.dtype)
-        out.append((scaled * scale).reshape(x.shape))
+        flat = x.reshape(x.shape[0], -1)
+        scaled = scale_cells(flat, f[:, off[i]:off[i + 1]].astype(flat.dtype), xp)
+        out.append(scaled.astype(flat.dtype).reshape(x.shape))
     return out
 
 
@@ -129,20 +135,17 @@ def export_factors(layers: list, factors: np.ndarray, energy, energy_range, geom
     c = energy_condition(energy, energy_range, graph)
     f = graph.matmul(hat_weights(c, factors.shape[0], graph), np.asarray(factors, np.float32))
     off = geometry.offsets
-    out = []
-    for i, (x, layer) in enumerate(zip(layers, geometry.layers)):
-        flat = x.reshape(-1, layer.n_cells)
-        scaled = flat * f[:, off[i]:off[i + 1]]
-        before, after = flat.sum(axis=1, keepdims=True), scaled.sum(axis=1, keepdims=True)
-        scale = graph.where(after > 0.0, before / graph.maximum(after, 1e-30), 0.0)
-        out.append((scaled * scale).reshape(-1, *layer.shape))
-    return out
+    return [scale_cells(x.reshape(-1, layer.n_cells), f[:, off[i]:off[i + 1]], graph).reshape(-1, *layer.shape)
+            for i, (x, layer) in enumerate(zip(layers, geometry.layers))]
 
 
 def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
-    """Fit ``model``'s cell calibration to ``showers`` (the training showers, calosim.data.Showers): the model
-    samples at their incident energies (its latent draws from ``seed``, before any calibration, energy model or
-    reflection) and the factors go to model.fitted[FITTED_KEY]. Returns them."""
+    """Fit ``model``'s calibration to ``showers`` (the training showers, calosim.data.Showers): the model samples
+    at their incident energies (its latent draws from ``seed``, before any calibration, energy model or
+    reflection); the profile-spread factors (calosim.models.spread) are fitted first, then the cell factors on
+    the transformed samples, and both go to model.fitted. Returns the cell factors."""
+    from calosim.models import spread
+
     rng = np.random.default_rng(seed)
     be = model.backend
     energy = np.asarray(showers.energy, np.float64)
@@ -152,16 +155,35 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
         z = model.sample_latent(rng, len(e))
         labels = model.sample_labels(rng, len(e))
         layers = model.generate(be.asarray(z), be.asarray(e), labels=labels, training=False)
-        generated.append([np.asarray(be.to_numpy(x)) for x in layers])
+        generated.append([np.asarray(be.to_numpy(x), np.float64) for x in layers])
     condition = energy_condition(energy, model.energy_range, np)
+    weights = hat_weights(condition, CENTRES, np)
     generated = [np.concatenate([part[i] for part in generated]) for i in range(model.geometry.n_layers)]
-    geometry = model.geometry
-    factors = fit_factors(normalised_shapes(showers.layers), condition, normalised_shapes(generated), condition,
-                          geometry, model.sampling_mirror_axes,
-                          data_weights=layer_weights(showers.layers, energy, geometry),
-                          model_weights=layer_weights(generated, energy, geometry))
+    data = [np.asarray(x, np.float64) for x in showers.layers]
+    geometry, axes = model.geometry, model.sampling_mirror_axes
+    data_means = symmetrised(weighted_means(normalised_shapes(data), weights,
+                                            layer_weights(data, energy, geometry)), geometry, axes)
+    off = geometry.offsets
+
+    def cell_factors(layers):
+        means = weighted_means(normalised_shapes(layers), weights, layer_weights(layers, energy, geometry))
+        return clipped_ratio(data_means, symmetrised(means, geometry, axes), CLIP)
+
+    def calibrated_layer(i, layer):
+        """Layer i (N, R, C) after a cell calibration refitted to it alone, as sampling would give it."""
+        flat = layer.reshape(len(layer), -1)
+        shapes = normalised_shapes([layer])
+        share = np.repeat(flat.sum(axis=1, keepdims=True) / (1000.0 * energy[:, None]), flat.shape[1], axis=1)
+        means = symmetrised_layer(weighted_means(shapes, weights, share), geometry.layers[i], axes)
+        f = clipped_ratio(data_means[:, off[i]:off[i + 1]], means, CLIP)
+        return scale_cells(flat, weights @ f, np).reshape(layer.shape)
+
+    fitted = spread.fit_spread(data, generated, weights, geometry, axes, calibrated_layer)
+    factors = cell_factors(spread.apply_spread(generated, fitted, weights, geometry, np))
+    for key in (*spread.KEYS, FITTED_KEY, RESPONSE_KEY):
+        model.fitted.pop(key, None)
+    model.fitted.update(fitted)
     model.fitted[FITTED_KEY] = factors
-    model.fitted.pop(RESPONSE_KEY, None)
     if model.energy_model is not None:
         model.fitted[RESPONSE_KEY] = fit_response(model, showers, energy, condition, rng)
     return factors

@@ -149,20 +149,22 @@ def save_model(path, model, **extra) -> Path:
     return path
 
 
-def store_fitted_value(path, key: str, value) -> None:
-    """Add or replace the fitted value /fitted/KEY of a model file; the file is rewritten whole beside it and
-    renamed over it, so that a failure leaves it as it was."""
-    value = np.asarray(value, np.float64)
-    require_finite(value, f"fitted value /{FITTED}/{key}", path)
+def store_fitted_values(path, values: dict) -> None:
+    """Add or replace fitted values /fitted/KEY of a model file ({KEY: array}); the file is rewritten whole beside
+    it and renamed over it, so that a failure leaves it as it was."""
+    values = {key: np.asarray(value, np.float64) for key, value in values.items()}
+    for key, value in values.items():
+        require_finite(value, f"fitted value /{FITTED}/{key}", path)
     with h5py.File(path, "r") as src, atomic_h5(path, track_order=True) as dst:
         for name, attr in src.attrs.items():
             dst.attrs[name] = attr
         for name in src:
             src.copy(src[name], dst, name=name)
         group = dst.require_group(FITTED)
-        if key in group:
-            del group[key]
-        group.create_dataset(key, data=value)
+        for key, value in values.items():
+            if key in group:
+                del group[key]
+            group.create_dataset(key, data=value)
 
 
 def read_model_header(path) -> dict:

@@ -1,23 +1,24 @@
-"""Fitting a model file's cell calibration (calosim.models.calibration) to shower data, in place."""
+"""Fitting a model file's calibration (calosim.models.spread and calosim.models.calibration) to shower data, in
+place."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from calosim.backends import get_backend
 from calosim.data.formats import open_showers, read_showers
 from calosim.errors import DataError
+from calosim.models import spread
 from calosim.models.calibration import FITTED_KEY, MIN_SHOWERS, RESPONSE_KEY, fit_model
-from calosim.models.files import load_model, store_fitted_value
+from calosim.models.files import load_model, store_fitted_values
 
 
 def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_000, seed: int = 0,
-                   backend: str = "numba") -> np.ndarray:
-    """Fit the cell calibration of the model file ``path`` to the showers ``rows`` (default all; at most
-    ``max_showers``, the first ones) of the shower file ``data`` and store it in the file (models.files.
-    store_fitted_value), with an energy model's response calibration. Returns the cell factors (B, V)."""
+                   backend: str = "numba") -> dict:
+    """Fit the calibration of the model file ``path`` (the profile-spread factors, the cell factors and with an
+    energy model the response factors) to the showers ``rows`` (default all; at most ``max_showers``, the first
+    ones) of the shower file ``data`` and store it in the file (models.files.store_fitted_values). Returns the
+    stored values {key: array}."""
     model = load_model(path, get_backend(backend))
     with open_showers(data) as f:
         n_file = len(f)
@@ -29,12 +30,12 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
         raise DataError(f"{data}: geometry {list(showers.geometry.shapes)} is not the model's "
                         f"{list(model.geometry.shapes)}")
     if len(showers) < MIN_SHOWERS:
-        raise DataError(f"{data}: {len(showers)} showers; the cell calibration needs at least {MIN_SHOWERS}")
-    factors = fit_model(model, showers, seed)
-    store_fitted_value(path, FITTED_KEY, factors)
-    if RESPONSE_KEY in model.fitted:
-        store_fitted_value(path, RESPONSE_KEY, model.fitted[RESPONSE_KEY])
-    return factors
+        raise DataError(f"{data}: {len(showers)} showers; the calibration needs at least {MIN_SHOWERS}")
+    fit_model(model, showers, seed)
+    keys = (*spread.KEYS, FITTED_KEY) + ((RESPONSE_KEY,) if RESPONSE_KEY in model.fitted else ())
+    values = {key: model.fitted[key] for key in keys}
+    store_fitted_values(path, values)
+    return values
 
 
 def run_model_files(run_dir) -> list[Path]:
@@ -44,11 +45,11 @@ def run_model_files(run_dir) -> list[Path]:
 
 def calibrate_run(run_dir: Path, data_path: Path, train_rows: range, seed: int, backend: str,
                   reporter) -> None:
-    """The cell calibration of the run's best.h5 and last.h5, fitted to its first 10,000 training showers."""
+    """The calibration of the run's best.h5 and last.h5, fitted to its first 10,000 training showers."""
     n = min(len(train_rows), 10_000)
     if n < MIN_SHOWERS:
-        reporter.message(f"no cell calibration: {n} training showers, fewer than the {MIN_SHOWERS} it needs")
+        reporter.message(f"no calibration: {n} training showers, fewer than the {MIN_SHOWERS} it needs")
         return
     for path in run_model_files(run_dir):
         calibrate_file(path, data_path, train_rows, max_showers=n, seed=seed, backend=backend)
-    reporter.message(f"cell calibration of best.h5 and last.h5 fitted to {n} training showers")
+    reporter.message(f"calibration (profile spread, cells) of best.h5 and last.h5 fitted to {n} training showers")
