@@ -66,22 +66,27 @@ def test_a_layer_with_too_few_cells_is_left_as_it_is():
     np.testing.assert_allclose(out, flat)
 
 
+def _fitted(data_slope_spread, model_slope_spread, noise, seed, n=4000):
+    """Data and model showers of one 9 x 9 layer whose slopes spread as given about 1 (the same residual noise),
+    and the spread fitted to them with no cell calibration: (data, model, hat weights, fitted values)."""
+    rng = np.random.default_rng(seed)
+    data, _ = _profile_showers(rng.normal(1.0, data_slope_spread, n), noise, rng)
+    model, _ = _profile_showers(rng.normal(1.0, model_slope_spread, n), noise, rng)
+    weights = hat_weights(rng.uniform(0, 1, (n, 1)), 5, np)
+    return data, model, weights, spread.fit_spread([data], [model], weights, GRID, (0, 1), lambda i, layer: layer)
+
+
 def test_the_fit_finds_the_factor_that_undoes_too_broad_a_spread_of_slopes():
     """Data showers whose slopes spread 0.1 about 1, model showers (same energies) whose slopes spread 0.25: the
     fitted k_slope is near 0.1 / 0.25 = 0.4 and the widths' separation power from the data drops."""
-    rng = np.random.default_rng(3)
-    n = 4000
-    data, _ = _profile_showers(rng.normal(1.0, 0.1, n), 0.2, rng)
-    model, _ = _profile_showers(rng.normal(1.0, 0.25, n), 0.2, rng)
-    weights = hat_weights(rng.uniform(0, 1, (n, 1)), 5, np)
-    fitted = spread.fit_spread([data], [model], weights, GRID, (0, 1), lambda i, layer: layer)
+    data, model, weights, fitted = _fitted(0.1, 0.25, 0.2, seed=3)
     k_slope, k_residual = fitted[spread.FACTORS_KEY][0]
     assert abs(k_slope - 0.4) <= 0.2 + 1e-9, fitted[spread.FACTORS_KEY]
     assert abs(k_residual - 1.0) <= 0.25 + 1e-9, fitted[spread.FACTORS_KEY]
     after = spread.apply_spread([model], fitted, weights, GRID, np)[0]
-    reference = layer_shape_observables(data, GRID.layers[0])
-    before_obs, after_obs = layer_shape_observables(model, GRID.layers[0]), layer_shape_observables(after,
-                                                                                                     GRID.layers[0])
+    layer = GRID.layers[0]
+    reference = layer_shape_observables(data, layer)
+    before_obs, after_obs = layer_shape_observables(model, layer), layer_shape_observables(after, layer)
     for name in ("width_x", "width_y"):
         before_sep = separation_power(reference[name], before_obs[name])
         after_sep = separation_power(reference[name], after_obs[name])
@@ -89,13 +94,7 @@ def test_the_fit_finds_the_factor_that_undoes_too_broad_a_spread_of_slopes():
 
 
 def test_a_model_that_matches_the_data_keeps_factors_near_one():
-    rng = np.random.default_rng(4)
-    n = 4000
-    data, _ = _profile_showers(rng.normal(1.0, 0.15, n), 0.3, rng)
-    model, _ = _profile_showers(rng.normal(1.0, 0.15, n), 0.3, rng)
-    weights = hat_weights(rng.uniform(0, 1, (n, 1)), 5, np)
-    fitted = spread.fit_spread([data], [model], weights, GRID, (0, 1), lambda i, layer: layer)
-    k_slope, k_residual = fitted[spread.FACTORS_KEY][0]
+    k_slope, k_residual = _fitted(0.15, 0.15, 0.3, seed=4)[3][spread.FACTORS_KEY][0]
     assert 0.8 - 1e-9 <= k_slope <= 1.3 + 1e-9 and 0.75 - 1e-9 <= k_residual <= 1.5 + 1e-9, (k_slope, k_residual)
 
 
