@@ -299,7 +299,7 @@ class ShowerModel:
         """The sampling path every caller uses: showers [(N, R_l, C_l)] MeV (backend arrays) at incident
         energies (N,) GeV, inference mode. Draws z (N, Z) from ``rng``, then (two-class models, no ``labels``
         given) the labels, then (with an energy model) the layer energies each layer is rescaled to, then (with
-        ``sampling_mirror_axes``) the reflections; the cell calibration, where fitted, draws nothing."""
+        ``sampling_mirror_axes``) the reflections; the calibration steps, where fitted, draw nothing."""
         energy = np.asarray(energy_gev, np.float64)
         z = self.sample_latent(rng, len(energy))
         if labels is None:
@@ -307,7 +307,18 @@ class ShowerModel:
         be = self.backend
         layers = self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
         layers = self.apply_cell_calibration(layers, energy)
-        return self.apply_mirror(self.apply_energy_model(layers, energy, rng), rng)
+        layers = self.apply_spectrum_tail(self.apply_energy_model(layers, energy, rng))
+        return self.apply_mirror(layers, rng)
+
+    def apply_spectrum_tail(self, layers: list) -> list:
+        """The step of :meth:`sample` after the energy model: with a fitted low-tail map of the cell spectrum
+        (calosim.models.spectrum_tail), every layer's smallest cells mapped onto the training showers' and the
+        layer scaled back to its sum; without it, the layers as they are. Draws nothing."""
+        from calosim.models import spectrum_tail
+
+        if spectrum_tail.KEY not in self.fitted:
+            return layers
+        return spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, self.backend.xp)
 
     def apply_cell_calibration(self, layers: list, energy_gev) -> list:
         """The step of :meth:`sample` after :meth:`generate`: with fitted calibration values, the profile-spread
@@ -384,10 +395,10 @@ class ShowerModel:
         """:meth:`sample` after its latent and class draws, on an ONNX graph: :meth:`export_onnx`, and with an
         energy model its draws as inputs (energy_uniform, energy_normal (N, L)) and every layer rescaled to
         the layer energies, as :meth:`apply_energy_model` does. Called after :meth:`freeze`."""
-        from calosim.models import spread
+        from calosim.models import spectrum_tail, spread
         from calosim.models.calibration import FITTED_KEY, export_factors, hat_weights
 
-        calibrated = FITTED_KEY in self.fitted or spread.CENTRE_KEY in self.fitted
+        calibrated = any(key in self.fitted for key in (FITTED_KEY, spread.CENTRE_KEY, spectrum_tail.KEY))
         if self.energy_model is None and not self.sampling_mirror_axes and not calibrated:
             self.export_onnx(graph)
             return
@@ -411,6 +422,8 @@ class ShowerModel:
                                                                                   graph), graph)
                 energies = [e * g for e in energies]
             layers = export_rescale_layers(layers, energies, graph)
+        if spectrum_tail.KEY in self.fitted:
+            layers = spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, graph)
         if self.sampling_mirror_axes:
             layers = self.export_mirror(layers, graph)
         graph.showers(self.geometry, layers)

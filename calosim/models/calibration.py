@@ -143,8 +143,10 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
     """Fit ``model``'s calibration to ``showers`` (the training showers, calosim.data.Showers): the model samples
     at their incident energies (its latent draws from ``seed``, before any calibration, energy model or
     reflection); the profile-spread factors (calosim.models.spread) are fitted first, then the cell factors on
-    the transformed samples, and both go to model.fitted. Returns the cell factors."""
-    from calosim.models import spread
+    the transformed samples, then with an energy model its response factors, and last the low-tail map of the
+    cell spectrum (calosim.models.spectrum_tail) on samples through all of those; all go to model.fitted.
+    Returns the cell factors."""
+    from calosim.models import spectrum_tail, spread
 
     rng = np.random.default_rng(seed)
     be = model.backend
@@ -180,12 +182,17 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
 
     fitted = spread.fit_spread(data, generated, weights, geometry, axes, calibrated_layer)
     factors = cell_factors(spread.apply_spread(generated, fitted, weights, geometry, np))
-    for key in (*spread.KEYS, FITTED_KEY, RESPONSE_KEY):
+    for key in (*spread.KEYS, FITTED_KEY, RESPONSE_KEY, spectrum_tail.KEY):
         model.fitted.pop(key, None)
     model.fitted.update(fitted)
     model.fitted[FITTED_KEY] = factors
     if model.energy_model is not None:
         model.fitted[RESPONSE_KEY] = fit_response(model, showers, energy, condition, rng)
+    final = apply_factors(spread.apply_spread(generated, fitted, weights, geometry, np), factors, condition,
+                          geometry, np)
+    final = [np.asarray(be.to_numpy(x), np.float64)
+             for x in model.apply_energy_model([be.asarray(x) for x in final], energy, rng)]
+    model.fitted[spectrum_tail.KEY] = spectrum_tail.fit_tail(data, final)
     return factors
 
 

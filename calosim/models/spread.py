@@ -86,7 +86,10 @@ def recombined(flat, centre, profile, k_slope: float, k_residual: float, slope_m
 def apply_spread(layers: list, fitted: dict, weights, geometry, xp, matmul=None) -> list:
     """Layers [(N, R_l, C_l)] with the profile-spread transform, for hat weights (N, B) of the showers'
     conditions; ``matmul(weights, table)`` interpolates the centres (default ``weights @ table``)."""
-    centre = matmul(weights, fitted[CENTRE_KEY]) if matmul else weights @ xp.asarray(fitted[CENTRE_KEY])
+    if matmul:
+        centre = matmul(weights, fitted[CENTRE_KEY])
+    else:  # in the layers' precision: float32 sampling stays float32
+        centre = (weights @ xp.asarray(fitted[CENTRE_KEY])).astype(layers[0].dtype)
     factors, slope_mean = np.asarray(fitted[FACTORS_KEY]), np.asarray(fitted[SLOPE_KEY])
     off = geometry.offsets
     out = []

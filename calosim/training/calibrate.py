@@ -8,7 +8,7 @@ from pathlib import Path
 from calosim.backends import get_backend
 from calosim.data.formats import open_showers, read_showers
 from calosim.errors import DataError
-from calosim.models import spread
+from calosim.models import spectrum_tail, spread
 from calosim.models.calibration import FITTED_KEY, MIN_SHOWERS, RESPONSE_KEY, fit_model
 from calosim.models.files import load_model, store_fitted_values
 
@@ -32,7 +32,7 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
     if len(showers) < MIN_SHOWERS:
         raise DataError(f"{data}: {len(showers)} showers; the calibration needs at least {MIN_SHOWERS}")
     fit_model(model, showers, seed)
-    keys = (*spread.KEYS, FITTED_KEY) + ((RESPONSE_KEY,) if RESPONSE_KEY in model.fitted else ())
+    keys = (*spread.KEYS, FITTED_KEY, spectrum_tail.KEY) + ((RESPONSE_KEY,) if RESPONSE_KEY in model.fitted else ())
     values = {key: model.fitted[key] for key in keys}
     store_fitted_values(path, values)
     return values
