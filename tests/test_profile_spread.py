@@ -108,6 +108,7 @@ def test_fit_model_stores_it_and_sample_applies_it_before_the_cell_factors():
     assert model.fitted[spread.CENTRE_KEY].shape == (5, TINY_GEOMETRY.n_cells)
     assert model.fitted[spread.FACTORS_KEY].shape == (TINY_GEOMETRY.n_layers, 2)
     model.fitted[spread.FACTORS_KEY] = np.array([[0.5, 1.5], [1.3, 0.75], [0.0, 2.0]])
+    model.fitted.pop("spectrum_tail")  # the step between the two (tests/test_spectrum_tail.py)
     energy = np.geomspace(1.0, 100.0, 200)
     z = np.random.default_rng(1).standard_normal((200, model.latent_dim))
     raw = model.generate(z, energy)

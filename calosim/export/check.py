@@ -97,8 +97,8 @@ def draw_inputs(sess, model, batch: int, rng: np.random.Generator) -> dict[str, 
 def calosim_showers(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """calosim's sampling path on the same inputs: ``model.generate`` (the graph's Bernoulli uniforms, in
     order, through its ``rng``), the calibration, ``model.apply_energy_model`` (column l of energy_uniform and
-    energy_normal as layer l's draws), the low-tail map and ``model.apply_mirror`` (column k of mirror_uniform as
-    axis k's), as ``ShowerModel.sample`` runs them."""
+    energy_normal as layer l's draws) and ``model.apply_mirror`` (column k of mirror_uniform as axis k's), as
+    ``ShowerModel.sample`` runs them."""
     be = model.backend
     not_generate_draws = ("z", "energy", "label", ENERGY_UNIFORM, ENERGY_NORMAL, MIRROR_UNIFORM)
     uniforms = [u for name, u in feeds.items() if name not in not_generate_draws]
@@ -112,7 +112,6 @@ def calosim_showers(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         given = GivenDraws(list(feeds[ENERGY_UNIFORM].T), list(feeds[ENERGY_NORMAL].T))
         layers = model.apply_energy_model(layers, feeds["energy"], given)
         given.check_used()
-    layers = model.apply_spectrum_tail(layers)
     if model.sampling_mirror_axes:  # one uniform per shower and axis: the columns, in order
         given = GivenDraws(list(feeds[MIRROR_UNIFORM].T))
         layers = model.apply_mirror(layers, given)

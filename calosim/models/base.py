@@ -307,25 +307,14 @@ class ShowerModel:
         be = self.backend
         layers = self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
         layers = self.apply_cell_calibration(layers, energy)
-        layers = self.apply_spectrum_tail(self.apply_energy_model(layers, energy, rng))
-        return self.apply_mirror(layers, rng)
-
-    def apply_spectrum_tail(self, layers: list) -> list:
-        """The step of :meth:`sample` after the energy model: with a fitted low-tail map of the cell spectrum
-        (calosim.models.spectrum_tail), every layer's smallest cells mapped onto the training showers' and the
-        layer scaled back to its sum; without it, the layers as they are. Draws nothing."""
-        from calosim.models import spectrum_tail
-
-        if spectrum_tail.KEY not in self.fitted:
-            return layers
-        return spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, self.backend.xp)
+        return self.apply_mirror(self.apply_energy_model(layers, energy, rng), rng)
 
     def apply_cell_calibration(self, layers: list, energy_gev) -> list:
         """The step of :meth:`sample` after :meth:`generate`: with fitted calibration values, the profile-spread
-        transform (calosim.models.spread), then every cell times its factor at the shower's energy and each
-        layer scaled back to its sum (calosim.models.calibration); without them, the layers as they are. Draws
-        nothing."""
-        from calosim.models import spread
+        transform (calosim.models.spread), the low-tail map of the cell spectrum (calosim.models.spectrum_tail),
+        then every cell times its factor at the shower's energy and each layer scaled back to its sum
+        (calosim.models.calibration); without them, the layers as they are. Draws nothing."""
+        from calosim.models import spectrum_tail, spread
         from calosim.models.calibration import FITTED_KEY, apply_factors, hat_weights
 
         be = self.backend
@@ -334,6 +323,8 @@ class ShowerModel:
             weights = hat_weights(condition, self.fitted[spread.CENTRE_KEY].shape[0], be.xp)
             layers = [x.astype(layer.dtype) for x, layer in
                       zip(spread.apply_spread(layers, self.fitted, weights, self.geometry, be.xp), layers)]
+        if spectrum_tail.KEY in self.fitted:
+            layers = spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, be.xp)
         if FITTED_KEY not in self.fitted:
             return layers
         return apply_factors(layers, be.asarray(self.fitted[FITTED_KEY]), condition, self.geometry, be.xp)
@@ -409,6 +400,8 @@ class ShowerModel:
             weights = hat_weights(c, self.fitted[spread.CENTRE_KEY].shape[0], graph)
             layers = spread.apply_spread(layers, self.fitted, weights, self.geometry, graph,
                                          matmul=lambda w, table: graph.matmul(w, np.asarray(table, np.float32)))
+        if spectrum_tail.KEY in self.fitted:
+            layers = spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, graph)
         if FITTED_KEY in self.fitted:
             layers = export_factors(layers, self.fitted[FITTED_KEY], graph.energy(), self.energy_range, self.geometry,
                                     graph)
@@ -422,8 +415,6 @@ class ShowerModel:
                                                                                   graph), graph)
                 energies = [e * g for e in energies]
             layers = export_rescale_layers(layers, energies, graph)
-        if spectrum_tail.KEY in self.fitted:
-            layers = spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, graph)
         if self.sampling_mirror_axes:
             layers = self.export_mirror(layers, graph)
         graph.showers(self.geometry, layers)

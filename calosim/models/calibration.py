@@ -142,10 +142,10 @@ def export_factors(layers: list, factors: np.ndarray, energy, energy_range, geom
 def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
     """Fit ``model``'s calibration to ``showers`` (the training showers, calosim.data.Showers): the model samples
     at their incident energies (its latent draws from ``seed``, before any calibration, energy model or
-    reflection); the profile-spread factors (calosim.models.spread) are fitted first, then the cell factors on
-    the transformed samples, then with an energy model its response factors, and last the low-tail map of the
-    cell spectrum (calosim.models.spectrum_tail) on samples through all of those; all go to model.fitted.
-    Returns the cell factors."""
+    reflection); the profile-spread factors (calosim.models.spread) are fitted first, then the low-tail map of
+    the cell spectrum (calosim.models.spectrum_tail) on the transformed samples, then the cell factors on samples
+    through both (so that they restore the mean shape the map moved), and with an energy model its response
+    factors; all go to model.fitted. Returns the cell factors."""
     from calosim.models import spectrum_tail, spread
 
     rng = np.random.default_rng(seed)
@@ -181,18 +181,15 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
         return scale_cells(flat, weights @ f, np).reshape(layer.shape)
 
     fitted = spread.fit_spread(data, generated, weights, geometry, axes, calibrated_layer)
-    factors = cell_factors(spread.apply_spread(generated, fitted, weights, geometry, np))
+    spread_out = spread.apply_spread(generated, fitted, weights, geometry, np)
+    fitted[spectrum_tail.KEY] = spectrum_tail.fit_tail(data, spread_out)
+    factors = cell_factors(spectrum_tail.apply_tail(spread_out, fitted[spectrum_tail.KEY], geometry, np))
     for key in (*spread.KEYS, FITTED_KEY, RESPONSE_KEY, spectrum_tail.KEY):
         model.fitted.pop(key, None)
     model.fitted.update(fitted)
     model.fitted[FITTED_KEY] = factors
     if model.energy_model is not None:
         model.fitted[RESPONSE_KEY] = fit_response(model, showers, energy, condition, rng)
-    final = apply_factors(spread.apply_spread(generated, fitted, weights, geometry, np), factors, condition,
-                          geometry, np)
-    final = [np.asarray(be.to_numpy(x), np.float64)
-             for x in model.apply_energy_model([be.asarray(x) for x in final], energy, rng)]
-    model.fitted[spectrum_tail.KEY] = spectrum_tail.fit_tail(data, final)
     return factors
 
 
