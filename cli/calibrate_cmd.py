@@ -19,12 +19,13 @@ import click
 @click.option("--backend", type=click.Choice(["numpy", "numba", "cupy"]), default="numba", show_default=True,
               help="where the model samples")
 def calibrate(model, data, rows, max_showers, seed, backend):
-    """Fit the calibration of a model to the given showers and store it in the model file. Three parts, applied
+    """Fit the calibration of a model to the given showers and store it in the model file. Four parts, applied
     in this order when the model samples:
 
     \b
     - profile spread: per layer, how much the slope of each shower's log-profile and its cell-by-cell residuals
       are scaled, chosen so that the layer's E_ratio, widths and cell spectrum come nearest the showers';
+    - low-tail map: per layer, the lowest 10% of the non-zero cells take the showers' distribution of that tail;
     - cell factors: per cell and incident energy, bring the model's mean shower shape onto the showers';
     - response factors (with an energy model): bring its mean E_tot / E_inc onto the showers'.
 

@@ -15,10 +15,10 @@ from calosim.models.files import load_model, store_fitted_values
 
 def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_000, seed: int = 0,
                    backend: str = "numba") -> dict:
-    """Fit the calibration of the model file ``path`` (the profile-spread factors, the cell factors and with an
-    energy model the response factors) to the showers ``rows`` (default all; at most ``max_showers``, the first
-    ones) of the shower file ``data`` and store it in the file (models.files.store_fitted_values). Returns the
-    stored values {key: array}."""
+    """Fit the calibration of the model file ``path`` (the profile-spread factors, the low-tail map, the cell
+    factors and with an energy model the response factors) to the showers ``rows`` (default all; at most
+    ``max_showers``, the first ones) of the shower file ``data`` and store it in the file (models.files.
+    store_fitted_values). Returns the stored values {key: array}."""
     model = load_model(path, get_backend(backend))
     with open_showers(data) as f:
         n_file = len(f)
@@ -52,4 +52,5 @@ def calibrate_run(run_dir: Path, data_path: Path, train_rows: range, seed: int, 
         return
     for path in run_model_files(run_dir):
         calibrate_file(path, data_path, train_rows, max_showers=n, seed=seed, backend=backend)
-    reporter.message(f"calibration (profile spread, cells) of best.h5 and last.h5 fitted to {n} training showers")
+    reporter.message(f"calibration (profile spread, low tail, cells) of best.h5 and last.h5 fitted to {n} training "
+                     "showers")
