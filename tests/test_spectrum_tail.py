@@ -68,3 +68,15 @@ def test_fit_model_fits_it_and_sampling_applies_it_between_the_spread_and_the_ce
     want = apply_factors(want, model.fitted[FITTED_KEY], c, TINY_GEOMETRY, np)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6 * float(np.abs(w).max()))
+
+
+def test_the_interpolation_and_the_ramps_of_the_onnx_graph_agree():
+    """numpy's one-pass interpolation against the sum of ramps the ONNX graph builds (array modules without interp)."""
+    class Ramps:  # numpy without interp: the graph's formula
+        minimum, maximum, where = staticmethod(np.minimum), staticmethod(np.maximum), staticmethod(np.where)
+
+    rng = np.random.default_rng(5)
+    m, t = spectrum_tail.knots(_cells(rng, 50_000, 1e-4), _cells(rng, 50_000, 0.05))
+    x = np.log(np.geomspace(1e-6, 1e4, 2001))
+    np.testing.assert_allclose(spectrum_tail.mapped_log(x, m, t, np), spectrum_tail.mapped_log(x, m, t, Ramps),
+                               rtol=0, atol=1e-9)

@@ -53,7 +53,12 @@ def fit_tail(data_layers: list, model_layers: list) -> np.ndarray:
 
 
 def mapped_log(x, m: np.ndarray, t: np.ndarray, xp):
-    """x' (module docstring) of log energies x: slope 1 below m_0, the ramps between the knots, slope 1 above."""
+    """x' (module docstring) of log energies x: slope 1 below m_0, linear between the knots, slope 1 above. With
+    an array module that interpolates (numpy, cupy) in one pass; on an ONNX graph as a sum of ramps."""
+    if hasattr(xp, "interp"):
+        inner = xp.interp(x, xp.asarray(m, dtype=x.dtype), xp.asarray(t, dtype=x.dtype)).astype(x.dtype)
+        below = x - float(m[0]) + float(t[0])
+        return xp.where(x >= float(m[-1]), x, xp.where(x < float(m[0]), below, inner))
     y = (xp.minimum(x, float(m[0])) - float(m[0])) + float(t[0])
     for k in range(len(m) - 1):
         slope = (t[k + 1] - t[k]) / (m[k + 1] - m[k])
