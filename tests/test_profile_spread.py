@@ -11,7 +11,7 @@ from calosim.evaluate.metrics import separation_power
 from calosim.evaluate.observables import layer_shape_observables
 from calosim.geometry import Geometry, LayerGeometry
 from calosim.models import spread
-from calosim.models.calibration import FITTED_KEY, fit_model, hat_weights
+from calosim.models.calibration import fit_model, hat_weights
 
 GRID = Geometry("grid", (LayerGeometry("layer_0", (9, 9), (40.0, 40.0)),))
 
@@ -98,7 +98,7 @@ def test_a_model_that_matches_the_data_keeps_factors_near_one():
     assert 0.8 - 1e-9 <= k_slope <= 1.3 + 1e-9 and 0.75 - 1e-9 <= k_residual <= 1.5 + 1e-9, (k_slope, k_residual)
 
 
-def test_fit_model_stores_it_and_sample_applies_it_before_the_cell_factors():
+def test_fit_model_stores_it_and_sampling_applies_it_right_after_the_decoder():
     from test_export_onnx import factorised_model
 
     model = factorised_model("vae-small")
@@ -108,19 +108,14 @@ def test_fit_model_stores_it_and_sample_applies_it_before_the_cell_factors():
     assert model.fitted[spread.CENTRE_KEY].shape == (5, TINY_GEOMETRY.n_cells)
     assert model.fitted[spread.FACTORS_KEY].shape == (TINY_GEOMETRY.n_layers, 2)
     model.fitted[spread.FACTORS_KEY] = np.array([[0.5, 1.5], [1.3, 0.75], [0.0, 2.0]])
-    model.fitted.pop("spectrum_tail")  # the step between the two (tests/test_spectrum_tail.py)
     energy = np.geomspace(1.0, 100.0, 200)
-    z = np.random.default_rng(1).standard_normal((200, model.latent_dim))
-    raw = model.generate(z, energy)
-    got = model.apply_cell_calibration(raw, energy)
-    c = model.condition(energy)
-    want = spread.apply_spread([np.asarray(x, np.float64) for x in raw], model.fitted, hat_weights(c, 5, np),
-                               TINY_GEOMETRY, np)
-    from calosim.models.calibration import apply_factors
-
-    want = apply_factors(want, model.fitted[FITTED_KEY], c, TINY_GEOMETRY, np)
+    raw = model.generate(np.random.default_rng(1).standard_normal((200, model.latent_dim)), energy)
+    got = model.apply_profile_spread(raw, energy)
+    want = spread.apply_spread([np.asarray(x, np.float64) for x in raw], model.fitted,
+                               hat_weights(model.condition(energy), 5, np), TINY_GEOMETRY, np)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6 * float(np.abs(w).max()))
+    assert any(not np.allclose(g, r) for g, r in zip(got, raw))  # the factors changed the showers
 
 
 def test_onnx_runtime_agrees_with_a_non_trivial_spread():

@@ -306,33 +306,44 @@ class ShowerModel:
             labels = self.sample_labels(rng, len(energy))
         be = self.backend
         layers = self.generate(be.asarray(z), be.asarray(energy), labels=labels, training=False)
-        layers = self.apply_cell_calibration(layers, energy)
-        return self.apply_mirror(self.apply_energy_model(layers, energy, rng), rng)
+        layers = self.apply_energy_model(self.apply_profile_spread(layers, energy), energy, rng)
+        return self.apply_mirror(self.apply_cell_calibration(layers, energy), rng)
 
-    def apply_cell_calibration(self, layers: list, energy_gev) -> list:
-        """The step of :meth:`sample` after :meth:`generate`: with fitted calibration values, the profile-spread
-        transform (calosim.models.spread), the low-tail map of the cell spectrum (calosim.models.spectrum_tail),
-        then every cell times its factor at the shower's energy and each layer scaled back to its sum
-        (calosim.models.calibration); without them, the layers as they are. Draws nothing."""
-        from calosim.models import spectrum_tail, spread
-        from calosim.models.calibration import FITTED_KEY, apply_factors, hat_weights
+    def apply_profile_spread(self, layers: list, energy_gev) -> list:
+        """The step of :meth:`sample` after :meth:`generate`: with fitted profile-spread values
+        (calosim.models.spread), each layer's profile slope and residuals rescaled; without them, the layers as
+        they are. Draws nothing."""
+        from calosim.models import spread
+        from calosim.models.calibration import hat_weights
 
+        if spread.CENTRE_KEY not in self.fitted:
+            return layers
         be = self.backend
         condition = self.condition(be.asarray(np.asarray(energy_gev, np.float64)))
-        if spread.CENTRE_KEY in self.fitted:
-            weights = hat_weights(condition, self.fitted[spread.CENTRE_KEY].shape[0], be.xp)
-            layers = [x.astype(layer.dtype) for x, layer in
-                      zip(spread.apply_spread(layers, self.fitted, weights, self.geometry, be.xp), layers)]
+        weights = hat_weights(condition, self.fitted[spread.CENTRE_KEY].shape[0], be.xp)
+        return [x.astype(layer.dtype) for x, layer in
+                zip(spread.apply_spread(layers, self.fitted, weights, self.geometry, be.xp), layers)]
+
+    def apply_cell_calibration(self, layers: list, energy_gev) -> list:
+        """The step of :meth:`sample` after the energy model (the cells in the MeV they are sampled in): with
+        fitted values, the low-tail map of the cell spectrum (calosim.models.spectrum_tail), then every cell
+        times its factor at the shower's energy and each layer scaled back to its sum
+        (calosim.models.calibration); without them, the layers as they are. Draws nothing."""
+        from calosim.models import spectrum_tail
+        from calosim.models.calibration import FITTED_KEY, apply_factors
+
+        be = self.backend
         if spectrum_tail.KEY in self.fitted:
             layers = spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, be.xp)
         if FITTED_KEY not in self.fitted:
             return layers
+        condition = self.condition(be.asarray(np.asarray(energy_gev, np.float64)))
         return apply_factors(layers, be.asarray(self.fitted[FITTED_KEY]), condition, self.geometry, be.xp)
 
     def apply_energy_model(self, layers: list, energy_gev, rng: np.random.Generator) -> list:
-        """The last step of :meth:`sample`: with an energy model, the layers [(N, R_l, C_l)] MeV rescaled to the
-        layer energies it draws from ``rng`` at incident energies (N,) GeV (per layer one ``rng.random(N)``
-        and one ``rng.standard_normal(N)``); without one, the layers as they are."""
+        """The step of :meth:`sample` after the profile spread: with an energy model, the layers [(N, R_l, C_l)]
+        MeV rescaled to the layer energies it draws from ``rng`` at incident energies (N,) GeV (per layer one
+        ``rng.random(N)`` and one ``rng.standard_normal(N)``); without one, the layers as they are."""
         if self.energy_model is None:
             return layers
         from calosim.models.calibration import RESPONSE_KEY, response_factors
@@ -400,11 +411,6 @@ class ShowerModel:
             weights = hat_weights(c, self.fitted[spread.CENTRE_KEY].shape[0], graph)
             layers = spread.apply_spread(layers, self.fitted, weights, self.geometry, graph,
                                          matmul=lambda w, table: graph.matmul(w, np.asarray(table, np.float32)))
-        if spectrum_tail.KEY in self.fitted:
-            layers = spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, graph)
-        if FITTED_KEY in self.fitted:
-            layers = export_factors(layers, self.fitted[FITTED_KEY], graph.energy(), self.energy_range, self.geometry,
-                                    graph)
         if self.energy_model is not None:
             from calosim.models.calibration import RESPONSE_KEY, response_factors
             from calosim.models.energy import export_rescale_layers
@@ -415,6 +421,11 @@ class ShowerModel:
                                                                                   graph), graph)
                 energies = [e * g for e in energies]
             layers = export_rescale_layers(layers, energies, graph)
+        if spectrum_tail.KEY in self.fitted:
+            layers = spectrum_tail.apply_tail(layers, self.fitted[spectrum_tail.KEY], self.geometry, graph)
+        if FITTED_KEY in self.fitted:
+            layers = export_factors(layers, self.fitted[FITTED_KEY], graph.energy(), self.energy_range, self.geometry,
+                                    graph)
         if self.sampling_mirror_axes:
             layers = self.export_mirror(layers, graph)
         graph.showers(self.geometry, layers)

@@ -142,10 +142,10 @@ def export_factors(layers: list, factors: np.ndarray, energy, energy_range, geom
 def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
     """Fit ``model``'s calibration to ``showers`` (the training showers, calosim.data.Showers): the model samples
     at their incident energies (its latent draws from ``seed``, before any calibration, energy model or
-    reflection); the profile-spread factors (calosim.models.spread) are fitted first, then the low-tail map of
-    the cell spectrum (calosim.models.spectrum_tail) on the transformed samples, then the cell factors on samples
-    through both (so that they restore the mean shape the map moved), and with an energy model its response
-    factors; all go to model.fitted. Returns the cell factors."""
+    reflection), in the order sampling applies the steps: the profile-spread factors (calosim.models.spread);
+    with an energy model its response factors, and the samples rescaled to its draws; the low-tail map of the
+    cell spectrum (calosim.models.spectrum_tail) on those; the cell factors on samples through all of them (so that
+    they restore the mean shape the map moved). All go to model.fitted. Returns the cell factors."""
     from calosim.models import spectrum_tail, spread
 
     rng = np.random.default_rng(seed)
@@ -181,15 +181,17 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
         return scale_cells(flat, weights @ f, np).reshape(layer.shape)
 
     fitted = spread.fit_spread(data, generated, weights, geometry, axes, calibrated_layer)
-    spread_out = spread.apply_spread(generated, fitted, weights, geometry, np)
-    fitted[spectrum_tail.KEY] = spectrum_tail.fit_tail(data, spread_out)
-    factors = cell_factors(spectrum_tail.apply_tail(spread_out, fitted[spectrum_tail.KEY], geometry, np))
     for key in (*spread.KEYS, FITTED_KEY, RESPONSE_KEY, spectrum_tail.KEY):
         model.fitted.pop(key, None)
     model.fitted.update(fitted)
-    model.fitted[FITTED_KEY] = factors
-    if model.energy_model is not None:
+    layers = spread.apply_spread(generated, fitted, weights, geometry, np)
+    if model.energy_model is not None:  # the cells in the MeV they are sampled in
         model.fitted[RESPONSE_KEY] = fit_response(model, showers, energy, condition, rng)
+        layers = [np.asarray(be.to_numpy(x), np.float64)
+                  for x in model.apply_energy_model([be.asarray(x) for x in layers], energy, rng)]
+    model.fitted[spectrum_tail.KEY] = spectrum_tail.fit_tail(data, layers)
+    factors = cell_factors(spectrum_tail.apply_tail(layers, model.fitted[spectrum_tail.KEY], geometry, np))
+    model.fitted[FITTED_KEY] = factors
     return factors
 
 

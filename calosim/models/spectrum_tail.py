@@ -1,6 +1,6 @@
 """Low-tail map of the cell spectrum: per layer, a monotone map of the smallest generated cell energies onto the
-training showers' (a calibration step of sampling, for any model type: after the profile spread, before the cell
-factors, which then restore the mean shape the map moved).
+training showers' (a calibration step of sampling, for any model type: after the energy model, in the MeV the
+cells are sampled in, and before the cell factors, which then restore the mean shape the map moved).
 
 Geant4's non-zero cells reach down to a few keV (sporadic low-energy hits: 4-7% of them below 0.1 MeV in the
 CaloGAN e+ layers), while a decoder that fits cells in log(1 + E / 0.1 MeV) units seldom puts out a cell that small
@@ -12,10 +12,11 @@ CaloGAN e+ layers), while a decoder that fits cells in log(1 + E / 0.1 MeV) unit
 
 so that the model's lowest cells take the data's distribution of the low tail, attached continuously where the map
 ends (a tail that is merely shifted maps to itself). Slopes are clipped to [1 / SLOPE_CLIP, SLOPE_CLIP]. Each layer
-is scaled back to its sum. The cells are in MeV before the energy model rescales the layers, which moves them by
-its ratio to the decoder's layer energy (near 1 for e+ and gamma). Applied after the energy model instead, the map
-took a few MeV from the edges of the e+ and gamma showers, and their layer-0 widths went from separation 0.018 to
-0.030 (e+ validation) and up to 0.049 (gamma, held out); before the cell factors, those restore the mean shape.
+is scaled back to its sum. Applied after the cell factors instead, the map took a few MeV from the edges of the e+
+and gamma showers, and their layer-0 widths went from separation 0.018 to 0.030 (e+ validation) and up to 0.049
+(gamma, held out). Applied before the energy model, it worked on the decoder's own layer energies, which for pi+
+can be a thousandth of the drawn ones: a layer-0 of 0.006 MeV whose every cell is "tail" came out reshaped, and the
+float rounding of such cells (batch-size dependent) mattered at 0.5% after the rescaling to GeV.
 Stored as the fitted value spectrum_tail (L, 2, K): the model's knots m and the targets t; a model without it
 samples as before.
 """
