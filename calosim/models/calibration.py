@@ -167,8 +167,9 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
                                             layer_weights(data, energy, geometry)), geometry, axes)
     off = geometry.offsets
 
-    def cell_factors(layers):
-        means = weighted_means(normalised_shapes(layers), weights, layer_weights(layers, energy, geometry))
+    def cell_factors(layers, weighted_by):
+        """The factors for ``layers``, their shapes weighted by the layer energies of ``weighted_by``."""
+        means = weighted_means(normalised_shapes(layers), weights, layer_weights(weighted_by, energy, geometry))
         return clipped_ratio(data_means, symmetrised(means, geometry, axes), CLIP)
 
     def calibrated_layer(i, layer):
@@ -184,13 +185,16 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
     for key in (*spread.KEYS, FITTED_KEY, RESPONSE_KEY, spectrum_tail.KEY):
         model.fitted.pop(key, None)
     model.fitted.update(fitted)
-    layers = spread.apply_spread(generated, fitted, weights, geometry, np)
+    decoded = spread.apply_spread(generated, fitted, weights, geometry, np)
+    layers = decoded
     if model.energy_model is not None:  # the cells in the MeV they are sampled in
         model.fitted[RESPONSE_KEY] = fit_response(model, showers, energy, condition, rng)
         layers = [np.asarray(be.to_numpy(x), np.float64)
                   for x in model.apply_energy_model([be.asarray(x) for x in layers], energy, rng)]
     model.fitted[spectrum_tail.KEY] = spectrum_tail.fit_tail(data, layers)
-    factors = cell_factors(spectrum_tail.apply_tail(layers, model.fitted[spectrum_tail.KEY], geometry, np))
+    # weighted by the decoder's own layer energies, which go with its shapes (a gamma that converts late: a
+    # layer 0 of a few sporadic hits), not by the energy model's draws, which do not
+    factors = cell_factors(spectrum_tail.apply_tail(layers, model.fitted[spectrum_tail.KEY], geometry, np), decoded)
     model.fitted[FITTED_KEY] = factors
     return factors
 
