@@ -65,10 +65,14 @@ def normalised_shapes(layers) -> np.ndarray:
 
 def layer_weights(layers, energy_gev, geometry) -> np.ndarray:
     """(N, V) float64: each cell's weight in the mean shapes, its layer's energy over the incident energy."""
+    return np.concatenate([layer_share(x, energy_gev) for x in layers], axis=1)
+
+
+def layer_share(layer, energy_gev) -> np.ndarray:
+    """(N, V_l) float64: :func:`layer_weights` of one layer (N, R, C)."""
+    flat = np.asarray(layer, np.float64).reshape(len(layer), -1)
     energy_mev = 1000.0 * np.asarray(energy_gev, np.float64)
-    return np.concatenate([np.repeat(np.asarray(x, np.float64).reshape(len(x), -1).sum(axis=1, keepdims=True),
-                                     layer.n_cells, axis=1) / energy_mev[:, None]
-                           for x, layer in zip(layers, geometry.layers)], axis=1)
+    return np.repeat(flat.sum(axis=1, keepdims=True), flat.shape[1], axis=1) / energy_mev[:, None]
 
 
 def symmetrised(mean_shapes: np.ndarray, geometry, axes) -> np.ndarray:
@@ -163,21 +167,15 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
     generated = [np.concatenate([part[i] for part in generated]) for i in range(model.geometry.n_layers)]
     data = [np.asarray(x, np.float64) for x in showers.layers]
     geometry, axes = model.geometry, model.sampling_mirror_axes
-    data_means = symmetrised(weighted_means(normalised_shapes(data), weights,
-                                            layer_weights(data, energy, geometry)), geometry, axes)
+    data_shapes, data_weights = normalised_shapes(data), layer_weights(data, energy, geometry)
+    data_means = symmetrised(weighted_means(data_shapes, weights, data_weights), geometry, axes)
     off = geometry.offsets
-
-    def cell_factors(layers, weighted_by):
-        """The factors for ``layers``, their shapes weighted by the layer energies of ``weighted_by``."""
-        means = weighted_means(normalised_shapes(layers), weights, layer_weights(weighted_by, energy, geometry))
-        return clipped_ratio(data_means, symmetrised(means, geometry, axes), CLIP)
 
     def calibrated_layer(i, layer):
         """Layer i (N, R, C) after a cell calibration refitted to it alone, as sampling would give it."""
         flat = layer.reshape(len(layer), -1)
-        shapes = normalised_shapes([layer])
-        share = np.repeat(flat.sum(axis=1, keepdims=True) / (1000.0 * energy[:, None]), flat.shape[1], axis=1)
-        means = symmetrised_layer(weighted_means(shapes, weights, share), geometry.layers[i], axes)
+        means = symmetrised_layer(weighted_means(normalised_shapes([layer]), weights, layer_share(layer, energy)),
+                                  geometry.layers[i], axes)
         f = clipped_ratio(data_means[:, off[i]:off[i + 1]], means, CLIP)
         return scale_cells(flat, weights @ f, np).reshape(layer.shape)
 
@@ -192,9 +190,11 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
         layers = [np.asarray(be.to_numpy(x), np.float64)
                   for x in model.apply_energy_model([be.asarray(x) for x in layers], energy, rng)]
     model.fitted[spectrum_tail.KEY] = spectrum_tail.fit_tail(data, layers)
+    mapped = spectrum_tail.apply_tail(layers, model.fitted[spectrum_tail.KEY], geometry, np)
     # weighted by the decoder's own layer energies, which go with its shapes (a gamma that converts late: a
     # layer 0 of a few sporadic hits), not by the energy model's draws, which do not
-    factors = cell_factors(spectrum_tail.apply_tail(layers, model.fitted[spectrum_tail.KEY], geometry, np), decoded)
+    factors = fit_factors(data_shapes, condition, normalised_shapes(mapped), condition, geometry, axes,
+                          data_weights=data_weights, model_weights=layer_weights(decoded, energy, geometry))
     model.fitted[FITTED_KEY] = factors
     return factors
 
