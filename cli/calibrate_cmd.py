@@ -25,12 +25,13 @@ def calibrate(model, data, rows, max_showers, seed, backend):
     \b
     - profile spread: per layer, how much the slope of each shower's log-profile and its cell-by-cell residuals
       are scaled, chosen so that the layer's E_ratio, widths and cell spectrum come nearest the showers';
+    - energy map: each shower's own response and layer shares keep their rank among showers of its energy and
+      take the showers' distribution (the layers are rescaled to them; the energy model then draws nothing);
     - low-tail map: per layer, the lowest 10% of the non-zero cells take the showers' distribution of that tail;
-    - cell factors: per cell and incident energy, bring the model's mean shower shape onto the showers';
-    - response factors (with an energy model): bring its mean E_tot / E_inc onto the showers'.
+    - cell factors: per cell and incident energy, bring the model's mean shower shape onto the showers'.
 
-    Every layer keeps its sum and empty cells stay empty. `calosim train` does this when a run ends; use this
-    command for models trained before, or to fit to other showers."""
+    Apart from the energy map, every layer keeps its sum; empty cells stay empty. `calosim train` does this when a
+    run ends; use this command for models trained before, or to fit to other showers."""
     import json
     from pathlib import Path
 

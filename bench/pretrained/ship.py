@@ -18,11 +18,12 @@ import subprocess
 from pathlib import Path
 
 from calosim.info import machine_info
-from calosim.models import spread
+from calosim.models import energy_map, spectrum_tail, spread
 from calosim.models.calibration import FITTED_KEY, RESPONSE_KEY
 from calosim.models.files import read_model_header
 
 PACKAGE = Path(__file__).resolve().parents[2] / "calosim" / "pretrained"
+CALIBRATION_KEYS = (FITTED_KEY, RESPONSE_KEY, *spread.KEYS, spectrum_tail.KEY, *energy_map.KEYS)
 SPREAD_KEYS = ("auc_low", "auc_high", "fpd", "kpd", "mean_sep", "worst_sep", "worst", "response_gen", "core_gen")
 
 
@@ -65,7 +66,7 @@ def main(argv=None) -> None:
                    "epochs": run["config"]["training"]["epochs"], "kept": "the best epoch by validation score",
                    "full_config": run["config"], "energy_model_config": run.get("energy_model"),
                    "sampling_mirror_axes": list(header["sampling_mirror_axes"]),
-                   "calibration": sorted(k for k in header["fitted"] if k in (FITTED_KEY, RESPONSE_KEY, *spread.KEYS))},
+                   "calibration": sorted(k for k in header["fitted"] if k in CALIBRATION_KEYS)},
         "training_data": {"showers": run["train_rows"][1] - run["train_rows"][0],
                           "validation_showers": run["validation_rows"][1] - run["validation_rows"][0],
                           "description": args.training_desc, "sha256": run["data_sha256"]},

@@ -107,11 +107,13 @@ def calosim_showers(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     layers = model.generate(be.asarray(feeds["z"]), be.asarray(feeds["energy"]), labels=feeds.get("label"), **extra)
     given.check_used()
     layers = model.apply_profile_spread(layers, feeds["energy"])
-    if model.energy_model is not None:
+    if model.draws_layer_energies:
         # sample draws per layer a uniform then a normal: the columns, each kind in order
         given = GivenDraws(list(feeds[ENERGY_UNIFORM].T), list(feeds[ENERGY_NORMAL].T))
         layers = model.apply_energy_model(layers, feeds["energy"], given)
         given.check_used()
+    else:
+        layers = model.apply_energy_model(layers, feeds["energy"], None)
     layers = model.apply_cell_calibration(layers, feeds["energy"])
     if model.sampling_mirror_axes:  # one uniform per shower and axis: the columns, in order
         given = GivenDraws(list(feeds[MIRROR_UNIFORM].T))

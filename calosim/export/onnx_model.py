@@ -67,7 +67,7 @@ def onnx_graph(model):
         "opset": str(OPSET),
         "model_attributes": json.dumps(model.file_attributes()),
     }
-    if model.energy_model is not None:
+    if model.draws_layer_energies:
         metadata["energy_model"] = json.dumps(model.energy_model.config.to_dict())
     metadata.update({f"source_{k}": str(v) for k, v in model.attrs.items() if k in ("epoch", "seed")})
     doc = (f"calosim {model.model_type} generator ({model.config.name}): showers of {model.particle} in the "

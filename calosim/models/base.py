@@ -340,21 +340,43 @@ class ShowerModel:
         condition = self.condition(be.asarray(np.asarray(energy_gev, np.float64)))
         return apply_factors(layers, be.asarray(self.fitted[FITTED_KEY]), condition, self.geometry, be.xp)
 
+    @property
+    def draws_layer_energies(self) -> bool:
+        """Whether :meth:`apply_energy_model` draws (an energy model and no fitted energy map)."""
+        from calosim.models import energy_map
+
+        return self.energy_model is not None and energy_map.KEY not in self.fitted
+
     def apply_energy_model(self, layers: list, energy_gev, rng: np.random.Generator) -> list:
-        """The step of :meth:`sample` after the profile spread: with an energy model, the layers [(N, R_l, C_l)]
-        MeV rescaled to the layer energies it draws from ``rng`` at incident energies (N,) GeV (per layer one
-        ``rng.random(N)`` and one ``rng.standard_normal(N)``); without one, the layers as they are."""
-        if self.energy_model is None:
-            return layers
-        from calosim.models.calibration import RESPONSE_KEY, response_factors
+        """The step of :meth:`sample` after the profile spread: with a fitted energy map
+        (calosim.models.energy_map), the layers [(N, R_l, C_l)] MeV rescaled to their own energies mapped onto
+        the training showers' (no draws); else with an energy model, rescaled to the layer energies it draws from
+        ``rng`` at incident energies (N,) GeV (per layer one ``rng.random(N)`` and one ``rng.standard_normal(N)``);
+        without either, the layers as they are."""
+        from calosim.models import energy_map
         from calosim.models.energy import rescale_layers
 
         energy = np.asarray(energy_gev, np.float64)
+        xp = self.backend.xp
+        if energy_map.KEY in self.fitted:
+            from calosim.models.calibration import hat_weights
+
+            sums = [s.astype(xp.float64) for s in energy_map.layer_sums(layers, self.geometry)]
+            energy_be = self.backend.asarray(energy, dtype=np.float64)
+            weights = hat_weights(energy_condition(energy_be, self.energy_range, xp),
+                                  self.fitted[energy_map.KEY].shape[2], xp)
+            energies = energy_map.mapped_energies(sums, self.fitted, weights, 1000.0 * energy_be.reshape(-1, 1), xp,
+                                                  lambda w, m: w @ xp.asarray(m, dtype=np.float64))
+            return rescale_layers(layers, xp.concatenate(energies, axis=1), xp)
+        if self.energy_model is None:
+            return layers
+        from calosim.models.calibration import RESPONSE_KEY, response_factors
+
         energies = self.energy_model.sample(energy, rng)
         if RESPONSE_KEY in self.fitted:
             condition = energy_condition(energy, self.energy_range, np)
             energies = energies * response_factors(self.fitted[RESPONSE_KEY], condition, np)
-        return rescale_layers(layers, energies, self.backend.xp)
+        return rescale_layers(layers, energies, xp)
 
     def set_sampling_mirror_axes(self, axes) -> None:
         """Reflect sampled showers along ``axes`` (0 rows, 1 columns); ModelError unless the geometry is mirror
@@ -397,10 +419,11 @@ class ShowerModel:
         """:meth:`sample` after its latent and class draws, on an ONNX graph: :meth:`export_onnx`, and with an
         energy model its draws as inputs (energy_uniform, energy_normal (N, L)) and every layer rescaled to
         the layer energies, as :meth:`apply_energy_model` does. Called after :meth:`freeze`."""
-        from calosim.models import spectrum_tail, spread
+        from calosim.models import energy_map, spectrum_tail, spread
         from calosim.models.calibration import FITTED_KEY, export_factors, hat_weights
 
-        calibrated = any(key in self.fitted for key in (FITTED_KEY, spread.CENTRE_KEY, spectrum_tail.KEY))
+        calibrated = any(key in self.fitted for key in (FITTED_KEY, spread.CENTRE_KEY, spectrum_tail.KEY,
+                                                        energy_map.KEY))
         if self.energy_model is None and not self.sampling_mirror_axes and not calibrated:
             self.export_onnx(graph)
             return
@@ -411,7 +434,15 @@ class ShowerModel:
             weights = hat_weights(c, self.fitted[spread.CENTRE_KEY].shape[0], graph)
             layers = spread.apply_spread(layers, self.fitted, weights, self.geometry, graph,
                                          matmul=lambda w, table: graph.matmul(w, np.asarray(table, np.float32)))
-        if self.energy_model is not None:
+        if energy_map.KEY in self.fitted:
+            from calosim.models.energy import export_rescale_layers
+
+            weights = hat_weights(energy_condition(graph.energy(), self.energy_range, graph),
+                                  self.fitted[energy_map.KEY].shape[2], graph)
+            energies = energy_map.mapped_energies(energy_map.layer_sums(layers, self.geometry), self.fitted, weights,
+                                                  graph.energy() * 1000.0, graph, graph.matmul)
+            layers = export_rescale_layers(layers, energies, graph)
+        elif self.energy_model is not None:
             from calosim.models.calibration import RESPONSE_KEY, response_factors
             from calosim.models.energy import export_rescale_layers
 

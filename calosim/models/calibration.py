@@ -23,12 +23,10 @@ F_v(c) = sum_b w_b(c) f_b,v, then scales each layer back to the sum it had, so t
 them the energy model's) are untouched. Stored as the fitted values cell_calibration (B, V); a model without them
 samples as before.
 
-With an energy model, the same fit calibrates its mean response: g_b = R^data_b / R^model_b, R_b the hat-weighted
-mean of E_tot / E_inc of the training showers and of the energy model's draws (DRAWS per shower), clipped to
-[1 / RESPONSE_CLIP, RESPONSE_CLIP]; every drawn layer energy is multiplied by G(c) = sum_b w_b(c) g_b (fitted value
-response_calibration (B,)). A mixture of a broad response (pi+: a spread of 0.28 about 0.28) fits the density well
-and its mean to a few percent only (the shipped pi+ models were 2-4% high on their own training showers; e+ and
-gamma within 0.05%), which this moment corrects.
+The layer energies themselves come from the energy map (calosim.models.energy_map), fitted here too. Model files
+calibrated before it carry response factors instead (fitted value response_calibration (B,)): every layer energy
+the energy model draws is multiplied by G(c) = sum_b w_b(c) g_b, g_b the ratio of the data's hat-weighted mean
+response to the energy model's. Sampling still applies them where a file has them and no energy map.
 """
 
 from __future__ import annotations
@@ -42,8 +40,6 @@ CENTRES = 5  # hat functions over the conditioning range (log incident energy): 
 CLIP = 5.0  # factors within [1 / CLIP, CLIP]
 MIN_SHOWERS = 100  # the fewest showers a fit takes
 RESPONSE_KEY = "response_calibration"
-RESPONSE_CLIP = 1.5
-DRAWS = 10  # energy-model draws per training shower in the response fit
 
 
 def hat_weights(c, n_centres: int, xp):
@@ -147,10 +143,10 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
     """Fit ``model``'s calibration to ``showers`` (the training showers, calosim.data.Showers): the model samples
     at their incident energies (its latent draws from ``seed``, before any calibration, energy model or
     reflection), in the order sampling applies the steps: the profile-spread factors (calosim.models.spread);
-    with an energy model its response factors, and the samples rescaled to its draws; the low-tail map of the
+    the energy map (calosim.models.energy_map), and the samples rescaled to its energies; the low-tail map of the
     cell spectrum (calosim.models.spectrum_tail) on those; the cell factors on samples through all of them (so that
     they restore the mean shape the map moved). All go to model.fitted. Returns the cell factors."""
-    from calosim.models import spectrum_tail, spread
+    from calosim.models import energy_map, spectrum_tail, spread
 
     rng = np.random.default_rng(seed)
     be = model.backend
@@ -180,33 +176,24 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
         return scale_cells(flat, weights @ f, np).reshape(layer.shape)
 
     fitted = spread.fit_spread(data, generated, weights, geometry, axes, calibrated_layer)
-    for key in (*spread.KEYS, FITTED_KEY, RESPONSE_KEY, spectrum_tail.KEY):
+    for key in (*spread.KEYS, FITTED_KEY, RESPONSE_KEY, spectrum_tail.KEY, *energy_map.KEYS):
         model.fitted.pop(key, None)
     model.fitted.update(fitted)
     decoded = spread.apply_spread(generated, fitted, weights, geometry, np)
-    layers = decoded
-    if model.energy_model is not None:  # the cells in the MeV they are sampled in
-        model.fitted[RESPONSE_KEY] = fit_response(model, showers, energy, condition, rng)
-        layers = [np.asarray(be.to_numpy(x), np.float64)
-                  for x in model.apply_energy_model([be.asarray(x) for x in layers], energy, rng)]
+    model.fitted.update(energy_map.fit_map(
+        showers.layer_energies(), np.stack([x.reshape(len(x), -1).sum(axis=1) for x in decoded], axis=1), energy,
+        hat_weights(condition, energy_map.CENTRES, np)))
+    # the cells in the MeV they are sampled in
+    layers = [np.asarray(be.to_numpy(x), np.float64)
+              for x in model.apply_energy_model([be.asarray(x) for x in decoded], energy, rng)]
     model.fitted[spectrum_tail.KEY] = spectrum_tail.fit_tail(data, layers)
     mapped = spectrum_tail.apply_tail(layers, model.fitted[spectrum_tail.KEY], geometry, np)
     # weighted by the decoder's own layer energies, which go with its shapes (a gamma that converts late: a
-    # layer 0 of a few sporadic hits), not by the energy model's draws, which do not
+    # layer 0 of a few sporadic hits)
     factors = fit_factors(data_shapes, condition, normalised_shapes(mapped), condition, geometry, axes,
                           data_weights=data_weights, model_weights=layer_weights(decoded, energy, geometry))
     model.fitted[FITTED_KEY] = factors
     return factors
-
-
-def fit_response(model, showers, energy, condition, rng: np.random.Generator) -> np.ndarray:
-    """(B,) factors g_b of the energy model's mean response (module docstring)."""
-    drawn_energy = np.repeat(energy, DRAWS)
-    drawn = model.energy_model.sample(drawn_energy, rng).sum(axis=1) / (1000.0 * drawn_energy)
-    data = showers.layer_energies().sum(axis=1) / (1000.0 * energy)
-    r_data = weighted_means(data[:, None], hat_weights(condition, CENTRES, np))[:, 0]
-    r_model = weighted_means(drawn[:, None], hat_weights(np.repeat(condition, DRAWS, axis=0), CENTRES, np))[:, 0]
-    return clipped_ratio(r_data, r_model, RESPONSE_CLIP)
 
 
 def response_factors(factors, condition, xp):

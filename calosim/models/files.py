@@ -33,8 +33,9 @@ Model file (RUN_DIR/best.h5, RUN_DIR/last.h5, or any path), layout version 1:
     for vae)
     /fitted/<name>                            values fitted from the training data (e.g. WGAN-GP's
                                               layer_energy_scales (L,); the calibration's cell_calibration
-                                              (5, V) and response_calibration (5,), calosim.models.calibration;
-                                              the energy model's energy_v_*); absent when there are none
+                                              (5, V), calosim.models.calibration, energy_map, spread_* and
+                                              spectrum_tail (their modules); the energy model's energy_v_*);
+                                              absent when there are none
 
 Array layouts follow calosim.layers: Dense kernel (F_in, F_out) and bias (F_out,); Conv2D kernel
 (K_h, K_w, C_in, C_out); LocallyConnected2D kernel (H_out, W_out, K_h*K_w*C_in, C_out) with the patch axis
@@ -149,9 +150,9 @@ def save_model(path, model, **extra) -> Path:
     return path
 
 
-def store_fitted_values(path, values: dict) -> None:
-    """Add or replace fitted values /fitted/KEY of a model file ({KEY: array}); the file is rewritten whole beside
-    it and renamed over it, so that a failure leaves it as it was."""
+def store_fitted_values(path, values: dict, removed=()) -> None:
+    """Add or replace fitted values /fitted/KEY of a model file ({KEY: array}) and drop those named in ``removed``;
+    the file is rewritten whole beside it and renamed over it, so that a failure leaves it as it was."""
     values = {key: np.asarray(value, np.float64) for key, value in values.items()}
     for key, value in values.items():
         require_finite(value, f"fitted value /{FITTED}/{key}", path)
@@ -161,9 +162,10 @@ def store_fitted_values(path, values: dict) -> None:
         for name in src:
             src.copy(src[name], dst, name=name)
         group = dst.require_group(FITTED)
-        for key, value in values.items():
+        for key in (*values, *removed):
             if key in group:
                 del group[key]
+        for key, value in values.items():
             group.create_dataset(key, data=value)
 
 

@@ -8,17 +8,17 @@ from pathlib import Path
 from calosim.backends import get_backend
 from calosim.data.formats import open_showers, read_showers
 from calosim.errors import DataError
-from calosim.models import spectrum_tail, spread
+from calosim.models import energy_map, spectrum_tail, spread
 from calosim.models.calibration import FITTED_KEY, MIN_SHOWERS, RESPONSE_KEY, fit_model
 from calosim.models.files import load_model, store_fitted_values
 
 
 def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_000, seed: int = 0,
                    backend: str = "numba") -> dict:
-    """Fit the calibration of the model file ``path`` (the profile-spread factors, the low-tail map, the cell
-    factors and with an energy model the response factors) to the showers ``rows`` (default all; at most
-    ``max_showers``, the first ones) of the shower file ``data`` and store it in the file (models.files.
-    store_fitted_values). Returns the stored values {key: array}."""
+    """Fit the calibration of the model file ``path`` (the profile-spread factors, the energy map, the low-tail
+    map and the cell factors) to the showers ``rows`` (default all; at most ``max_showers``, the first ones) of the
+    shower file ``data`` and store it in the file (models.files.store_fitted_values). Returns the stored values
+    {key: array}."""
     model = load_model(path, get_backend(backend))
     with open_showers(data) as f:
         n_file = len(f)
@@ -32,9 +32,9 @@ def calibrate_file(path, data, rows: range | None = None, max_showers: int = 10_
     if len(showers) < MIN_SHOWERS:
         raise DataError(f"{data}: {len(showers)} showers; the calibration needs at least {MIN_SHOWERS}")
     fit_model(model, showers, seed)
-    keys = (*spread.KEYS, FITTED_KEY, spectrum_tail.KEY) + ((RESPONSE_KEY,) if RESPONSE_KEY in model.fitted else ())
+    keys = (*spread.KEYS, *energy_map.KEYS, FITTED_KEY, spectrum_tail.KEY)
     values = {key: model.fitted[key] for key in keys}
-    store_fitted_values(path, values)
+    store_fitted_values(path, values, removed=(RESPONSE_KEY,))  # older files' response factors: the map replaces them
     return values
 
 

@@ -1,0 +1,152 @@
+"""The energy map (calosim.models.energy_map): the shape model's own layer energies take the training showers'
+distributions at each incident energy and keep their order among showers, so that each layer's energy stays
+with the shape it was made with."""
+
+from __future__ import annotations
+
+import numpy as np
+from family_helpers import TINY_GEOMETRY, tiny_showers
+
+from calosim.models import energy_map
+from calosim.models.calibration import fit_model, hat_weights
+
+
+def _sums(rng, n, energy_mev, response_width, share_width):
+    """Layer sums (n, 3) MeV: a response about 0.95 of log-width ``response_width``, layer shares of log-odds
+    width ``share_width`` that grow with the energy."""
+    c = np.log(energy_mev / energy_mev.min()) / np.log(energy_mev.max() / energy_mev.min())
+    total = 0.95 * energy_mev * np.exp(response_width * rng.standard_normal(n))
+    first = 1.0 / (1.0 + np.exp(-(c - 0.5 + share_width * rng.standard_normal(n))))
+    second = 1.0 / (1.0 + np.exp(-(1.0 + share_width * rng.standard_normal(n))))
+    return np.stack([total * first, total * (1 - first) * second, total * (1 - first) * (1 - second)], axis=1)
+
+
+def test_the_variables_give_back_the_layer_energies_and_an_empty_layer_sits_at_the_floor():
+    rng = np.random.default_rng(0)
+    energy_mev = rng.uniform(1e3, 1e5, (500, 1))
+    sums = _sums(rng, 500, energy_mev[:, 0], 0.05, 1.0)
+    sums[:50, 0] = 0.0  # empty first layers
+    v = energy_map.variables(energy_map.columns(sums), energy_mev, np)
+    back = np.concatenate(energy_map.layer_energies(v, energy_mev, np), axis=1)
+    np.testing.assert_allclose(back, sums, rtol=1e-9, atol=1e-5)
+    assert (v[1][:50] < np.log(energy_map.FLOOR) - np.log(sums[:50, 1:].sum(1, keepdims=True)) + 1e-9).all()
+    # a layer taking nearly all: the small ones are not lost to cancellation
+    tiny = np.array([[1e5, 1e-3, 1e-4]])
+    incident = np.array([[1.1e5]])
+    v = energy_map.variables(energy_map.columns(tiny), incident, np)
+    back = np.concatenate(energy_map.layer_energies(v, incident, np), axis=1)
+    np.testing.assert_allclose(back, tiny, rtol=1e-6)
+
+
+def test_weighted_quantiles_are_strictly_increasing_and_follow_the_weights():
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.normal(0, 1, 20_000), np.zeros(5000)])  # a point mass
+    weights = np.stack([np.ones(25_000), np.r_[np.ones(20_000), np.zeros(5000)]], axis=1)
+    q = energy_map.weighted_quantiles(values, weights)
+    assert (np.diff(q, axis=1) > 0).all()
+    inner = slice(5, -5)
+    np.testing.assert_allclose(q[1, inner], np.quantile(values[:20_000], energy_map.LEVELS[inner]), atol=0.01)
+    assert abs(q[0, 12] - np.quantile(values, energy_map.LEVELS[12])) < 0.01
+
+
+def test_the_map_gives_the_data_distribution_at_each_energy_and_keeps_the_order():
+    rng = np.random.default_rng(2)
+    n = 40_000
+    energy_gev = np.exp(rng.uniform(0, np.log(100), n))
+    condition = np.log(energy_gev)[:, None] / np.log(100)
+    weights = hat_weights(condition, energy_map.CENTRES, np)
+    data = _sums(rng, n, 1000 * energy_gev, 0.004, 0.3)
+    model = _sums(rng, n, 1000 * energy_gev, 0.05, 1.0)  # ten times too broad a response, too broad shares
+    fitted = energy_map.fit_map(data, model, energy_gev, weights)
+    assert fitted[energy_map.KEY].shape == (3, 2, energy_map.CENTRES, len(energy_map.LEVELS))
+    energy_mev = 1000 * energy_gev[:, None]
+    out = np.concatenate(energy_map.mapped_energies(energy_map.columns(model), fitted, weights, energy_mev, np,
+                                                    lambda w, m: w @ m), axis=1)
+    response = out.sum(1) / energy_mev[:, 0]
+    want = data.sum(1) / energy_mev[:, 0]
+    for lo, hi in [(1, 3), (10, 20), (50, 100)]:
+        sel = (energy_gev > lo) & (energy_gev < hi)
+        for got, ref in [(response, want), (out[:, 0] / out.sum(1), data[:, 0] / data.sum(1))]:
+            levels = [0.05, 0.16, 0.5, 0.84, 0.95]
+            spread = np.quantile(ref[sel], 0.84) - np.quantile(ref[sel], 0.16)
+            np.testing.assert_allclose(np.quantile(got[sel], levels), np.quantile(ref[sel], levels),
+                                       atol=0.1 * spread)
+    # each variable keeps the model's order among showers of one energy
+    sel = (energy_gev > 10) & (energy_gev < 10.5)
+    for before, after in [(model[sel].sum(1) / energy_gev[sel], response[sel]),
+                          (model[sel, 0] / model[sel].sum(1), out[sel, 0] / out[sel].sum(1))]:
+        assert np.corrcoef(np.argsort(np.argsort(before)), np.argsort(np.argsort(after)))[0, 1] > 0.999
+
+
+def test_fit_model_fits_it_and_sampling_rescales_the_layers_to_their_mapped_energies_without_draws():
+    from test_export_onnx import factorised_model
+
+    model = factorised_model("vae-small")
+    fit_model(model, tiny_showers(600, seed=5))
+    assert model.fitted[energy_map.KEY].shape == (TINY_GEOMETRY.n_layers, 2, energy_map.CENTRES, len(energy_map.LEVELS))
+    assert not model.draws_layer_energies
+    energy = np.geomspace(1.0, 100.0, 200)
+    z = np.random.default_rng(1).standard_normal((200, model.latent_dim))
+    layers = model.apply_profile_spread(model.generate(z, energy), energy)
+
+    class NoDraws:
+        def __getattr__(self, name):
+            raise AssertionError(f"the energy map drew ({name})")
+
+    out = model.apply_energy_model(layers, energy, NoDraws())
+    weights = hat_weights(model.condition(energy), energy_map.CENTRES, np)
+    sums = [x.reshape(200, -1).sum(1, keepdims=True).astype(np.float64) for x in layers]
+    want = energy_map.mapped_energies(sums, model.fitted, weights, 1000 * energy[:, None], np, lambda w, m: w @ m)
+    filled = np.all(np.concatenate(sums, axis=1) > 0, axis=1)  # (an empty layer's energy goes to the others)
+    assert filled.sum() > 100
+    for x, e in zip(out, want):
+        np.testing.assert_allclose(x.reshape(200, -1).sum(1)[filled], e[filled, 0], rtol=1e-4)
+    model.fitted.pop(energy_map.KEY)
+    assert model.draws_layer_energies
+
+
+def test_the_mapped_model_exports_to_onnx_and_agrees_with_its_sampling():
+    from test_export_onnx import factorised_model
+
+    from calosim.export.check import check_agreement
+    from calosim.export.onnx_model import onnx_graph
+
+    model = factorised_model("vae-small")
+    fit_model(model, tiny_showers(600, seed=6))
+    model.freeze()
+    graph = onnx_graph(model)
+    assert not {"energy_uniform", "energy_normal"} & {item.name for item in graph.graph.input}  # no draws
+    rows = check_agreement(model, graph.SerializeToString(), batch_sizes=(1, 300), seed=2)
+    assert all(row.passed for row in rows), rows
+
+
+def test_the_mixing_gives_the_variables_the_datas_correlations():
+    """Data whose response goes with the first layer's share (a pion that showers early deposits more), a model
+    whose variables are independent: mapped, the model's showers take the data's rank correlation."""
+    rng = np.random.default_rng(3)
+    n = 30_000
+    energy_gev = np.exp(rng.uniform(0, np.log(100), n))
+    weights = hat_weights(np.log(energy_gev)[:, None] / np.log(100), energy_map.CENTRES, np)
+    energy_mev = 1000 * energy_gev[:, None]
+    common = rng.standard_normal(n)
+    data = _sums(rng, n, energy_mev[:, 0], 0.0, 0.3)
+    data *= np.exp(0.1 * common)[:, None]  # response up ...
+    data[:, 0] *= np.exp(0.5 * common)  # ... with the first layer's share
+    model = _sums(rng, n, energy_mev[:, 0], 0.1, 1.0)
+    fitted = energy_map.fit_map(data, model, energy_gev, weights)
+    out = np.concatenate(energy_map.mapped_energies(energy_map.columns(model), fitted, weights, energy_mev, np,
+                                                    lambda w, m: w @ m), axis=1)
+
+    def rank_correlation(sums):
+        v = [x[:, 0] for x in energy_map.variables(energy_map.columns(sums), energy_mev, np)]
+        ranks = [np.argsort(np.argsort(x)) for x in v[:2]]
+        return np.corrcoef(ranks)[0, 1]
+
+    mixing = fitted[energy_map.MIXING_KEY]  # lower triangular: the response's score is left as it is
+    np.testing.assert_allclose(mixing[:, 0], np.tile([1.0, 0.0, 0.0], (len(mixing), 1)), atol=1e-9)
+    want, before, after = rank_correlation(data), rank_correlation(model), rank_correlation(out)
+    assert want > 0.4 and abs(before) < 0.05 and abs(after - want) < 0.05, (want, before, after)
+    response = out.sum(1) / energy_mev[:, 0]
+    ref = data.sum(1) / energy_mev[:, 0]
+    levels = [0.05, 0.16, 0.5, 0.84, 0.95]
+    np.testing.assert_allclose(np.quantile(response, levels), np.quantile(ref, levels), rtol=0.02)
