@@ -70,6 +70,40 @@ LOG_SQRT_2PI = 0.9189385332046727  # log(2 pi) / 2
 LOG_SIGMA_RANGE = (-7.0, 3.0)  # the log widths a mixture may use (gradient zero outside)
 
 
+ERF_P = 0.3275911  # Abramowitz and Stegun 7.1.26
+ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+QUANTILE_STEPS = 40  # bisection steps of gaussian_mixture_quantile: 2^-40 of the bracket
+
+
+def normal_cdf(x, xp):
+    """Phi(x) of the standard normal by Abramowitz and Stegun 7.1.26 (absolute error < 1e-7), in elementary
+    operations, so that numpy, cupy and an ONNX graph (calosim.export.graph.Graph) compute the same formula."""
+    a = xp.abs(x) * 0.7071067811865476
+    t = 1.0 / (1.0 + ERF_P * a)
+    poly = ERF_A[4]
+    for coefficient in ERF_A[3::-1]:
+        poly = coefficient + t * poly
+    tail = 0.5 * (t * poly) * xp.exp(-(a * a))  # = Phi(-|x|)
+    return xp.where(x >= 0.0, 1.0 - tail, tail)
+
+
+def gaussian_mixture_quantile(out, u, low: float, high: float, xp, log_sigma_range=LOG_SIGMA_RANGE):
+    """The u-quantiles t (N, 1) of the mixtures ``out`` (N, 3K) (as gaussian_mixture_nll reads them) at u (N, 1),
+    by QUANTILE_STEPS bisections of the bracket [low, high] (a quantile outside it gives the bound); ``xp``
+    numpy, cupy or an ONNX graph."""
+    k = out.shape[-1] // 3  # a graph value's shape is per sample: (3K,)
+    a, mu = out[:, :k], out[:, k:2 * k]
+    width = xp.exp(xp.minimum(xp.maximum(out[:, 2 * k:], log_sigma_range[0]), log_sigma_range[1]))
+    pi = xp.exp(a - a.max(axis=1, keepdims=True))
+    pi = pi / pi.sum(axis=1, keepdims=True)
+    lo, hi = u * 0.0 + low, u * 0.0 + high
+    for _ in range(QUANTILE_STEPS):
+        mid = 0.5 * (lo + hi)
+        below = (pi * normal_cdf((mid - mu) / width, xp)).sum(axis=1, keepdims=True) < u
+        lo, hi = xp.where(below, mid, lo), xp.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
 def gaussian_mixture_nll(out, t, xp, log_sigma_range=LOG_SIGMA_RANGE):
     """Negative log-likelihood of 1-D targets t (N,) under Gaussian mixtures, a batch mean.
 

@@ -25,8 +25,9 @@ def calibrate(model, data, rows, max_showers, seed, backend):
     \b
     - profile spread: per layer, how much the slope of each shower's log-profile and its cell-by-cell residuals
       are scaled, chosen so that the layer's E_ratio, widths and cell spectrum come nearest the showers';
-    - energy map: each shower's own response and layer shares keep their rank among showers of its energy and
-      take the showers' distribution (the layers are rescaled to them; the energy model then draws nothing);
+    - energy map: each shower's own response and layer shares keep their rank among showers of its energy; the
+      response takes the showers' distribution, the shares the energy model's conditionals at those ranks (the
+      showers' distributions without an energy model); the layers are rescaled to them, nothing is drawn;
     - low-tail map: per layer, the lowest 10% of the non-zero cells take the showers' distribution of that tail;
     - cell factors: per cell and incident energy, bring the model's mean shower shape onto the showers'.
 

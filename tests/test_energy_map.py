@@ -78,31 +78,94 @@ def test_the_map_gives_the_data_distribution_at_each_energy_and_keeps_the_order(
         assert np.corrcoef(np.argsort(np.argsort(before)), np.argsort(np.argsort(after)))[0, 1] > 0.999
 
 
-def test_fit_model_fits_it_and_sampling_rescales_the_layers_to_their_mapped_energies_without_draws():
+def _fitted_model(seed=5):
     from test_export_onnx import factorised_model
 
     model = factorised_model("vae-small")
-    fit_model(model, tiny_showers(600, seed=5))
-    assert model.fitted[energy_map.KEY].shape == (TINY_GEOMETRY.n_layers, 2, energy_map.CENTRES, len(energy_map.LEVELS))
-    assert not model.draws_layer_energies
+    fit_model(model, tiny_showers(600, seed=seed))
     energy = np.geomspace(1.0, 100.0, 200)
     z = np.random.default_rng(1).standard_normal((200, model.latent_dim))
     layers = model.apply_profile_spread(model.generate(z, energy), energy)
+    sums = [x.reshape(200, -1).sum(1, keepdims=True).astype(np.float64) for x in layers]
+    return model, energy, layers, sums
 
-    class NoDraws:
-        def __getattr__(self, name):
-            raise AssertionError(f"the energy map drew ({name})")
 
+class NoDraws:
+    def __getattr__(self, name):
+        raise AssertionError(f"the energy map drew ({name})")
+
+
+def test_with_an_energy_model_the_response_is_mapped_and_the_shares_are_its_quantiles_at_the_models_ranks():
+    from calosim.losses import normal_cdf
+
+    model, energy, layers, sums = _fitted_model()
+    assert model.fitted[energy_map.KEY].shape == (TINY_GEOMETRY.n_layers, 2, energy_map.CENTRES,
+                                                  len(energy_map.LEVELS))
+    assert not model.draws_layer_energies
     out = model.apply_energy_model(layers, energy, NoDraws())
     weights = hat_weights(model.condition(energy), energy_map.CENTRES, np)
-    sums = [x.reshape(200, -1).sum(1, keepdims=True).astype(np.float64) for x in layers]
-    want = energy_map.mapped_energies(sums, model.fitted, weights, 1000 * energy[:, None], np, lambda w, m: w @ m)
+    energy_mev = 1000 * energy[:, None]
+    response, uniforms = energy_map.ranked_inputs(sums, model.fitted, weights, energy_mev, np, lambda w, m: w @ m)
     filled = np.all(np.concatenate(sums, axis=1) > 0, axis=1)  # (an empty layer's energy goes to the others)
     assert filled.sum() > 100
-    for x, e in zip(out, want):
-        np.testing.assert_allclose(x.reshape(200, -1).sum(1)[filled], e[filled, 0], rtol=1e-4)
+    em = model.energy_model
+    low, high = em.t_low[0] * em.t_std[0] + em.t_mean[0], em.t_high[0] * em.t_std[0] + em.t_mean[0]
+    cap = em.config.response_cap
+    held = np.clip(response[:, 0], cap / (1 + np.exp(-low)), cap / (1 + np.exp(-high)))  # the training range
+    total = sum(x.reshape(200, -1).sum(1) for x in out)
+    np.testing.assert_allclose(total[filled], held[filled] * energy_mev[filled, 0], rtol=1e-4)
+    # each share's variable sits at its uniform of the energy model's conditional given the variables before it
+    # (where no share was snapped to an empty layer)
+    out_sums = np.stack([x.reshape(200, -1).sum(1) for x in out], axis=1)
+    filled &= np.all(out_sums > 0, axis=1)
+    t = em.targets(out_sums[filled], energy[filled])
+    c = model.condition(energy[filled])
+    for layer in range(1, em.n_layers):
+        mix = np.asarray(em.nets[layer].forward(np.concatenate([c, t[:, :layer]], axis=1).astype(np.float32), False),
+                         np.float64)
+        k = mix.shape[1] // 3
+        pi = np.exp(mix[:, :k] - mix[:, :k].max(1, keepdims=True))
+        cdf = (pi / pi.sum(1, keepdims=True) * normal_cdf((t[:, [layer]] - mix[:, k:2 * k]) / np.exp(
+            np.clip(mix[:, 2 * k:], -7, 3)), np)).sum(1)
+        inside = (t[:, layer] > em.t_low[layer] + 1e-3) & (t[:, layer] < em.t_high[layer] - 1e-3)
+        assert inside.sum() > 30
+        np.testing.assert_allclose(cdf[inside], uniforms[layer - 1][filled][inside, 0], atol=2e-3)
     model.fitted.pop(energy_map.KEY)
     assert model.draws_layer_energies
+
+
+def test_without_an_energy_model_every_variable_is_mapped_and_mixed():
+    model, energy, layers, sums = _fitted_model()
+    model.energy_model = None
+    out = model.apply_energy_model(layers, energy, NoDraws())
+    weights = hat_weights(model.condition(energy), energy_map.CENTRES, np)
+    want = energy_map.mapped_energies(sums, model.fitted, weights, 1000 * energy[:, None], np, lambda w, m: w @ m)
+    filled = np.all(np.concatenate(sums, axis=1) > 0, axis=1)
+    for x, e in zip(out, want):
+        np.testing.assert_allclose(x.reshape(200, -1).sum(1)[filled], e[filled, 0], rtol=1e-4)
+
+
+def test_the_normal_cdf_and_the_mixture_quantile():
+    import math
+
+    from calosim.losses import gaussian_mixture_quantile, normal_cdf, sample_gaussian_mixture
+
+    x = np.linspace(-8, 8, 4001)
+    want = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x])
+    assert np.abs(normal_cdf(x, np) - want).max() < 1.5e-7
+    rng = np.random.default_rng(4)
+    levels = np.linspace(0.01, 0.99, 99)[:, None]
+    for _ in range(3):
+        out = np.repeat(rng.normal(size=(1, 9)), 99, axis=0)
+        q = gaussian_mixture_quantile(out, levels, -30.0, 30.0, np)
+        k = 3
+        pi = np.exp(out[:, :k]) / np.exp(out[:, :k]).sum(1, keepdims=True)
+        cdf = (pi * normal_cdf((q - out[:, k:2 * k]) / np.exp(out[:, 2 * k:]), np)).sum(1, keepdims=True)
+        np.testing.assert_allclose(cdf, levels, atol=1e-9)
+        draws = sample_gaussian_mixture(np.repeat(out[:1], 200_000, axis=0), rng.random(200_000),
+                                        rng.standard_normal(200_000), np)
+        np.testing.assert_allclose(np.quantile(draws, levels[:, 0]), q[:, 0], atol=0.03 * draws.std())
+    assert float(gaussian_mixture_quantile(out[:1], np.array([[0.5]]), -30.0, -29.0, np)[0, 0]) > -29.0 - 1e-9
 
 
 def test_the_mapped_model_exports_to_onnx_and_agrees_with_its_sampling():

@@ -347,10 +347,18 @@ class ShowerModel:
 
         return self.energy_model is not None and energy_map.KEY not in self.fitted
 
+    @property
+    def ranks_energy_model(self) -> bool:
+        """Whether the energy map reads the shares off the energy model's conditionals (an energy model and a map
+        fitted with its whitening; a map without one, as fitted before, mixes the shares in normal scores)."""
+        from calosim.models import energy_map
+
+        return self.energy_model is not None and energy_map.WHITENING_KEY in self.fitted
+
     def apply_energy_model(self, layers: list, energy_gev, rng: np.random.Generator) -> list:
         """The step of :meth:`sample` after the profile spread: with a fitted energy map
-        (calosim.models.energy_map), the layers [(N, R_l, C_l)] MeV rescaled to their own energies mapped onto
-        the training showers' (no draws); else with an energy model, rescaled to the layer energies it draws from
+        (calosim.models.energy_map), the layers [(N, R_l, C_l)] MeV rescaled to :meth:`mapped_layer_energies`
+        (no draws); else with an energy model, rescaled to the layer energies it draws from
         ``rng`` at incident energies (N,) GeV (per layer one ``rng.random(N)`` and one ``rng.standard_normal(N)``);
         without either, the layers as they are."""
         from calosim.models import energy_map
@@ -359,15 +367,7 @@ class ShowerModel:
         energy = np.asarray(energy_gev, np.float64)
         xp = self.backend.xp
         if energy_map.KEY in self.fitted:
-            from calosim.models.calibration import hat_weights
-
-            sums = [s.astype(xp.float64) for s in energy_map.layer_sums(layers, self.geometry)]
-            energy_be = self.backend.asarray(energy, dtype=np.float64)
-            weights = hat_weights(energy_condition(energy_be, self.energy_range, xp),
-                                  self.fitted[energy_map.KEY].shape[2], xp)
-            energies = energy_map.mapped_energies(sums, self.fitted, weights, 1000.0 * energy_be.reshape(-1, 1), xp,
-                                                  lambda w, m: w @ xp.asarray(m, dtype=np.float64))
-            return rescale_layers(layers, xp.concatenate(energies, axis=1), xp)
+            return rescale_layers(layers, self.mapped_layer_energies(layers, energy), xp)
         if self.energy_model is None:
             return layers
         from calosim.models.calibration import RESPONSE_KEY, response_factors
@@ -377,6 +377,31 @@ class ShowerModel:
             condition = energy_condition(energy, self.energy_range, np)
             energies = energies * response_factors(self.fitted[RESPONSE_KEY], condition, np)
         return rescale_layers(layers, energies, xp)
+
+    def mapped_layer_energies(self, layers: list, energy_gev) -> np.ndarray:
+        """(N, L) MeV float64: the energy map's layer energies for layers [(N, R_l, C_l)] MeV at incident energies
+        (N,) GeV (calosim.models.energy_map): with an energy model (:attr:`ranks_energy_model`), the response
+        mapped onto the training showers' and the shares read off its conditionals at the layers' own ranks;
+        without one, every variable mapped onto the training showers' and mixed to their correlations."""
+        from calosim.models import energy_map
+        from calosim.models.calibration import hat_weights
+
+        be = self.backend
+        energy = np.asarray(energy_gev, np.float64)
+        sums = [np.asarray(be.to_numpy(s), np.float64) for s in energy_map.layer_sums(layers, self.geometry)]
+        condition = energy_condition(energy, self.energy_range, np)
+        weights = hat_weights(condition, self.fitted[energy_map.KEY].shape[2], np)
+        energy_mev = 1000.0 * energy.reshape(-1, 1)
+        if not self.ranks_energy_model:
+            return np.concatenate(energy_map.mapped_energies(sums, self.fitted, weights, energy_mev, np, np.matmul),
+                                  axis=1)
+        response, uniforms = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, np, np.matmul)
+
+        def forward(net, x):
+            return np.asarray(be.to_numpy(net.forward(be.asarray(x), False)), np.float64)
+
+        t = self.energy_model.ranked_variables(response, uniforms, condition, np, forward)
+        return self.energy_model.layer_energies(np.concatenate(t, axis=1), energy)
 
     def set_sampling_mirror_axes(self, axes) -> None:
         """Reflect sampled showers along ``axes`` (0 rows, 1 columns); ModelError unless the geometry is mirror
@@ -437,10 +462,16 @@ class ShowerModel:
         if energy_map.KEY in self.fitted:
             from calosim.models.energy import export_rescale_layers
 
-            weights = hat_weights(energy_condition(graph.energy(), self.energy_range, graph),
-                                  self.fitted[energy_map.KEY].shape[2], graph)
-            energies = energy_map.mapped_energies(energy_map.layer_sums(layers, self.geometry), self.fitted, weights,
-                                                  graph.energy() * 1000.0, graph, graph.matmul)
+            condition = energy_condition(graph.energy(), self.energy_range, graph)
+            weights = hat_weights(condition, self.fitted[energy_map.KEY].shape[2], graph)
+            sums, energy_mev = energy_map.layer_sums(layers, self.geometry), graph.energy() * 1000.0
+            if not self.ranks_energy_model:
+                energies = energy_map.mapped_energies(sums, self.fitted, weights, energy_mev, graph, graph.matmul)
+            else:
+                response, uniforms = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, graph,
+                                                              graph.matmul)
+                t = self.energy_model.ranked_variables(response, uniforms, condition, graph, graph.layer)
+                energies = self.energy_model.export_layer_energies(t, graph.energy(), graph)
             layers = export_rescale_layers(layers, energies, graph)
         elif self.energy_model is not None:
             from calosim.models.calibration import RESPONSE_KEY, response_factors

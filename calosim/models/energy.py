@@ -22,7 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from calosim.layers import Dense, LeakyReLU, Sequential
-from calosim.losses import export_sample_gaussian_mixture, gaussian_mixture_nll, sample_gaussian_mixture
+from calosim.losses import (
+    export_sample_gaussian_mixture,
+    gaussian_mixture_nll,
+    gaussian_mixture_quantile,
+    sample_gaussian_mixture,
+)
 from calosim.models.base import check_finite
 from calosim.models.config_groups import Group
 from calosim.models.units import energy_condition
@@ -31,6 +36,7 @@ from calosim.optim import Adam
 # the graph inputs of the draws of LayerEnergyModel.sample (LayerEnergyModel.export_onnx): column l is layer l's
 ENERGY_UNIFORM = "energy_uniform"  # (N, L) uniforms: which mixture component
 ENERGY_NORMAL = "energy_normal"  # (N, L) standard normals: where in it
+UNBOUNDED = 50.0  # the bisection bracket of a standardised variable without a fitted range
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,23 @@ class LayerEnergyModel:
             if self.t_low is not None:
                 t[:, layer] = be.xp.clip(t[:, layer], float(self.t_low[layer]), float(self.t_high[layer]))
         return self.layer_energies(be.to_numpy(t), energy)
+
+    def ranked_variables(self, response, uniforms: list, c, xp, forward) -> list:
+        """Standardised variables [t_0 .. t_{L-1}], each (N, 1), whose response is given and whose shares are
+        the quantiles of this model's conditionals p(t_l | c, t_<l) at ``uniforms`` [u_1 .. u_{L-1}] (N, 1)
+        (calosim.models.energy_map: the shape model's own ranks): the response r = E_tot / E_inc (N, 1), c the
+        condition (N, 1); ``forward(net, x)`` a network's inference pass in ``xp`` (numpy, cupy or an ONNX
+        graph). Every variable is held to the training showers' range, as :meth:`sample` holds its draws."""
+        cap = self.config.response_cap
+        r = xp.minimum(xp.maximum(response, 1e-6), cap * (1.0 - 1e-6))
+        t = [(xp.log(r / (cap - r)) - float(self.t_mean[0])) / float(self.t_std[0])]
+        low = self.t_low if self.t_low is not None else np.full(self.n_layers, -UNBOUNDED)
+        high = self.t_high if self.t_high is not None else np.full(self.n_layers, UNBOUNDED)
+        t[0] = xp.minimum(xp.maximum(t[0], float(low[0])), float(high[0]))
+        for layer in range(1, self.n_layers):
+            out = forward(self.nets[layer], xp.concatenate([c, *t], axis=1))
+            t.append(gaussian_mixture_quantile(out, uniforms[layer - 1], float(low[layer]), float(high[layer]), xp))
+        return t
 
     # ------------------------------------------------------------------ ONNX export
     def export_onnx(self, graph, energy) -> list:
