@@ -87,20 +87,26 @@ def normal_cdf(x, xp):
     return xp.where(x >= 0.0, 1.0 - tail, tail)
 
 
-def gaussian_mixture_quantile(out, u, low: float, high: float, xp, log_sigma_range=LOG_SIGMA_RANGE):
-    """The u-quantiles t (N, 1) of the mixtures ``out`` (N, 3K) (as gaussian_mixture_nll reads them) at u (N, 1),
-    by QUANTILE_STEPS bisections of the bracket [low, high] (a quantile outside it gives the bound); ``xp``
-    numpy, cupy or an ONNX graph."""
+def gaussian_mixture_quantile(out, z, low: float, high: float, xp, log_sigma_range=LOG_SIGMA_RANGE):
+    """The Phi(z)-quantiles t (N, 1) of the mixtures ``out`` (N, 3K) (as gaussian_mixture_nll reads them) at
+    normal scores z (N, 1), by QUANTILE_STEPS bisections of the bracket [low, high] (a quantile outside it gives
+    the bound); ``xp`` numpy, cupy or an ONNX graph. Above the median the bisection compares the mixture's upper
+    tail with Phi(-z) rather than its CDF with 1 - Phi(-z): both tails keep their relative precision, which in
+    float32 (the ONNX graph) decides t to 1e-4 of a width where the density is low."""
     k = out.shape[-1] // 3  # a graph value's shape is per sample: (3K,)
     a, mu = out[:, :k], out[:, k:2 * k]
     width = xp.exp(xp.minimum(xp.maximum(out[:, 2 * k:], log_sigma_range[0]), log_sigma_range[1]))
     pi = xp.exp(a - a.max(axis=1, keepdims=True))
     pi = pi / pi.sum(axis=1, keepdims=True)
-    lo, hi = u * 0.0 + low, u * 0.0 + high
+    upper = z >= 0.0
+    sign = xp.where(upper, -1.0, 1.0)  # the tail compared: the CDF below the median, the survival above it
+    tail = normal_cdf(-xp.abs(z), xp)
+    lo, hi = z * 0.0 + low, z * 0.0 + high
     for _ in range(QUANTILE_STEPS):
         mid = 0.5 * (lo + hi)
-        below = (pi * normal_cdf((mid - mu) / width, xp)).sum(axis=1, keepdims=True) < u
-        lo, hi = xp.where(below, mid, lo), xp.where(below, hi, mid)
+        mass = (pi * normal_cdf(sign * (mid - mu) / width, xp)).sum(axis=1, keepdims=True)
+        above = sign * (tail - mass) > 0.0  # the quantile lies above mid (CDF below, or survival above, the tail)
+        lo, hi = xp.where(above, mid, lo), xp.where(above, hi, mid)
     return 0.5 * (lo + hi)
 
 

@@ -105,20 +105,22 @@ def test_with_an_energy_model_the_response_is_mapped_and_the_shares_are_its_quan
     out = model.apply_energy_model(layers, energy, NoDraws())
     weights = hat_weights(model.condition(energy), energy_map.CENTRES, np)
     energy_mev = 1000 * energy[:, None]
-    response, uniforms = energy_map.ranked_inputs(sums, model.fitted, weights, energy_mev, np, lambda w, m: w @ m)
+    response, scores = energy_map.ranked_inputs(sums, model.fitted, weights, energy_mev, np, lambda w, m: w @ m)
     filled = np.all(np.concatenate(sums, axis=1) > 0, axis=1)  # (an empty layer's energy goes to the others)
     assert filled.sum() > 100
     em = model.energy_model
-    low, high = em.t_low[0] * em.t_std[0] + em.t_mean[0], em.t_high[0] * em.t_std[0] + em.t_mean[0]
-    cap = em.config.response_cap
-    held = np.clip(response[:, 0], cap / (1 + np.exp(-low)), cap / (1 + np.exp(-high)))  # the training range
     total = sum(x.reshape(200, -1).sum(1) for x in out)
-    np.testing.assert_allclose(total[filled], held[filled] * energy_mev[filled, 0], rtol=1e-4)
+    np.testing.assert_allclose(total[filled], response[filled, 0] * energy_mev[filled, 0], rtol=1e-4)
     # each share's variable sits at its uniform of the energy model's conditional given the variables before it
     # (where no share was snapped to an empty layer)
     out_sums = np.stack([x.reshape(200, -1).sum(1) for x in out], axis=1)
     filled &= np.all(out_sums > 0, axis=1)
     t = em.targets(out_sums[filled], energy[filled])
+    # the shares were read given the response held to the training range and 1e-3 of the cap below it
+    cap = em.config.response_cap
+    r_low, r_high = (cap / (1 + np.exp(-(b * em.t_std[0] + em.t_mean[0]))) for b in (em.t_low[0], em.t_high[0]))
+    r = np.clip(response[filled, 0], r_low, min(r_high, cap * (1 - 1e-3)))
+    t[:, 0] = (np.log(r / (cap - r)) - em.t_mean[0]) / em.t_std[0]
     c = model.condition(energy[filled])
     for layer in range(1, em.n_layers):
         mix = np.asarray(em.nets[layer].forward(np.concatenate([c, t[:, :layer]], axis=1).astype(np.float32), False),
@@ -129,7 +131,7 @@ def test_with_an_energy_model_the_response_is_mapped_and_the_shares_are_its_quan
             np.clip(mix[:, 2 * k:], -7, 3)), np)).sum(1)
         inside = (t[:, layer] > em.t_low[layer] + 1e-3) & (t[:, layer] < em.t_high[layer] - 1e-3)
         assert inside.sum() > 30
-        np.testing.assert_allclose(cdf[inside], uniforms[layer - 1][filled][inside, 0], atol=2e-3)
+        np.testing.assert_allclose(cdf[inside], normal_cdf(scores[layer - 1][filled][inside, 0], np), atol=2e-3)
     model.fitted.pop(energy_map.KEY)
     assert model.draws_layer_energies
 
@@ -154,18 +156,25 @@ def test_the_normal_cdf_and_the_mixture_quantile():
     want = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x])
     assert np.abs(normal_cdf(x, np) - want).max() < 1.5e-7
     rng = np.random.default_rng(4)
-    levels = np.linspace(0.01, 0.99, 99)[:, None]
+    scores = np.linspace(-5.0, 5.0, 101)[:, None]
     for _ in range(3):
-        out = np.repeat(rng.normal(size=(1, 9)), 99, axis=0)
-        q = gaussian_mixture_quantile(out, levels, -30.0, 30.0, np)
+        out = np.repeat(rng.normal(size=(1, 9)), 101, axis=0)
+        q = gaussian_mixture_quantile(out, scores, -300.0, 300.0, np)
         k = 3
         pi = np.exp(out[:, :k]) / np.exp(out[:, :k]).sum(1, keepdims=True)
-        cdf = (pi * normal_cdf((q - out[:, k:2 * k]) / np.exp(out[:, 2 * k:]), np)).sum(1, keepdims=True)
-        np.testing.assert_allclose(cdf, levels, atol=1e-9)
+        z = (q - out[:, k:2 * k]) / np.exp(out[:, 2 * k:])
+        lower = (pi * normal_cdf(z, np)).sum(1, keepdims=True)
+        upper = (pi * normal_cdf(-z, np)).sum(1, keepdims=True)
+        # both tails to their own relative precision: the CDF below the median, the survival above it
+        below = scores[:, 0] < 0
+        np.testing.assert_allclose(lower[below], normal_cdf(scores[below], np), rtol=1e-6)
+        np.testing.assert_allclose(upper[~below], normal_cdf(-scores[~below], np), rtol=1e-6)
         draws = sample_gaussian_mixture(np.repeat(out[:1], 200_000, axis=0), rng.random(200_000),
                                         rng.standard_normal(200_000), np)
-        np.testing.assert_allclose(np.quantile(draws, levels[:, 0]), q[:, 0], atol=0.03 * draws.std())
-    assert float(gaussian_mixture_quantile(out[:1], np.array([[0.5]]), -30.0, -29.0, np)[0, 0]) > -29.0 - 1e-9
+        inner = np.abs(scores[:, 0]) <= 2.0
+        np.testing.assert_allclose(np.quantile(draws, normal_cdf(scores[inner, 0], np)), q[inner, 0],
+                                   atol=0.03 * draws.std())
+    assert float(gaussian_mixture_quantile(out[:1], np.array([[0.0]]), -30.0, -29.0, np)[0, 0]) > -29.0 - 1e-9
 
 
 def test_the_mapped_model_exports_to_onnx_and_agrees_with_its_sampling():

@@ -395,13 +395,14 @@ class ShowerModel:
         if not self.ranks_energy_model:
             return np.concatenate(energy_map.mapped_energies(sums, self.fitted, weights, energy_mev, np, np.matmul),
                                   axis=1)
-        response, uniforms = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, np, np.matmul)
+        response, scores = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, np, np.matmul)
 
         def forward(net, x):
             return np.asarray(be.to_numpy(net.forward(be.asarray(x), False)), np.float64)
 
-        t = self.energy_model.ranked_variables(response, uniforms, condition, np, forward)
-        return self.energy_model.layer_energies(np.concatenate(t, axis=1), energy)
+        t = self.energy_model.ranked_variables(response, scores, condition, np, forward)
+        energies = self.energy_model.layer_energies(np.concatenate(t, axis=1), energy)
+        return energies * (response * energy_mev / np.maximum(energies.sum(axis=1, keepdims=True), 1e-30))
 
     def set_sampling_mirror_axes(self, axes) -> None:
         """Reflect sampled showers along ``axes`` (0 rows, 1 columns); ModelError unless the geometry is mirror
@@ -468,10 +469,12 @@ class ShowerModel:
             if not self.ranks_energy_model:
                 energies = energy_map.mapped_energies(sums, self.fitted, weights, energy_mev, graph, graph.matmul)
             else:
-                response, uniforms = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, graph,
-                                                              graph.matmul)
-                t = self.energy_model.ranked_variables(response, uniforms, condition, graph, graph.layer)
+                response, scores = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, graph,
+                                                            graph.matmul)
+                t = self.energy_model.ranked_variables(response, scores, condition, graph, graph.layer)
                 energies = self.energy_model.export_layer_energies(t, graph.energy(), graph)
+                total = graph.concatenate(energies, axis=1).sum(axis=1, keepdims=True)
+                energies = [x * (response * energy_mev / graph.maximum(total, 1e-30)) for x in energies]
             layers = export_rescale_layers(layers, energies, graph)
         elif self.energy_model is not None:
             from calosim.models.calibration import RESPONSE_KEY, response_factors

@@ -165,21 +165,24 @@ class LayerEnergyModel:
                 t[:, layer] = be.xp.clip(t[:, layer], float(self.t_low[layer]), float(self.t_high[layer]))
         return self.layer_energies(be.to_numpy(t), energy)
 
-    def ranked_variables(self, response, uniforms: list, c, xp, forward) -> list:
+    def ranked_variables(self, response, scores: list, c, xp, forward) -> list:
         """Standardised variables [t_0 .. t_{L-1}], each (N, 1), whose response is given and whose shares are
-        the quantiles of this model's conditionals p(t_l | c, t_<l) at ``uniforms`` [u_1 .. u_{L-1}] (N, 1)
-        (calosim.models.energy_map: the shape model's own ranks): the response r = E_tot / E_inc (N, 1), c the
-        condition (N, 1); ``forward(net, x)`` a network's inference pass in ``xp`` (numpy, cupy or an ONNX
-        graph). Every variable is held to the training showers' range, as :meth:`sample` holds its draws."""
+        the quantiles of this model's conditionals p(t_l | c, t_<l) at Phi of ``scores`` [z_1 .. z_{L-1}] (N, 1)
+        (calosim.models.energy_map: the shape model's own ranks as normal scores): the response r = E_tot / E_inc
+        (N, 1), c the condition (N, 1); ``forward(net, x)`` a network's inference pass in ``xp`` (numpy, cupy or an ONNX
+        graph). Every variable is held to the training showers' range, as :meth:`sample` holds its draws; the
+        layer energies of these variables are rescaled to the given response by the caller."""
         cap = self.config.response_cap
-        r = xp.minimum(xp.maximum(response, 1e-6), cap * (1.0 - 1e-6))
-        t = [(xp.log(r / (cap - r)) - float(self.t_mean[0])) / float(self.t_std[0])]
         low = self.t_low if self.t_low is not None else np.full(self.n_layers, -UNBOUNDED)
         high = self.t_high if self.t_high is not None else np.full(self.n_layers, UNBOUNDED)
-        t[0] = xp.minimum(xp.maximum(t[0], float(low[0])), float(high[0]))
+        # the response held to the training range in r, and at least 1e-3 of the cap below it: near the cap
+        # log(r / (cap - r)) would turn float32's rounding of r into a different t_0, and so different shares
+        r_low, r_high = (cap / (1.0 + np.exp(-(float(b) * self.t_std[0] + self.t_mean[0]))) for b in (low[0], high[0]))
+        r = xp.minimum(xp.maximum(response, float(r_low)), float(min(r_high, cap * (1.0 - 1e-3))))
+        t = [(xp.log(r / (cap - r)) - float(self.t_mean[0])) / float(self.t_std[0])]
         for layer in range(1, self.n_layers):
             out = forward(self.nets[layer], xp.concatenate([c, *t], axis=1))
-            t.append(gaussian_mixture_quantile(out, uniforms[layer - 1], float(low[layer]), float(high[layer]), xp))
+            t.append(gaussian_mixture_quantile(out, scores[layer - 1], float(low[layer]), float(high[layer]), xp))
         return t
 
     # ------------------------------------------------------------------ ONNX export

@@ -40,9 +40,9 @@ off the energy model's conditionals, whose autoregressive mixtures hold such rel
 
     z^w = W(c) z,  W_b = (L^model_b)^-1               the model's scores whitened: z^w_l is the rank of v_l given
                                                      the variables before it (W lower triangular, z^w_0 = z_0)
-    u_l = Phi(z^w_l)                                  l >= 1
-    t_0 = the energy model's variable of the mapped response; t_l = F_l^-1(u_l | c, t_<l), the quantile of its
-    conditional mixture (bisection, calosim.losses.gaussian_mixture_quantile)
+    t_0 = the energy model's variable of the mapped response
+    t_l = F_l^-1(Phi(z^w_l) | c, t_<l)                the quantile of its conditional mixture, l >= 1 (bisection,
+                                                     calosim.losses.gaussian_mixture_quantile)
 
 On 700 validation pi+ the layer-0 energy's separation went back to 0.02-0.05 (0.03-0.06 with the energy model's
 independent draws), and gamma's low-level AUC stayed as low as with the copula.
@@ -59,8 +59,6 @@ from statistics import NormalDist
 
 import numpy as np
 
-from calosim.losses import normal_cdf
-
 KEY = "energy_map"
 MIXING_KEY = "energy_map_mixing"
 WHITENING_KEY = "energy_map_whitening"
@@ -70,7 +68,7 @@ LEVELS = np.concatenate([[0.0, 0.002, 0.01, 0.03, 0.06], np.linspace(0.1, 0.9, 1
 FLOOR = 1e-6  # MeV: the floor of a layer energy in the variables (an empty layer)
 LIMIT = 60.0  # |v| of a share: exp(60) stays finite in float32
 SCORES = np.array([NormalDist().inv_cdf(q) for q in np.clip(LEVELS, 5e-4, 1 - 5e-4)])  # normal scores of LEVELS
-RANK_CLIP = 1e-6  # the uniforms read off the energy model's conditionals stay within [RANK_CLIP, 1 - RANK_CLIP]
+RANK_CLIP = 4.75  # |z| of the ranks read off the energy model's conditionals: Phi(-4.75) = 1e-6
 STEP = 1e-4  # the least knot spacing, of the knots' range (at least 1): float32 resolves it
 
 
@@ -207,12 +205,12 @@ def mapped_energies(sums: list, fitted: dict, weights, energy_mev, xp, matmul) -
 
 
 def ranked_inputs(sums: list, fitted: dict, weights, energy_mev, xp, matmul):
-    """With an energy model: the response r (N, 1) mapped onto the training showers' and the uniforms
-    [u_1 .. u_{L-1}] (N, 1) of the shares: the model's own ranks, each given the variables before it (its
-    normal scores whitened, lower triangular), at which the energy model's conditionals are read
+    """With an energy model: the response r (N, 1) mapped onto the training showers' and the normal scores
+    [z_1 .. z_{L-1}] (N, 1) of the shares: the model's own ranks, each given the variables before it (its scores
+    whitened, lower triangular), at which the energy model's conditionals are read
     (energy.LayerEnergyModel.ranked_variables)."""
     table = fitted[KEY]
     scores = np.tile(SCORES, (table.shape[2], 1))
     z = mixed(normal_scores(sums, fitted, weights, energy_mev, xp, matmul), fitted[WHITENING_KEY], weights, matmul)
     response = xp.exp(mapped(z[0], scores, table[0, 1], weights, xp, matmul))
-    return response, [xp.minimum(xp.maximum(normal_cdf(x, xp), RANK_CLIP), 1.0 - RANK_CLIP) for x in z[1:]]
+    return response, [xp.minimum(xp.maximum(x, -RANK_CLIP), RANK_CLIP) for x in z[1:]]
