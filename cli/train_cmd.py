@@ -69,8 +69,9 @@ def _reporter():
 @click.option("--calibrate-cells/--no-calibrate-cells", default=True, show_default=True,
               help="when the run ends, fit the calibration to the first 10,000 training showers: per layer the "
                    "spread of the showers' profiles and the low tail of the cell spectrum, the map of each shower's "
-                   "layer energies onto the showers' distributions, and per cell and energy the mean shape (stored "
-                   "in best.h5 and last.h5; `calosim calibrate` refits it)")
+                   "own layer energies (the response onto the showers' distribution, the layer shares onto the "
+                   "energy model's), and per cell and energy the mean shape (stored in best.h5 and last.h5; "
+                   "`calosim calibrate` refits it)")
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True,
               help="the last fraction of the file's showers, never trained on, scored after every epoch")
 @click.option("--energy-range", nargs=2, type=click.FloatRange(min=0.0, min_open=True), default=None,

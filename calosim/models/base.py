@@ -384,25 +384,36 @@ class ShowerModel:
         mapped onto the training showers' and the shares read off its conditionals at the layers' own ranks;
         without one, every variable mapped onto the training showers' and mixed to their correlations."""
         from calosim.models import energy_map
-        from calosim.models.calibration import hat_weights
 
         be = self.backend
         energy = np.asarray(energy_gev, np.float64)
         sums = [np.asarray(be.to_numpy(s), np.float64) for s in energy_map.layer_sums(layers, self.geometry)]
-        condition = energy_condition(energy, self.energy_range, np)
-        weights = hat_weights(condition, self.fitted[energy_map.KEY].shape[2], np)
-        energy_mev = 1000.0 * energy.reshape(-1, 1)
-        if not self.ranks_energy_model:
-            return np.concatenate(energy_map.mapped_energies(sums, self.fitted, weights, energy_mev, np, np.matmul),
-                                  axis=1)
-        response, scores = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, np, np.matmul)
 
         def forward(net, x):
             return np.asarray(be.to_numpy(net.forward(be.asarray(x), False)), np.float64)
 
-        t = self.energy_model.ranked_variables(response, scores, condition, np, forward)
-        energies = self.energy_model.layer_energies(np.concatenate(t, axis=1), energy)
-        return energies * (response * energy_mev / np.maximum(energies.sum(axis=1, keepdims=True), 1e-30))
+        def energies_of(t):
+            return energy_map.columns(self.energy_model.layer_energies(np.concatenate(t, axis=1), energy))
+
+        return np.concatenate(self.energy_map_energies(sums, energy.reshape(-1, 1), energy_condition(
+            energy, self.energy_range, np), np, np.matmul, forward, energies_of), axis=1)
+
+    def energy_map_energies(self, sums: list, energy, condition, xp, matmul, forward, energies_of) -> list:
+        """[E_l (N, 1)] MeV of the energy map (:meth:`mapped_layer_energies`) for the layer sums [(N, 1)] MeV,
+        incident energies (N, 1) GeV and their conditions (N, 1), in ``xp`` (numpy or an ONNX graph) with
+        ``matmul``; with an energy model ``forward(net, x)`` runs its networks and ``energies_of(t)`` turns its
+        variables into layer energies [(N, 1)], which are then rescaled to the mapped response."""
+        from calosim.models import energy_map
+        from calosim.models.calibration import hat_weights
+
+        weights = hat_weights(condition, self.fitted[energy_map.KEY].shape[2], xp)
+        energy_mev = energy * 1000.0
+        if not self.ranks_energy_model:
+            return energy_map.mapped_energies(sums, self.fitted, weights, energy_mev, xp, matmul)
+        response, scores = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, xp, matmul)
+        energies = energies_of(self.energy_model.ranked_variables(response, scores, condition, xp, forward))
+        total = xp.concatenate(energies, axis=1).sum(axis=1, keepdims=True)
+        return [x * (response * energy_mev / xp.maximum(total, 1e-30)) for x in energies]
 
     def set_sampling_mirror_axes(self, axes) -> None:
         """Reflect sampled showers along ``axes`` (0 rows, 1 columns); ModelError unless the geometry is mirror
@@ -463,18 +474,10 @@ class ShowerModel:
         if energy_map.KEY in self.fitted:
             from calosim.models.energy import export_rescale_layers
 
-            condition = energy_condition(graph.energy(), self.energy_range, graph)
-            weights = hat_weights(condition, self.fitted[energy_map.KEY].shape[2], graph)
-            sums, energy_mev = energy_map.layer_sums(layers, self.geometry), graph.energy() * 1000.0
-            if not self.ranks_energy_model:
-                energies = energy_map.mapped_energies(sums, self.fitted, weights, energy_mev, graph, graph.matmul)
-            else:
-                response, scores = energy_map.ranked_inputs(sums, self.fitted, weights, energy_mev, graph,
-                                                            graph.matmul)
-                t = self.energy_model.ranked_variables(response, scores, condition, graph, graph.layer)
-                energies = self.energy_model.export_layer_energies(t, graph.energy(), graph)
-                total = graph.concatenate(energies, axis=1).sum(axis=1, keepdims=True)
-                energies = [x * (response * energy_mev / graph.maximum(total, 1e-30)) for x in energies]
+            energies = self.energy_map_energies(
+                energy_map.layer_sums(layers, self.geometry), graph.energy(),
+                energy_condition(graph.energy(), self.energy_range, graph), graph, graph.matmul, graph.layer,
+                lambda t: self.energy_model.export_layer_energies(t, graph.energy(), graph))
             layers = export_rescale_layers(layers, energies, graph)
         elif self.energy_model is not None:
             from calosim.models.calibration import RESPONSE_KEY, response_factors

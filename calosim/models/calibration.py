@@ -181,7 +181,7 @@ def fit_model(model, showers, seed: int = 0, batch_size: int = 1000) -> np.ndarr
     model.fitted.update(fitted)
     decoded = spread.apply_spread(generated, fitted, weights, geometry, np)
     model.fitted.update(energy_map.fit_map(
-        showers.layer_energies(), np.stack([x.reshape(len(x), -1).sum(axis=1) for x in decoded], axis=1), energy,
+        showers.layer_energies(), np.concatenate(energy_map.layer_sums(decoded, geometry), axis=1), energy,
         hat_weights(condition, energy_map.CENTRES, np)))
     # the cells in the MeV they are sampled in
     layers = [np.asarray(be.to_numpy(x), np.float64)

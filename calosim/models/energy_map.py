@@ -117,15 +117,14 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def fit_map(data_sums: np.ndarray, model_sums: np.ndarray, energy_gev, weights: np.ndarray) -> dict:
     """The fitted values {KEY: (L, 2, B, K) knots and targets, MIXING_KEY and WHITENING_KEY: (B, L, L)} from the
-    layer sums
-    sums (N, L) MeV of the training showers and of the model's samples at the same incident energies (N,) GeV, and
-    the hat weights (N, B) of those energies."""
+    layer sums (N, L) MeV of the training showers and of the model's samples at the same incident energies (N,)
+    GeV, and the hat weights (N, B) of those energies."""
     energy_mev = 1000.0 * np.asarray(energy_gev, np.float64)[:, None]
     data = variables(columns(data_sums), energy_mev, np)
     model = variables(columns(model_sums), energy_mev, np)
     table = np.stack([np.stack([weighted_quantiles(m[:, 0], weights), weighted_quantiles(d[:, 0], weights)])
                       for d, m in zip(data, model)])
-    scores = np.tile(SCORES, (weights.shape[1], 1))
+    scores = score_table(weights.shape[1])
 
     def correlations(values, side):
         z = np.concatenate([mapped(v, table[i, side], scores, weights, np, np.matmul)
@@ -174,10 +173,15 @@ def layer_sums(layers: list, geometry) -> list:
     return [x.reshape(-1, layer.n_cells).sum(axis=1, keepdims=True) for x, layer in zip(layers, geometry.layers)]
 
 
+def score_table(n_centres: int) -> np.ndarray:
+    """(B, K) SCORES at every centre: the one side of a map onto (or from) normal scores."""
+    return np.tile(SCORES, (n_centres, 1))
+
+
 def normal_scores(sums: list, fitted: dict, weights, energy_mev, xp, matmul) -> list:
     """[z_l (N, 1)]: the variables of the layer sums [(N, 1)] MeV mapped onto SCORES (module docstring)."""
     table = fitted[KEY]
-    scores = np.tile(SCORES, (table.shape[2], 1))
+    scores = score_table(table.shape[2])
     return [mapped(v, table[i, 0], scores, weights, xp, matmul) for i, v in enumerate(variables(sums, energy_mev, xp))]
 
 
@@ -198,7 +202,7 @@ def mixed(z: list, matrices: np.ndarray, weights, matmul) -> list:
 def mapped_energies(sums: list, fitted: dict, weights, energy_mev, xp, matmul) -> list:
     """[E_l (N, 1)] MeV: the layer sums [(N, 1)] MeV through the map (module docstring)."""
     table = fitted[KEY]
-    scores = np.tile(SCORES, (table.shape[2], 1))
+    scores = score_table(table.shape[2])
     z = mixed(normal_scores(sums, fitted, weights, energy_mev, xp, matmul), fitted[MIXING_KEY], weights, matmul)
     return layer_energies([mapped(x, scores, table[i, 1], weights, xp, matmul) for i, x in enumerate(z)],
                           energy_mev, xp)
@@ -210,7 +214,7 @@ def ranked_inputs(sums: list, fitted: dict, weights, energy_mev, xp, matmul):
     whitened, lower triangular), at which the energy model's conditionals are read
     (energy.LayerEnergyModel.ranked_variables)."""
     table = fitted[KEY]
-    scores = np.tile(SCORES, (table.shape[2], 1))
+    scores = score_table(table.shape[2])
     z = mixed(normal_scores(sums, fitted, weights, energy_mev, xp, matmul), fitted[WHITENING_KEY], weights, matmul)
     response = xp.exp(mapped(z[0], scores, table[0, 1], weights, xp, matmul))
     return response, [xp.minimum(xp.maximum(x, -RANK_CLIP), RANK_CLIP) for x in z[1:]]

@@ -1,5 +1,5 @@
-"""Fitting a model file's calibration (calosim.models.spread and calosim.models.calibration) to shower data, in
-place."""
+"""Fitting a model file's calibration (calosim.models.calibration.fit_model: the profile spread, the energy map,
+the low-tail map and the cell factors) to shower data, in place."""
 
 from __future__ import annotations
 
@@ -52,5 +52,5 @@ def calibrate_run(run_dir: Path, data_path: Path, train_rows: range, seed: int, 
         return
     for path in run_model_files(run_dir):
         calibrate_file(path, data_path, train_rows, max_showers=n, seed=seed, backend=backend)
-    reporter.message(f"calibration (profile spread, low tail, cells) of best.h5 and last.h5 fitted to {n} training "
-                     "showers")
+    reporter.message(f"calibration (profile spread, energy map, low tail, cells) of best.h5 and last.h5 fitted to "
+                     f"{n} training showers")

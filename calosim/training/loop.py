@@ -223,10 +223,9 @@ def train(out, data=None, backend: str = "numba", config: str | None = None, con
     (ShowerModel.sampling_mirror_axes); None (default): on where the geometry is mirror symmetric. On the shipped e+
     model it took the low-level classifier's AUC from 0.986 to 0.763 (3,000 validation showers): the decoder's
     mean shape leans 1-3% to one side in the central cells, Geant4's does not. calibrate_cells: when the run ends,
-    fit the calibration (calosim.models.spread, calosim.models.spectrum_tail, calosim.models.calibration) of best.h5
-    and last.h5 to the first 10,000 training showers; on the shipped e+ model the cell factors took the lateral
-    width of layer 0 from separation power 0.14 to 0.003, and the profile spread then the mean separation from
-    0.019 to 0.006 (3,000 validation showers).
+    fit the calibration (calosim.models.calibration.fit_model) of best.h5 and last.h5 to the first 10,000 training
+    showers; on the shipped e+ model the cell factors took the lateral width of layer 0 from separation power 0.14
+    to 0.003, and the profile spread then the mean separation from 0.019 to 0.006 (3,000 validation showers).
 
     data: a CaloGAN or CaloChallenge shower file (MeV cells, GeV energies); default the bundled Geant4 e+.
     epochs, batch_size, energy_range (GeV, the declared conditioning range): override the config's; everything
